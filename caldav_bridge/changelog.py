@@ -1,0 +1,23 @@
+"""The per-calendar change log that CalDAV sync reads (RFC 6578 deltas, deletions included).
+
+Calendars are named by what they show: a user's interactions calendar, a resource's bookings.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from caldav_bridge.models import CalendarChange
+
+
+def user_calendar(user_id: int) -> str:
+    return f"user/{user_id}/interactions"
+
+
+def resource_calendar(resource_id: int) -> str:
+    return f"resource/{resource_id}/bookings"
+
+
+def record(session: Session, calendars: set[str], item_uid: str, deleted: bool = False) -> None:
+    for calendar in sorted(calendars):
+        session.add(CalendarChange(calendar=calendar, item_uid=item_uid, deleted=deleted))

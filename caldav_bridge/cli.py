@@ -1,0 +1,470 @@
+"""The ``caldav-bridge`` command: administration, the CRM operations, and the demo.
+
+Every CRM operation goes through ``InteractionService``; the CLI acts on behalf of the
+interaction's owner (or of the answering user). Refusals print one line and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from collections.abc import Callable, Sequence
+from datetime import date, datetime, time, timedelta
+
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from caldav_bridge import agenda_table
+from caldav_bridge.config import Settings, load_settings
+from caldav_bridge.db import Database
+from caldav_bridge.directory import Directory
+from caldav_bridge.errors import BridgeError, ConfigurationError, InvalidInput
+from caldav_bridge.ical_mapping import Answer, interaction_ical, zone
+from caldav_bridge.interactions import Changes, Draft, InteractionService
+from caldav_bridge.models import LinkStatus, ResourceKind
+
+EXIT_REFUSED = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        # One line, not argparse's usage block: a person or a script reads the reason at once.
+        self.exit(EXIT_REFUSED, f"{self.prog}: error: {message}\n")
+
+
+class Context:
+    def __init__(self, settings: Settings, database: Database) -> None:
+        self.settings = settings
+        self.database = database
+
+    def service(self, session: Session) -> InteractionService:
+        return InteractionService(session, self.settings.public_url)
+
+
+# ---------------------------------------------------------------------------- parsing values
+
+
+def _moment(text: str) -> datetime | date:
+    """``2026-11-30`` (a day) or ``2026-11-30T10:00`` / ``2026-11-30 10:00`` (a time)."""
+    try:
+        if len(text.strip()) == 10:
+            return date.fromisoformat(text.strip())
+        return datetime.fromisoformat(text.strip())
+    except ValueError as exc:
+        raise InvalidInput(
+            f"{text!r} is not a date (2026-11-30) or a time (2026-11-30T10:00)"
+        ) from exc
+
+
+def _period(start_text: str, end_text: str | None) -> tuple[datetime | date, datetime | date]:
+    """Start and end as typed; an all-day ``--end`` names the last day, included."""
+    start = _moment(start_text)
+    if isinstance(start, datetime):
+        end = _moment(end_text) if end_text else start + timedelta(hours=1)
+        if not isinstance(end, datetime):
+            raise InvalidInput("--end must be a time too when --start is a time")
+        return start, end
+    last = _moment(end_text) if end_text else start
+    if isinstance(last, datetime):
+        raise InvalidInput("--end must be a day too when --start is a day")
+    return start, last + timedelta(days=1)
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin or not sys.stdin.isatty():
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass("Password: ")
+        if password != getpass.getpass("Password again: "):
+            raise InvalidInput("the two passwords differ")
+    if not password:
+        raise InvalidInput("the password must not be empty")
+    return password
+
+
+# ---------------------------------------------------------------------------- commands
+
+
+def cmd_migrate(ctx: Context, _args: argparse.Namespace) -> None:
+    ctx.database.migrate()
+    print(f"database ready: {ctx.database.engine.url.render_as_string(hide_password=True)}")
+
+
+def cmd_user_add(ctx: Context, args: argparse.Namespace) -> None:
+    password = _read_password(args.password_stdin) if not args.no_password else None
+    with ctx.database.session(write=True) as session:
+        user = Directory(session).add_user(
+            args.login, args.name, args.email, password, args.timezone, args.admin
+        )
+        print(f"user {user.login} added")
+
+
+def cmd_user_list(ctx: Context, _args: argparse.Namespace) -> None:
+    with ctx.database.session() as session:
+        rows = [
+            [
+                u.login,
+                u.display_name,
+                ", ".join(e.address for e in u.emails),
+                u.timezone,
+                "yes" if u.active else "no",
+                "yes" if u.is_admin else "",
+            ]
+            for u in Directory(session).users()
+        ]
+    print(agenda_table.render(["Login", "Name", "Email", "Time zone", "Active", "Admin"], rows))
+
+
+def cmd_user_passwd(ctx: Context, args: argparse.Namespace) -> None:
+    password = _read_password(args.password_stdin)
+    with ctx.database.session(write=True) as session:
+        Directory(session).set_password(args.login, password)
+    print(f"password of {args.login} changed")
+
+
+def cmd_user_active(ctx: Context, args: argparse.Namespace) -> None:
+    with ctx.database.session(write=True) as session:
+        Directory(session).set_active(args.login, args.active)
+    print(f"user {args.login} {'activated' if args.active else 'deactivated'}")
+
+
+def cmd_resource_add(ctx: Context, args: argparse.Namespace) -> None:
+    with ctx.database.session(write=True) as session:
+        resource = Directory(session).add_resource(
+            args.slug, args.name, args.email, ResourceKind(args.kind), args.capacity
+        )
+        print(f"{resource.kind.value} {resource.slug} added")
+
+
+def cmd_resource_list(ctx: Context, _args: argparse.Namespace) -> None:
+    with ctx.database.session() as session:
+        rows = [
+            [
+                r.slug,
+                r.kind.value,
+                r.name,
+                r.email,
+                str(r.capacity or ""),
+                "yes" if r.active else "no",
+            ]
+            for r in Directory(session).resources()
+        ]
+    print(agenda_table.render(["Id", "Kind", "Name", "Address", "Capacity", "Active"], rows))
+
+
+def cmd_multi_user(ctx: Context, args: argparse.Namespace) -> None:
+    with ctx.database.session(write=args.state != "status") as session:
+        service = ctx.service(session)
+        if args.state != "status":
+            service.set_multi_user(args.state == "on")
+        enabled = service.multi_user_enabled()
+    print(f"multi-user interactions are {'on' if enabled else 'off'}")
+
+
+def cmd_create(ctx: Context, args: argparse.Namespace) -> None:
+    start, end = _period(args.start, args.end)
+    with ctx.database.session(write=True) as session:
+        owner = Directory(session).user(args.owner)
+        draft = Draft(
+            subject=args.subject,
+            start=start,
+            end=end,
+            timezone=args.timezone,
+            notes=args.notes or "",
+            kind=args.type,
+            location=args.location or "",
+        )
+        interaction = ctx.service(session).create(owner, draft, uid=args.uid)
+        print(f"interaction #{interaction.id} created (UID {interaction.uid})")
+
+
+def cmd_edit(ctx: Context, args: argparse.Namespace) -> None:
+    start: datetime | date | None = None
+    end: datetime | date | None = None
+    if args.start:
+        start, end = _period(args.start, args.end)
+        if not args.end:
+            end = None
+    elif args.end:
+        end = _moment(args.end)
+        if not isinstance(end, datetime):
+            end += timedelta(days=1)
+    changes = Changes(
+        subject=args.subject,
+        notes=args.notes,
+        kind=args.type,
+        location=args.location,
+        start=start,
+        end=end,
+        timezone=args.timezone,
+    )
+    with ctx.database.session(write=True) as session:
+        service = ctx.service(session)
+        interaction = service.get(args.id)
+        changed = service.edit(interaction.owner, interaction, changes)
+        print(
+            f"interaction #{interaction.id} {'changed' if changed else 'unchanged'} "
+            f"(SEQUENCE {interaction.sequence})"
+        )
+
+
+def _owner_action(
+    verb: str, action: Callable[[InteractionService, int], bool]
+) -> Callable[[Context, argparse.Namespace], None]:
+    def run(ctx: Context, args: argparse.Namespace) -> None:
+        with ctx.database.session(write=True) as session:
+            changed = action(ctx.service(session), args.id)
+        print(
+            f"interaction #{args.id} {verb}"
+            if changed
+            else f"interaction #{args.id} was already {verb}"
+        )
+
+    return run
+
+
+def _cancel(service: InteractionService, interaction_id: int) -> bool:
+    interaction = service.get(interaction_id)
+    return service.cancel(interaction.owner, interaction)
+
+
+def _done(service: InteractionService, interaction_id: int) -> bool:
+    interaction = service.get(interaction_id)
+    return service.mark_done(interaction.owner, interaction)
+
+
+def cmd_show(ctx: Context, args: argparse.Namespace) -> None:
+    with ctx.database.session() as session:
+        interaction = ctx.service(session).get(args.id)
+        if args.ics:
+            sys.stdout.write(interaction_ical(interaction))
+            return
+        print(agenda_table.describe(interaction))
+
+
+def cmd_link(ctx: Context, args: argparse.Namespace) -> None:
+    with ctx.database.session(write=True) as session:
+        service = ctx.service(session)
+        interaction = service.get(args.id)
+        user = Directory(session).user(args.login)
+        changed = service.link(interaction.owner, interaction, user, LinkStatus(args.status))
+    state = "linked as" if changed else "was already"
+    print(f"{args.login} {state} {args.status} on interaction #{args.id}")
+
+
+def cmd_unlink(ctx: Context, args: argparse.Namespace) -> None:
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise InvalidInput("removing a linked user must be confirmed: add --yes")
+        reply = input(f"Remove {args.login} from interaction #{args.id}? They will be told. [y/N] ")
+        if reply.strip().lower() not in {"y", "yes"}:
+            print("nothing changed")
+            return
+    with ctx.database.session(write=True) as session:
+        service = ctx.service(session)
+        interaction = service.get(args.id)
+        service.unlink(interaction.owner, interaction, Directory(session).user(args.login))
+    print(f"{args.login} removed from interaction #{args.id}")
+
+
+def cmd_answer(ctx: Context, args: argparse.Namespace) -> None:
+    with ctx.database.session(write=True) as session:
+        service = ctx.service(session)
+        interaction = service.get(args.id)
+        changed = service.answer(
+            Directory(session).user(args.login), interaction, Answer(args.answer)
+        )
+    verb = {"accept": "accepted", "decline": "declined", "tentative": "answered tentatively"}
+    print(
+        f"{args.login} {verb[args.answer]}" if changed else f"{args.login} had already answered so"
+    )
+
+
+def cmd_book(ctx: Context, args: argparse.Namespace) -> None:
+    with ctx.database.session(write=True) as session:
+        service = ctx.service(session)
+        interaction = service.get(args.id)
+        resource = Directory(session).resource(args.resource)
+        if args.release:
+            service.release(interaction.owner, interaction, resource)
+        else:
+            service.book(interaction.owner, interaction, resource)
+    print(
+        f"{args.resource} {'released by' if args.release else 'booked for'} interaction #{args.id}"
+    )
+
+
+def cmd_agenda(ctx: Context, args: argparse.Namespace) -> None:
+    with ctx.database.session() as session:
+        user = Directory(session).user(args.login)
+        tz = zone(user.timezone)
+        first = date.fromisoformat(args.start) if args.start else datetime.now(tz).date()
+        start = datetime.combine(first, time(0), tz)
+        entries = ctx.service(session).agenda(user, start, start + timedelta(days=args.days))
+        print(agenda_table.desk(user, entries, first, args.days))
+
+
+def cmd_demo(ctx: Context, _args: argparse.Namespace) -> None:
+    from caldav_bridge import demo
+
+    ctx.database.migrate()
+    with ctx.database.session(write=True) as session:
+        loaded = demo.load(session, ctx.settings.public_url)
+    if loaded:
+        print(demo.WARNING, file=sys.stderr, flush=True)
+    else:
+        print("demo data already loaded", file=sys.stderr, flush=True)
+    with ctx.database.session() as session:
+        user = Directory(session).user("alice")
+        tz = zone(user.timezone)
+        first = datetime.now(tz).date() - timedelta(days=2)
+        start = datetime.combine(first, time(0), tz)
+        entries = ctx.service(session).agenda(user, start, start + timedelta(days=7))
+        print(agenda_table.desk(user, entries, first, 7))
+
+
+# ---------------------------------------------------------------------------- the parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="caldav-bridge", description=__doc__.splitlines()[0] if __doc__ else "")
+    parser.add_argument(
+        "--database",
+        help="database URL (default: CALDAV_BRIDGE_DATABASE_URL, "
+        "the configuration file, or SQLite in the user's data directory)",
+    )
+    parser.add_argument("--config", help="configuration file (default: CALDAV_BRIDGE_CONFIG)")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def command(
+        name: str,
+        handler: Callable[[Context, argparse.Namespace], None],
+        text: str,
+        parent: argparse._SubParsersAction[_Parser] = commands,
+    ) -> _Parser:
+        sub = parent.add_parser(name, help=text, description=text)
+        sub.set_defaults(handler=handler, needs_schema=handler not in {cmd_migrate, cmd_demo})
+        return sub
+
+    command("migrate", cmd_migrate, "create the database or bring it to the newest schema")
+    command(
+        "demo", cmd_demo, "load demo users, rooms and a week of interactions, show alice's desk"
+    )
+
+    users = commands.add_parser("user", help="manage users").add_subparsers(
+        dest="action", required=True, parser_class=_Parser
+    )
+    sub = command("add", cmd_user_add, "add a user (password prompted, or read from stdin)", users)
+    sub.add_argument("login")
+    sub.add_argument("--name", required=True, help="display name")
+    sub.add_argument("--email", action="append", default=[], help="email address (repeatable)")
+    sub.add_argument("--timezone", default="UTC", help="IANA time zone, e.g. Europe/Paris")
+    sub.add_argument("--admin", action="store_true", help="may change CRM settings")
+    sub.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    sub.add_argument("--no-password", action="store_true", help="the user cannot log in yet")
+    command("list", cmd_user_list, "list users", users)
+    sub = command("passwd", cmd_user_passwd, "set a user's password", users)
+    sub.add_argument("login")
+    sub.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    for name, active in (("activate", True), ("deactivate", False)):
+        sub = command(name, cmd_user_active, f"{name} a user", users)
+        sub.add_argument("login")
+        sub.set_defaults(active=active)
+
+    resources = commands.add_parser("resource", help="manage rooms and other resources")
+    resource_commands = resources.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    sub = command("add", cmd_resource_add, "add a room, vehicle or equipment", resource_commands)
+    sub.add_argument("slug", help="short identifier, e.g. room-everest")
+    sub.add_argument("--name", required=True)
+    sub.add_argument("--email", required=True, help="its calendar address")
+    sub.add_argument("--kind", choices=[k.value for k in ResourceKind], default="room")
+    sub.add_argument("--capacity", type=int)
+    command("list", cmd_resource_list, "list resources", resource_commands)
+
+    sub = command("multi-user", cmd_multi_user, "switch multi-user interactions on or off")
+    sub.add_argument("state", choices=["on", "off", "status"])
+
+    interactions = commands.add_parser("interaction", help="create, edit, cancel and show")
+    actions = interactions.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    sub = command("create", cmd_create, "create an interaction", actions)
+    sub.add_argument("--owner", required=True)
+    sub.add_argument("--subject", required=True)
+    sub.add_argument("--start", required=True, help="2026-11-30T10:00, or 2026-11-30 for all day")
+    sub.add_argument("--end", help="default: one hour later, or the same day when all day")
+    sub.add_argument("--timezone", help="default: the owner's")
+    sub.add_argument("--type", default="meeting", help="meeting, call, intervention…")
+    sub.add_argument("--location")
+    sub.add_argument("--notes")
+    sub.add_argument("--uid", help="keep this iCalendar UID")
+    sub = command("edit", cmd_edit, "change an interaction (time and place bump SEQUENCE)", actions)
+    sub.add_argument("id", type=int)
+    for option in (
+        "--subject",
+        "--start",
+        "--end",
+        "--timezone",
+        "--type",
+        "--location",
+        "--notes",
+    ):
+        sub.add_argument(option)
+    sub = command("cancel", _owner_action("cancelled", _cancel), "cancel an interaction", actions)
+    sub.add_argument("id", type=int)
+    sub = command("done", _owner_action("done", _done), "mark an interaction as done", actions)
+    sub.add_argument("id", type=int)
+    sub = command("show", cmd_show, "show an interaction", actions)
+    sub.add_argument("id", type=int)
+    sub.add_argument("--ics", action="store_true", help="print it as iCalendar")
+
+    sub = command("link", cmd_link, "link a user to an interaction")
+    sub.add_argument("id", type=int)
+    sub.add_argument("login")
+    sub.add_argument("--status", choices=["invited", "confirmed"], default="invited")
+    sub = command("unlink", cmd_unlink, "remove a linked user (they are told)")
+    sub.add_argument("id", type=int)
+    sub.add_argument("login")
+    sub.add_argument("--yes", action="store_true", help="confirm without asking")
+    sub = command("answer", cmd_answer, "answer an invitation as the linked user")
+    sub.add_argument("id", type=int)
+    sub.add_argument("login")
+    sub.add_argument("answer", choices=[a.value for a in Answer])
+    sub = command("book", cmd_book, "book a resource for an interaction")
+    sub.add_argument("id", type=int)
+    sub.add_argument("resource")
+    sub.set_defaults(release=False)
+    sub = command("release", cmd_book, "release a resource booked by an interaction")
+    sub.add_argument("id", type=int)
+    sub.add_argument("resource")
+    sub.set_defaults(release=True)
+
+    sub = command("agenda", cmd_agenda, "a user's desk: pending invitations, then their agenda")
+    sub.add_argument("login")
+    sub.add_argument("--from", dest="start", help="first day (default: today)")
+    sub.add_argument("--days", type=int, default=7)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(args.database, args.config)
+        database = Database(settings.database_url)
+        if args.needs_schema and not database.is_current():
+            raise ConfigurationError(
+                "the database is not initialised or is out of date: run 'caldav-bridge migrate'"
+            )
+        args.handler(Context(settings, database), args)
+    except BridgeError as exc:
+        print(f"caldav-bridge: error: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    except OperationalError as exc:
+        print(f"caldav-bridge: error: database unavailable: {exc.orig}", file=sys.stderr)
+        return EXIT_REFUSED
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

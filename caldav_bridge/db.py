@@ -1,0 +1,103 @@
+"""Engine, sessions and migrations for SQLite (embedded) and PostgreSQL (shared)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from caldav_bridge.errors import ConfigurationError
+
+_IMMEDIATE = "caldav_bridge_immediate"
+
+
+def _sqlite_engine(url: str) -> Engine:
+    database = make_url(url).database
+    if database and database != ":memory:":
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event below decide how each transaction starts.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        # A writing transaction takes SQLite's write lock at once, so that the checks it makes
+        # (a room is free) still hold when it writes: the SQLite counterpart of FOR UPDATE.
+        immediate = connection.get_execution_options().get(_IMMEDIATE, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+class Database:
+    """One database: its engine, a session factory, and its migrations."""
+
+    def __init__(self, url: str) -> None:
+        try:
+            parsed = make_url(url)
+        except ArgumentError as exc:
+            raise ConfigurationError(f"not a database URL: {url!r}") from exc
+        self.url = url
+        self.dialect = parsed.get_backend_name()
+        if self.dialect == "sqlite":
+            self.engine = _sqlite_engine(url)
+        elif self.dialect == "postgresql":
+            if parsed.drivername == "postgresql":
+                parsed = parsed.set(drivername="postgresql+psycopg")
+            self.engine = create_engine(parsed, pool_pre_ping=True)
+        else:
+            raise ConfigurationError(
+                f"unsupported database {self.dialect!r}: use sqlite:/// or postgresql://"
+            )
+        self._reader = sessionmaker(self.engine, expire_on_commit=False)
+        self._writer = sessionmaker(
+            self.engine.execution_options(**{_IMMEDIATE: True}), expire_on_commit=False
+        )
+
+    @contextmanager
+    def session(self, *, write: bool = False) -> Iterator[Session]:
+        """A transaction: committed when the block ends, rolled back if it raises."""
+        factory = self._writer if write else self._reader
+        with factory() as session, session.begin():
+            yield session
+
+    def _alembic_config(self, connection: Connection) -> Config:
+        config = Config()
+        config.set_main_option("script_location", "caldav_bridge:migrations")
+        config.attributes["connection"] = connection
+        return config
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest revision (creating it on an empty database)."""
+        try:
+            with self.engine.begin() as connection:
+                command.upgrade(self._alembic_config(connection), "head")
+        except OperationalError as exc:
+            raise ConfigurationError(f"cannot open the database: {exc.orig}") from exc
+
+    def is_current(self) -> bool:
+        with self.engine.connect() as connection:
+            current = MigrationContext.configure(connection).get_current_revision()
+            head = ScriptDirectory.from_config(self._alembic_config(connection)).get_current_head()
+        return current == head
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,173 @@
+"""Users and resources: who can log in, who can be invited, what can be booked."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from caldav_bridge.errors import AlreadyExists, InvalidInput, NotFound
+from caldav_bridge.ical_mapping import normalize_address, zone
+from caldav_bridge.models import Resource, ResourceKind, User, UserEmail
+from caldav_bridge.passwords import hash_password
+
+# Logins and slugs become CalDAV path segments: keep them plain, never starting with a dot.
+_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+_EMAIL = re.compile(r"[^@\s<>\"',;:()\[\]]+@[^@\s<>\"',;:()\[\]]+\.[^@\s<>\"',;:()\[\]]+")
+
+
+def _check_name(value: str, what: str) -> str:
+    if not _NAME.fullmatch(value):
+        raise InvalidInput(
+            f"{what} {value!r} is not valid: use 1 to 64 lower-case letters, digits, '.', '_' "
+            "or '-', starting with a letter or digit"
+        )
+    return value
+
+
+def check_email(value: str) -> str:
+    address = value.strip().lower()
+    if not _EMAIL.fullmatch(address):
+        raise InvalidInput(f"{value!r} is not an email address")
+    return address
+
+
+def _check_text(value: str, what: str, limit: int = 200) -> str:
+    text = value.strip()
+    if not text:
+        raise InvalidInput(f"{what} must not be empty")
+    if len(text) > limit or any(ch in text for ch in "\r\n\x00"):
+        raise InvalidInput(f"{what} must be one line of at most {limit} characters")
+    return text
+
+
+class Directory:
+    """Reads and writes users and resources inside the caller's transaction."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    # ------------------------------------------------------------------ users
+
+    def add_user(
+        self,
+        login: str,
+        display_name: str,
+        emails: Sequence[str] = (),
+        password: str | None = None,
+        timezone: str = "UTC",
+        is_admin: bool = False,
+    ) -> User:
+        login = _check_name(login.strip(), "login")
+        if self.find_user(login) is not None:
+            raise AlreadyExists(f"user {login!r} already exists")
+        addresses = [check_email(e) for e in emails]
+        if len(set(addresses)) != len(addresses):
+            raise InvalidInput("the same email address is given twice")
+        for address in addresses:
+            self._check_address_free(address)
+        zone(timezone)
+        user = User(
+            login=login,
+            display_name=_check_text(display_name, "display name"),
+            password_hash=hash_password(password) if password else None,
+            timezone=timezone,
+            is_admin=is_admin,
+            active=True,
+            emails=[UserEmail(address=a, position=i) for i, a in enumerate(addresses)],
+        )
+        self.session.add(user)
+        self.session.flush()
+        return user
+
+    def _check_address_free(self, address: str) -> None:
+        taken = self.session.scalar(
+            select(UserEmail.user_id).where(UserEmail.address == address)
+        ) or self.session.scalar(select(Resource.id).where(Resource.email == address))
+        if taken:
+            raise AlreadyExists(f"the address {address} already belongs to someone")
+
+    def find_user(self, login: str) -> User | None:
+        return self.session.scalar(
+            select(User)
+            .where(User.login == login.strip().lower())
+            .options(selectinload(User.emails))
+        )
+
+    def user(self, login: str) -> User:
+        user = self.find_user(login)
+        if user is None:
+            raise NotFound(f"no user {login!r}")
+        return user
+
+    def user_by_address(self, address: str) -> User | None:
+        return self.session.scalar(
+            select(User).join(UserEmail).where(UserEmail.address == normalize_address(address))
+        )
+
+    def users(self) -> Sequence[User]:
+        return self.session.scalars(
+            select(User).order_by(User.login).options(selectinload(User.emails))
+        ).all()
+
+    def set_password(self, login: str, password: str) -> None:
+        if not password:
+            raise InvalidInput("the password must not be empty")
+        self.user(login).password_hash = hash_password(password)
+
+    def set_active(self, login: str, active: bool) -> None:
+        self.user(login).active = active
+
+    def count_users(self) -> int:
+        return self.session.scalar(select(func.count(User.id))) or 0
+
+    # ------------------------------------------------------------------ resources
+
+    def add_resource(
+        self,
+        slug: str,
+        name: str,
+        email: str,
+        kind: ResourceKind = ResourceKind.ROOM,
+        capacity: int | None = None,
+    ) -> Resource:
+        slug = _check_name(slug.strip(), "resource identifier")
+        if self.find_resource(slug) is not None:
+            raise AlreadyExists(f"resource {slug!r} already exists")
+        address = check_email(email)
+        self._check_address_free(address)
+        if capacity is not None and capacity < 1:
+            raise InvalidInput("capacity must be a positive number")
+        resource = Resource(
+            slug=slug,
+            name=_check_text(name, "resource name"),
+            email=address,
+            kind=kind,
+            capacity=capacity,
+            active=True,
+        )
+        self.session.add(resource)
+        self.session.flush()
+        return resource
+
+    def find_resource(self, slug: str) -> Resource | None:
+        return self.session.scalar(select(Resource).where(Resource.slug == slug.strip().lower()))
+
+    def resource(self, slug: str) -> Resource:
+        resource = self.find_resource(slug)
+        if resource is None:
+            raise NotFound(f"no resource {slug!r}")
+        return resource
+
+    def resource_by_address(self, address: str) -> Resource | None:
+        return self.session.scalar(
+            select(Resource).where(Resource.email == normalize_address(address))
+        )
+
+    def resources(self) -> Sequence[Resource]:
+        return self.session.scalars(select(Resource).order_by(Resource.slug)).all()
+
+    def set_resource_active(self, slug: str, active: bool) -> None:
+        self.resource(slug).active = active

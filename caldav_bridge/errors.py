@@ -1,0 +1,58 @@
+"""Typed errors whose message a person understands.
+
+Every error the domain raises on purpose derives from ``BridgeError``; the CLI prints its
+message on one line and exits with code 2, the HTTP layer turns it into a 4xx.
+"""
+
+from __future__ import annotations
+
+
+class BridgeError(Exception):
+    """An expected refusal: the request was understood and cannot be carried out."""
+
+
+class ConfigurationError(BridgeError):
+    pass
+
+
+class InvalidInput(BridgeError):
+    pass
+
+
+class NotFound(BridgeError):
+    pass
+
+
+class AlreadyExists(BridgeError):
+    pass
+
+
+class NotAllowed(BridgeError):
+    """The acting user may not do this (not the owner, not linked, inactive)."""
+
+
+class MultiUserDisabled(BridgeError):
+    def __init__(self) -> None:
+        super().__init__(
+            "multi-user interactions are switched off: an administrator must switch them on "
+            "before other users can be linked"
+        )
+
+
+class InvalidTransition(BridgeError):
+    """A status change the rules of multi-user interactions forbid."""
+
+
+class InteractionCancelled(BridgeError):
+    pass
+
+
+class BookingConflict(BridgeError):
+    """The resource is already booked by another interaction over an overlapping time."""
+
+    def __init__(self, resource_name: str, other_id: int, other_subject: str, when: str) -> None:
+        self.other_interaction_id = other_id
+        super().__init__(
+            f"{resource_name} is already booked by interaction #{other_id} "
+            f"'{other_subject}' ({when})"
+        )

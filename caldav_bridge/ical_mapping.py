@@ -1,0 +1,288 @@
+"""The iCalendar face of an interaction (DESIGN.md section 2), both ways, with ``icalendar``.
+
+Out: an interaction becomes a VCALENDAR with one VEVENT (owner as ORGANIZER and CHAIR attendee,
+linked users with the PARTSTAT of their status, rooms as CUTYPE=ROOM attendees) and the
+VTIMEZONE it needs. Back: a VEVENT gives the fields an owner may change, and an attendee's
+PARTSTAT gives that attendee's answer.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from icalendar import Calendar, Event, Timezone, vCalAddress
+from icalendar.timezone import tzid_from_dt
+from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
+
+from caldav_bridge import __version__
+from caldav_bridge.errors import InvalidInput
+from caldav_bridge.models import Interaction, LinkStatus, ResourceKind, User
+
+PRODID = f"-//caldav-bridge//caldav-bridge {__version__}//EN"
+
+
+class Answer(enum.StrEnum):
+    """What an invited user says, from any channel."""
+
+    ACCEPT = "accept"
+    DECLINE = "decline"
+    TENTATIVE = "tentative"
+
+
+PARTSTAT_OF_ANSWER = {
+    Answer.ACCEPT: "ACCEPTED",
+    Answer.DECLINE: "DECLINED",
+    Answer.TENTATIVE: "TENTATIVE",
+}
+# Values seen from real clients, upper-cased first (Apple wrote CONFIRMED and lower case).
+_ANSWER_OF_PARTSTAT = {
+    "ACCEPTED": Answer.ACCEPT,
+    "CONFIRMED": Answer.ACCEPT,
+    "DECLINED": Answer.DECLINE,
+    "TENTATIVE": Answer.TENTATIVE,
+}
+
+
+def partstat(status: LinkStatus, tentative: bool) -> str:
+    if status is LinkStatus.CONFIRMED:
+        return "ACCEPTED"
+    if status is LinkStatus.DECLINED:
+        return "DECLINED"
+    return "TENTATIVE" if tentative else "NEEDS-ACTION"
+
+
+def normalize_address(value: str) -> str:
+    """``mailto:Bob@Example.com`` → ``bob@example.com``; spaces inside (GroupWise) dropped."""
+    address = "".join(str(value).split())
+    if address[:7].lower() == "mailto:":
+        address = address[7:]
+    return address.lower()
+
+
+def zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise InvalidInput(f"unknown time zone {name!r} (use a name like Europe/Paris)") from exc
+
+
+# ---------------------------------------------------------------------------- out
+
+
+def _address(email: str | None, fallback: str) -> vCalAddress:
+    return vCalAddress(f"mailto:{email}" if email else fallback)
+
+
+def _person(user: User, **params: str) -> vCalAddress:
+    address = _address(user.email, f"urn:x-caldav-bridge:user:{user.login}")
+    address.params["CN"] = user.display_name
+    address.params.update(params)
+    return address
+
+
+def _local(interaction: Interaction, moment: datetime) -> datetime:
+    return moment.astimezone(zone(interaction.timezone))
+
+
+def _vtimezone(interaction: Interaction) -> Timezone:
+    start = _local(interaction, interaction.starts_at)
+    end = _local(interaction, interaction.ends_at)
+    return Timezone.from_tzid(
+        interaction.timezone,
+        first_date=date(start.year, 1, 1),
+        last_date=date(end.year + 1, 1, 1),
+    )
+
+
+def location_text(interaction: Interaction) -> str:
+    """The LOCATION clients show: the typed location, else the booked rooms' names."""
+    if interaction.location:
+        return interaction.location
+    return ", ".join(
+        b.resource.name for b in interaction.bookings if b.resource.kind is ResourceKind.ROOM
+    )
+
+
+def interaction_event(
+    interaction: Interaction, only_attendee: User | None = None, stamp: datetime | None = None
+) -> Event:
+    """The VEVENT; ``only_attendee`` limits the attendees to one (REPLY, CANCEL to one)."""
+    event = Event()
+    event.add("uid", interaction.uid)
+    event.add("dtstamp", stamp or interaction.modified_at)
+    event.add("created", interaction.created_at)
+    event.add("last-modified", interaction.modified_at)
+    event.add("sequence", interaction.sequence)
+    if interaction.all_day:
+        event.add("dtstart", _local(interaction, interaction.starts_at).date())
+        event.add("dtend", _local(interaction, interaction.ends_at).date())
+    elif interaction.timezone == "UTC":
+        event.add("dtstart", interaction.starts_at)
+        event.add("dtend", interaction.ends_at)
+    else:
+        event.add("dtstart", _local(interaction, interaction.starts_at))
+        event.add("dtend", _local(interaction, interaction.ends_at))
+    event.add("summary", interaction.subject)
+    if interaction.notes:
+        event.add("description", interaction.notes)
+    event.add("categories", [interaction.kind])
+    location = location_text(interaction)
+    if location:
+        event.add("location", location)
+    event.add("status", "CANCELLED" if interaction.cancelled else "CONFIRMED")
+    event.add("transp", "TRANSPARENT" if interaction.cancelled else "OPAQUE")
+    event.add("organizer", _person(interaction.owner))
+    if only_attendee is None or only_attendee.id == interaction.owner_id:
+        event.add(
+            "attendee",
+            _person(interaction.owner, CUTYPE="INDIVIDUAL", ROLE="CHAIR", PARTSTAT="ACCEPTED"),
+        )
+    for link in interaction.links:
+        if only_attendee is not None and link.user_id != only_attendee.id:
+            continue
+        params = {
+            "CUTYPE": "INDIVIDUAL",
+            "ROLE": "REQ-PARTICIPANT",
+            "PARTSTAT": partstat(link.status, link.tentative),
+        }
+        if link.status is LinkStatus.INVITED:
+            params["RSVP"] = "TRUE"
+        event.add("attendee", _person(link.user, **params))
+    if only_attendee is None:
+        for booking in interaction.bookings:
+            resource = booking.resource
+            room = _address(resource.email, f"urn:x-caldav-bridge:resource:{resource.slug}")
+            room.params.update(
+                CN=resource.name,
+                CUTYPE="ROOM" if resource.kind is ResourceKind.ROOM else "RESOURCE",
+                ROLE="NON-PARTICIPANT",
+                PARTSTAT="ACCEPTED",
+            )
+            event.add("attendee", room)
+    return event
+
+
+def interaction_calendar(
+    interaction: Interaction,
+    method: str | None = None,
+    only_attendee: User | None = None,
+    stamp: datetime | None = None,
+) -> Calendar:
+    calendar = Calendar()
+    calendar.add("prodid", PRODID)
+    calendar.add("version", "2.0")
+    if method:
+        calendar.add("method", method)
+    if not interaction.all_day and interaction.timezone != "UTC":
+        calendar.add_component(_vtimezone(interaction))
+    calendar.add_component(interaction_event(interaction, only_attendee, stamp))
+    return calendar
+
+
+def interaction_ical(
+    interaction: Interaction,
+    method: str | None = None,
+    only_attendee: User | None = None,
+    stamp: datetime | None = None,
+) -> str:
+    calendar = interaction_calendar(interaction, method, only_attendee, stamp)
+    return str(calendar.to_ical().decode())
+
+
+# ---------------------------------------------------------------------------- back
+
+
+@dataclass(frozen=True)
+class EventFields:
+    """What an owner may set from a VEVENT: the editable fields of an interaction."""
+
+    subject: str
+    notes: str
+    kind: str
+    location: str
+    start: datetime | date
+    end: datetime | date
+    timezone: str
+
+
+_IANA = available_timezones()
+
+
+def zone_name(moment: datetime, default: str) -> str:
+    """The IANA name for the zone of a parsed DTSTART (Windows names mapped), else ``default``.
+
+    Unknown custom zones still give the right instant: the VTIMEZONE was applied on parsing.
+    """
+    if moment.tzinfo is None:
+        return default
+    name = (tzid_from_dt(moment) or "").strip()
+    for prefix in ("/freeassociation.sourceforge.net/Tzfile/", "/freeassociation.sourceforge.net/"):
+        name = name.removeprefix(prefix)
+    if name in _IANA:
+        return name
+    if name in WINDOWS_TO_OLSON:
+        return WINDOWS_TO_OLSON[name]
+    return "UTC" if moment.utcoffset() == timedelta(0) else default
+
+
+def _text(event: Event, name: str) -> str:
+    value = event.get(name)
+    return str(value).strip() if value is not None else ""
+
+
+def event_fields(event: Event, default_timezone: str) -> EventFields:
+    """The editable fields of a VEVENT; floating times are read in ``default_timezone``."""
+    try:
+        start = event.start
+        end = event.end
+    except (KeyError, ValueError, TypeError) as exc:
+        raise InvalidInput(f"the event has no usable DTSTART/DTEND: {exc}") from exc
+    all_day = not isinstance(start, datetime)
+    if all_day:
+        if isinstance(end, datetime):
+            end = end.date()
+        if end <= start:
+            end = start + timedelta(days=1)
+        timezone = default_timezone
+    else:
+        assert isinstance(start, datetime)
+        if not isinstance(end, datetime):
+            end = datetime.combine(end, start.timetz())
+        if start.tzinfo is None:
+            start = start.replace(tzinfo=zone(default_timezone))
+            end = end.replace(tzinfo=start.tzinfo)
+        elif end.tzinfo is None:
+            end = end.replace(tzinfo=start.tzinfo)
+        timezone = zone_name(start, default_timezone)
+    categories = event.categories
+    return EventFields(
+        subject=_text(event, "SUMMARY"),
+        notes=_text(event, "DESCRIPTION"),
+        kind=categories[0].lower() if categories else "meeting",
+        location=_text(event, "LOCATION"),
+        start=start,
+        end=end,
+        timezone=timezone,
+    )
+
+
+def attendee_answer(event: Event, addresses: Iterable[str]) -> Answer | None:
+    """The answer carried by the PARTSTAT of the attendee with one of ``addresses``.
+
+    None when that attendee is absent or still NEEDS-ACTION; an unknown PARTSTAT is refused.
+    """
+    wanted = {normalize_address(a) for a in addresses}
+    for attendee in event.attendees:
+        if normalize_address(attendee) not in wanted:
+            continue
+        value = str(attendee.params.get("PARTSTAT", "NEEDS-ACTION")).strip().upper()
+        if value == "NEEDS-ACTION":
+            return None
+        if value not in _ANSWER_OF_PARTSTAT:
+            raise InvalidInput(f"PARTSTAT {value!r} is not an answer this server understands")
+        return _ANSWER_OF_PARTSTAT[value]
+    return None

@@ -1,0 +1,474 @@
+"""The interaction service: the one place that decides the rules of DESIGN.md section 1.
+
+Status transitions, booking conflicts and SEQUENCE rules live here and nowhere else. Every
+channel (CalDAV, email replies, web pages, CLI) calls these methods inside a write transaction
+(``Database.session(write=True)``); each change writes its notifications and its calendar change
+log rows in that same transaction, so they are stored together or not at all.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from caldav_bridge import changelog, crm_settings
+from caldav_bridge.config import DEFAULT_PUBLIC_URL
+from caldav_bridge.errors import (
+    AlreadyExists,
+    BookingConflict,
+    InteractionCancelled,
+    InvalidInput,
+    InvalidTransition,
+    MultiUserDisabled,
+    NotAllowed,
+    NotFound,
+)
+from caldav_bridge.ical_mapping import Answer, zone
+from caldav_bridge.models import (
+    Booking,
+    Interaction,
+    InteractionLink,
+    InteractionStatus,
+    LinkStatus,
+    NotificationKind,
+    Resource,
+    User,
+    utcnow,
+)
+from caldav_bridge.notifications import Notifier, describe_when
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A new interaction. ``start``/``end`` are both dates (all day) or both datetimes;
+    naive datetimes are read in ``timezone``, which defaults to the owner's."""
+
+    subject: str
+    start: datetime | date
+    end: datetime | date
+    timezone: str | None = None
+    notes: str = ""
+    kind: str = "meeting"
+    location: str = ""
+
+
+@dataclass(frozen=True)
+class Changes:
+    """An edit: only the fields that are not None change."""
+
+    subject: str | None = None
+    notes: str | None = None
+    kind: str | None = None
+    location: str | None = None
+    start: datetime | date | None = None
+    end: datetime | date | None = None
+    timezone: str | None = None
+
+
+@dataclass(frozen=True)
+class AgendaEntry:
+    interaction: Interaction
+    link: InteractionLink | None  # None when the user is the owner
+
+    @property
+    def role(self) -> str:
+        return "owner" if self.link is None else "linked"
+
+
+def link_label(link: InteractionLink) -> str:
+    """The status in the CRM's words, with a client's tentative answer shown."""
+    label = link.status.value.capitalize()
+    return f"{label} (tentative)" if link.tentative else label
+
+
+@dataclass(frozen=True)
+class _Period:
+    starts_at: datetime
+    ends_at: datetime
+    all_day: bool
+    timezone: str
+
+
+def _period(start: datetime | date, end: datetime | date, timezone: str) -> _Period:
+    tz = zone(timezone)
+    if isinstance(start, datetime) != isinstance(end, datetime):
+        raise InvalidInput("start and end must both be dates (all day) or both be times")
+    if not isinstance(start, datetime):
+        if end <= start:
+            raise InvalidInput("an all-day interaction must end at least one day after it starts")
+        starts_at = datetime.combine(start, time(0), tz).astimezone(UTC)
+        ends_at = datetime.combine(end, time(0), tz).astimezone(UTC)
+        return _Period(starts_at, ends_at, True, timezone)
+    assert isinstance(end, datetime)
+    starts_at = (start if start.tzinfo else start.replace(tzinfo=tz)).astimezone(UTC)
+    ends_at = (end if end.tzinfo else end.replace(tzinfo=tz)).astimezone(UTC)
+    if ends_at < starts_at:
+        raise InvalidInput("the interaction ends before it starts")
+    return _Period(starts_at, ends_at, False, timezone)
+
+
+def _one_line(value: str, what: str, limit: int, required: bool = False) -> str:
+    text = value.strip()
+    if required and not text:
+        raise InvalidInput(f"{what} must not be empty")
+    if len(text) > limit or any(ch in text for ch in "\r\n\x00"):
+        raise InvalidInput(f"{what} must be one line of at most {limit} characters")
+    return text
+
+
+def _notes(value: str) -> str:
+    if "\x00" in value or len(value) > 100_000:
+        raise InvalidInput("notes must be text of at most 100,000 characters")
+    return value.strip()
+
+
+def _kind(value: str) -> str:
+    return _one_line(value, "the interaction type", 40, required=True).lower()
+
+
+# What every caller of the service reads: owner, linked users and bookings in three queries.
+_LOADED = (
+    selectinload(Interaction.owner).selectinload(User.emails),
+    selectinload(Interaction.links).selectinload(InteractionLink.user).selectinload(User.emails),
+    selectinload(Interaction.bookings).selectinload(Booking.resource),
+)
+
+
+class InteractionService:
+    def __init__(self, session: Session, public_url: str = DEFAULT_PUBLIC_URL) -> None:
+        self.session = session
+        self.notifier = Notifier(session, public_url)
+
+    # ------------------------------------------------------------------ settings
+
+    def multi_user_enabled(self) -> bool:
+        return crm_settings.get_flag(self.session, crm_settings.MULTI_USER)
+
+    def set_multi_user(self, enabled: bool) -> None:
+        crm_settings.set_flag(self.session, crm_settings.MULTI_USER, enabled)
+
+    # ------------------------------------------------------------------ reading
+
+    def get(self, interaction_id: int) -> Interaction:
+        interaction = self.session.scalar(
+            select(Interaction).where(Interaction.id == interaction_id).options(*_LOADED)
+        )
+        if interaction is None:
+            raise NotFound(f"no interaction #{interaction_id}")
+        return interaction
+
+    def find_by_uid(self, uid: str) -> Interaction | None:
+        return self.session.scalar(
+            select(Interaction).where(Interaction.uid == uid).options(*_LOADED)
+        )
+
+    def agenda(self, user: User, start: datetime, end: datetime) -> list[AgendaEntry]:
+        """The interactions ``user`` owns or is linked to that overlap [start, end)."""
+        linked = select(InteractionLink.interaction_id).where(InteractionLink.user_id == user.id)
+        overlapping = or_(
+            and_(Interaction.starts_at < end, Interaction.ends_at > start),
+            and_(
+                Interaction.starts_at == Interaction.ends_at,
+                Interaction.starts_at >= start,
+                Interaction.starts_at < end,
+            ),
+        )
+        rows = self.session.scalars(
+            select(Interaction)
+            .where(or_(Interaction.owner_id == user.id, Interaction.id.in_(linked)), overlapping)
+            .order_by(Interaction.starts_at, Interaction.id)
+            .options(*_LOADED)
+        ).all()
+        entries = []
+        for interaction in rows:
+            link = next((k for k in interaction.links if k.user_id == user.id), None)
+            entries.append(
+                AgendaEntry(interaction, None if interaction.owner_id == user.id else link)
+            )
+        return entries
+
+    # ------------------------------------------------------------------ the owner's changes
+
+    def create(self, owner: User, draft: Draft, uid: str | None = None) -> Interaction:
+        self._require_active(owner)
+        uid = _one_line(uid, "the UID", 255, required=True) if uid else f"{uuid.uuid4()}"
+        if self.session.scalar(select(Interaction.id).where(Interaction.uid == uid)):
+            raise AlreadyExists(f"an interaction with UID {uid!r} already exists")
+        period = _period(draft.start, draft.end, draft.timezone or owner.timezone)
+        now = utcnow()
+        interaction = Interaction(
+            uid=uid,
+            owner=owner,
+            subject=_one_line(draft.subject, "the subject", 500, required=True),
+            notes=_notes(draft.notes),
+            kind=_kind(draft.kind),
+            location=_one_line(draft.location, "the location", 500),
+            all_day=period.all_day,
+            starts_at=period.starts_at,
+            ends_at=period.ends_at,
+            timezone=period.timezone,
+            status=InteractionStatus.PLANNED,
+            sequence=0,
+            created_at=now,
+            modified_at=now,
+            links=[],
+            bookings=[],
+        )
+        self.session.add(interaction)
+        self.session.flush()
+        self._changed(interaction)
+        return interaction
+
+    def edit(self, actor: User, interaction: Interaction, changes: Changes) -> bool:
+        """Apply an owner's edit; a change of time or place bumps SEQUENCE. False if no-op."""
+        self._require_owner(actor, interaction)
+        self._require_open(interaction)
+        before = (interaction.subject, interaction.notes, interaction.kind)
+        if changes.subject is not None:
+            interaction.subject = _one_line(changes.subject, "the subject", 500, required=True)
+        if changes.notes is not None:
+            interaction.notes = _notes(changes.notes)
+        if changes.kind is not None:
+            interaction.kind = _kind(changes.kind)
+        reschedule = False
+        if changes.location is not None:
+            location = _one_line(changes.location, "the location", 500)
+            reschedule = location != interaction.location
+            interaction.location = location
+        if changes.start is not None or changes.end is not None or changes.timezone is not None:
+            period = self._edited_period(interaction, changes)
+            if (period.starts_at, period.ends_at, period.all_day) != (
+                interaction.starts_at,
+                interaction.ends_at,
+                interaction.all_day,
+            ):
+                reschedule = True
+                for booking in interaction.bookings:
+                    self._check_free(booking.resource, period, interaction)
+            interaction.starts_at, interaction.ends_at = period.starts_at, period.ends_at
+            interaction.all_day, interaction.timezone = period.all_day, period.timezone
+        if not reschedule and before == (interaction.subject, interaction.notes, interaction.kind):
+            return False
+        self._updated(interaction, reschedule)
+        return True
+
+    def _edited_period(self, interaction: Interaction, changes: Changes) -> _Period:
+        timezone = changes.timezone or interaction.timezone
+        tz = zone(timezone)
+        current_start: datetime | date = interaction.starts_at.astimezone(tz)
+        current_end: datetime | date = interaction.ends_at.astimezone(tz)
+        if interaction.all_day:
+            current_start = interaction.starts_at.astimezone(tz).date()
+            current_end = interaction.ends_at.astimezone(tz).date()
+        start = changes.start if changes.start is not None else current_start
+        end = changes.end if changes.end is not None else current_end
+        if changes.start is not None and changes.end is None:
+            # Moving the start alone keeps the duration.
+            duration = _as_comparable(current_end) - _as_comparable(current_start)
+            end = _from_comparable(_as_comparable(start) + duration, start)
+        return _period(start, end, timezone)
+
+    def cancel(self, actor: User, interaction: Interaction) -> bool:
+        """Cancel: SEQUENCE + 1, a cancellation to every linked user, rooms freed."""
+        self._require_owner(actor, interaction)
+        if interaction.cancelled:
+            return False
+        interaction.status = InteractionStatus.CANCELLED
+        self._updated(interaction, reschedule=True, kind=NotificationKind.CANCELLATION)
+        return True
+
+    def mark_done(self, actor: User, interaction: Interaction) -> bool:
+        """Record that the interaction took place; attendees are not notified."""
+        self._require_owner(actor, interaction)
+        self._require_open(interaction)
+        if interaction.status is InteractionStatus.DONE:
+            return False
+        interaction.status = InteractionStatus.DONE
+        interaction.modified_at = utcnow()
+        self._changed(interaction)
+        return True
+
+    # ------------------------------------------------------------------ linked users
+
+    def link(self, actor: User, interaction: Interaction, user: User, status: LinkStatus) -> bool:
+        """Link ``user`` as Invited or Confirmed, or change the status the owner gave them."""
+        self._require_owner(actor, interaction)
+        self._require_open(interaction)
+        if not self.multi_user_enabled():
+            raise MultiUserDisabled()
+        if user.id == interaction.owner_id:
+            raise InvalidTransition(
+                f"{user.login} owns interaction #{interaction.id} and cannot also be a linked user"
+            )
+        if status is LinkStatus.DECLINED:
+            raise InvalidTransition(
+                "only the invited user can decline: link them as invited or confirmed"
+            )
+        if not user.active:
+            raise NotAllowed(f"user {user.login} is inactive and cannot be linked")
+        existing = self._find_link(interaction, user)
+        if existing is not None:
+            if existing.status is status and not existing.tentative:
+                return False
+            if existing.status is LinkStatus.DECLINED and status is LinkStatus.CONFIRMED:
+                raise InvalidTransition(
+                    f"{user.login} declined: invite them again to ask for their agreement"
+                )
+            existing.status, existing.tentative, existing.answered_at = status, False, None
+        else:
+            interaction.links.append(InteractionLink(user=user, status=status, tentative=False))
+        interaction.modified_at = utcnow()
+        self.session.flush()
+        self._changed(interaction)
+        kind = (
+            NotificationKind.INVITATION
+            if status is LinkStatus.INVITED
+            else NotificationKind.CONFIRMATION
+        )
+        self.notifier.to_attendee(interaction, user, kind)
+        return True
+
+    def unlink(self, actor: User, interaction: Interaction, user: User) -> None:
+        """Remove a linked user: they are told, and the interaction leaves their calendar."""
+        self._require_owner(actor, interaction)
+        link = self._find_link(interaction, user)
+        if link is None:
+            raise NotFound(f"{user.login} is not linked to interaction #{interaction.id}")
+        interaction.links.remove(link)
+        interaction.modified_at = utcnow()
+        self.session.flush()
+        changelog.record(self.session, {changelog.user_calendar(user.id)}, interaction.uid, True)
+        self._changed(interaction)
+        if not interaction.cancelled:
+            self.notifier.to_attendee(interaction, user, NotificationKind.REMOVAL)
+
+    def answer(self, user: User, interaction: Interaction, answer: Answer) -> bool:
+        """A linked user's own answer; never bumps SEQUENCE. False if it changes nothing."""
+        self._require_active(user)
+        self._require_open(interaction)
+        link = self._find_link(interaction, user)
+        if link is None:
+            raise NotAllowed(f"{user.login} is not linked to interaction #{interaction.id}")
+        status, tentative = {
+            Answer.ACCEPT: (LinkStatus.CONFIRMED, False),
+            Answer.DECLINE: (LinkStatus.DECLINED, False),
+            Answer.TENTATIVE: (LinkStatus.INVITED, True),
+        }[answer]
+        if (link.status, link.tentative) == (status, tentative):
+            return False
+        link.status, link.tentative, link.answered_at = status, tentative, utcnow()
+        interaction.modified_at = utcnow()
+        self._changed(interaction)
+        self.notifier.to_owner(interaction, user, answer)
+        return True
+
+    # ------------------------------------------------------------------ resources
+
+    def book(self, actor: User, interaction: Interaction, resource: Resource) -> None:
+        """Book a resource; an overlapping booking is refused with the conflicting interaction."""
+        self._require_owner(actor, interaction)
+        self._require_open(interaction)
+        if not resource.active:
+            raise NotAllowed(f"{resource.name} is inactive and cannot be booked")
+        if any(b.resource_id == resource.id for b in interaction.bookings):
+            raise AlreadyExists(f"{resource.name} is already booked by this interaction")
+        period = _Period(
+            interaction.starts_at, interaction.ends_at, interaction.all_day, interaction.timezone
+        )
+        self._check_free(resource, period, interaction)
+        interaction.bookings.append(Booking(resource=resource))
+        self.session.flush()
+        self._updated(interaction, reschedule=True)
+
+    def release(self, actor: User, interaction: Interaction, resource: Resource) -> None:
+        self._require_owner(actor, interaction)
+        booking = next((b for b in interaction.bookings if b.resource_id == resource.id), None)
+        if booking is None:
+            raise NotFound(f"{resource.name} is not booked by interaction #{interaction.id}")
+        interaction.bookings.remove(booking)
+        self.session.flush()
+        changelog.record(
+            self.session, {changelog.resource_calendar(resource.id)}, interaction.uid, True
+        )
+        self._updated(interaction, reschedule=not interaction.cancelled)
+
+    def _check_free(self, resource: Resource, period: _Period, interaction: Interaction) -> None:
+        # Serialise bookings of this resource: on PostgreSQL by locking its row; on SQLite the
+        # write transaction already holds the database's write lock (BEGIN IMMEDIATE).
+        self.session.execute(
+            select(Resource.id).where(Resource.id == resource.id).with_for_update()
+        )
+        other = self.session.scalar(
+            select(Interaction)
+            .join(Booking, Booking.interaction_id == Interaction.id)
+            .where(
+                Booking.resource_id == resource.id,
+                Interaction.id != interaction.id,
+                Interaction.status != InteractionStatus.CANCELLED,
+                Interaction.starts_at < period.ends_at,
+                Interaction.ends_at > period.starts_at,
+            )
+            .order_by(Interaction.starts_at)
+            .limit(1)
+        )
+        if other is not None:
+            when = describe_when(other, other.timezone)
+            raise BookingConflict(resource.name, other.id, other.subject, when)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _find_link(self, interaction: Interaction, user: User) -> InteractionLink | None:
+        return next((k for k in interaction.links if k.user_id == user.id), None)
+
+    def _require_owner(self, actor: User, interaction: Interaction) -> None:
+        self._require_active(actor)
+        if actor.id != interaction.owner_id:
+            raise NotAllowed(
+                f"only the owner ({interaction.owner.login}) can change interaction "
+                f"#{interaction.id}"
+            )
+
+    @staticmethod
+    def _require_active(user: User) -> None:
+        if not user.active:
+            raise NotAllowed(f"user {user.login} is inactive")
+
+    @staticmethod
+    def _require_open(interaction: Interaction) -> None:
+        if interaction.cancelled:
+            raise InteractionCancelled(f"interaction #{interaction.id} is cancelled")
+
+    def _updated(
+        self,
+        interaction: Interaction,
+        reschedule: bool,
+        kind: NotificationKind = NotificationKind.UPDATE,
+    ) -> None:
+        """An owner's change: SEQUENCE grows for time, place and cancellation; attendees who
+        have not declined are told."""
+        if reschedule:
+            interaction.sequence += 1
+        interaction.modified_at = utcnow()
+        self._changed(interaction)
+        for link in interaction.links:
+            if link.status is not LinkStatus.DECLINED:
+                self.notifier.to_attendee(interaction, link.user, kind)
+
+    def _changed(self, interaction: Interaction) -> None:
+        """Record the new content in the change log of every calendar that shows it."""
+        calendars = {changelog.user_calendar(interaction.owner_id)}
+        calendars.update(changelog.user_calendar(k.user_id) for k in interaction.links)
+        calendars.update(changelog.resource_calendar(b.resource_id) for b in interaction.bookings)
+        changelog.record(self.session, calendars, interaction.uid)
+
+
+def _as_comparable(value: datetime | date) -> datetime:
+    return value if isinstance(value, datetime) else datetime.combine(value, time(0))
+
+
+def _from_comparable(value: datetime, like: datetime | date) -> datetime | date:
+    return value if isinstance(like, datetime) else value.date()

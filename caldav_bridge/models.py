@@ -1,0 +1,277 @@
+"""The CRM's tables, as a typed SQLAlchemy 2 ORM.
+
+The schema is created and changed only by the Alembic migrations in ``migrations/``;
+``tests/test_migrations.py`` proves that the migrations and these models agree.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Dialect,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """An aware datetime in Python, a naive UTC timestamp in every database."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored: give a time zone")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(column_0_label)s",
+            "uq": "uq_%(table_name)s_%(column_0_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+
+
+def _enum(cls: type[enum.Enum]) -> Enum:
+    return Enum(
+        cls,
+        native_enum=False,
+        create_constraint=False,
+        length=16,
+        values_callable=lambda members: [member.value for member in members],
+    )
+
+
+class ResourceKind(enum.StrEnum):
+    ROOM = "room"
+    VEHICLE = "vehicle"
+    EQUIPMENT = "equipment"
+
+
+class InteractionStatus(enum.StrEnum):
+    PLANNED = "planned"
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+
+class LinkStatus(enum.StrEnum):
+    INVITED = "invited"
+    CONFIRMED = "confirmed"
+    DECLINED = "declined"
+
+
+class Channel(enum.StrEnum):
+    MESSENGER = "messenger"
+    EMAIL = "email"
+
+
+class NotificationKind(enum.StrEnum):
+    INVITATION = "invitation"
+    CONFIRMATION = "confirmation"
+    UPDATE = "update"
+    CANCELLATION = "cancellation"
+    REMOVAL = "removal"
+    REPLY = "reply"
+
+
+class OutboxState(enum.StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    login: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    emails: Mapped[list[UserEmail]] = relationship(
+        back_populates="user", cascade="all, delete-orphan", order_by="UserEmail.position"
+    )
+
+    @property
+    def email(self) -> str | None:
+        """The first address: the one invitations are sent to."""
+        return self.emails[0].address if self.emails else None
+
+
+class UserEmail(Base):
+    __tablename__ = "user_emails"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    address: Mapped[str] = mapped_column(String(320), unique=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+    user: Mapped[User] = relationship(back_populates="emails")
+
+
+class Resource(Base):
+    __tablename__ = "resources"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[ResourceKind] = mapped_column(_enum(ResourceKind))
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    capacity: Mapped[int | None] = mapped_column(Integer)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Interaction(Base):
+    __tablename__ = "interactions"
+    __table_args__ = (Index("ix_interactions_period", "starts_at", "ends_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uid: Mapped[str] = mapped_column(String(255), unique=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    subject: Mapped[str] = mapped_column(String(500))
+    notes: Mapped[str] = mapped_column(Text, default="")
+    kind: Mapped[str] = mapped_column(String(40), default="meeting")
+    all_day: Mapped[bool] = mapped_column(Boolean, default=False)
+    # For all-day interactions: local midnight of the first day and of the day after the last,
+    # in ``timezone``, so that overlaps with timed interactions are computed correctly.
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    location: Mapped[str] = mapped_column(String(500), default="")
+    status: Mapped[InteractionStatus] = mapped_column(
+        _enum(InteractionStatus), default=InteractionStatus.PLANNED
+    )
+    sequence: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    modified_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    owner: Mapped[User] = relationship()
+    links: Mapped[list[InteractionLink]] = relationship(
+        back_populates="interaction", cascade="all, delete-orphan", order_by="InteractionLink.id"
+    )
+    bookings: Mapped[list[Booking]] = relationship(
+        back_populates="interaction", cascade="all, delete-orphan", order_by="Booking.id"
+    )
+
+    @property
+    def cancelled(self) -> bool:
+        return self.status is InteractionStatus.CANCELLED
+
+
+class InteractionLink(Base):
+    """A user linked to an interaction by its owner, with that user's status."""
+
+    __tablename__ = "interaction_links"
+    __table_args__ = (UniqueConstraint("interaction_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    interaction_id: Mapped[int] = mapped_column(ForeignKey("interactions.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    status: Mapped[LinkStatus] = mapped_column(_enum(LinkStatus))
+    # A calendar client's TENTATIVE answer: the CRM status stays Invited, clients see TENTATIVE.
+    tentative: Mapped[bool] = mapped_column(Boolean, default=False)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    interaction: Mapped[Interaction] = relationship(back_populates="links")
+    user: Mapped[User] = relationship()
+
+
+class Booking(Base):
+    __tablename__ = "bookings"
+    __table_args__ = (UniqueConstraint("interaction_id", "resource_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    interaction_id: Mapped[int] = mapped_column(ForeignKey("interactions.id", ondelete="CASCADE"))
+    resource_id: Mapped[int] = mapped_column(ForeignKey("resources.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    interaction: Mapped[Interaction] = relationship(back_populates="bookings")
+    resource: Mapped[Resource] = relationship()
+
+
+class Setting(Base):
+    __tablename__ = "settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class OutboxMessage(Base):
+    """One message to deliver, written in the transaction of the change that caused it."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "state", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(255), unique=True)
+    channel: Mapped[Channel] = mapped_column(_enum(Channel))
+    kind: Mapped[NotificationKind] = mapped_column(_enum(NotificationKind))
+    interaction_id: Mapped[int] = mapped_column(
+        ForeignKey("interactions.id", ondelete="CASCADE"), index=True
+    )
+    recipient_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    recipient_address: Mapped[str | None] = mapped_column(String(320))
+    itip_method: Mapped[str | None] = mapped_column(String(16))
+    sequence: Mapped[int] = mapped_column(Integer)
+    subject: Mapped[str] = mapped_column(String(500))
+    body: Mapped[str] = mapped_column(Text)
+    link: Mapped[str] = mapped_column(String(500))
+    calendar: Mapped[str | None] = mapped_column(Text)
+    state: Mapped[OutboxState] = mapped_column(_enum(OutboxState), default=OutboxState.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    recipient: Mapped[User | None] = relationship()
+
+
+class CalendarChange(Base):
+    """One row per change of one item in one calendar; the id is the calendar's revision.
+
+    CalDAV sync (RFC 6578) reads the rows after a token's revision for exact deltas,
+    deletions included.
+    """
+
+    __tablename__ = "calendar_changes"
+    __table_args__ = (Index("ix_calendar_changes_calendar", "calendar", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    calendar: Mapped[str] = mapped_column(String(128))
+    item_uid: Mapped[str] = mapped_column(String(255))
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

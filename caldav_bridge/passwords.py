@@ -1,0 +1,22 @@
+"""Password hashing with argon2 (argon2-cffi): the only place passwords are handled."""
+
+from __future__ import annotations
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+_hasher = PasswordHasher()
+# Verified against when a user has no password, so that an unknown user costs the same time.
+_DUMMY_HASH = _hasher.hash("caldav-bridge: no such user")
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    """True when ``password`` matches; constant-time, and as slow for a missing hash."""
+    try:
+        return _hasher.verify(password_hash or _DUMMY_HASH, password) and bool(password_hash)
+    except (VerificationError, InvalidHashError):
+        return False
