@@ -108,9 +108,13 @@ def location_text(interaction: Interaction) -> str:
 
 
 def interaction_event(
-    interaction: Interaction, only_attendee: User | None = None, stamp: datetime | None = None
+    interaction: Interaction,
+    only_attendee: User | None = None,
+    stamp: datetime | None = None,
+    method: str | None = None,
 ) -> Event:
-    """The VEVENT; ``only_attendee`` limits the attendees to one (REPLY, CANCEL to one)."""
+    """The VEVENT; ``only_attendee`` limits the attendees to one (a REPLY, or the CANCEL that
+    tells a removed user, who is then no longer linked but still named)."""
     event = Event()
     event.add("uid", interaction.uid)
     event.add("dtstamp", stamp or interaction.modified_at)
@@ -133,7 +137,10 @@ def interaction_event(
     location = location_text(interaction)
     if location:
         event.add("location", location)
-    event.add("status", "CANCELLED" if interaction.cancelled else "CONFIRMED")
+    if interaction.cancelled:
+        event.add("status", "CANCELLED")
+    elif method != "CANCEL":  # RFC 5546 3.2.5: no STATUS when uninviting some attendees
+        event.add("status", "CONFIRMED")
     event.add("transp", "TRANSPARENT" if interaction.cancelled else "OPAQUE")
     event.add("organizer", _person(interaction.owner))
     if only_attendee is None or only_attendee.id == interaction.owner_id:
@@ -152,6 +159,11 @@ def interaction_event(
         if link.status is LinkStatus.INVITED:
             params["RSVP"] = "TRUE"
         event.add("attendee", _person(link.user, **params))
+    if only_attendee is not None and only_attendee.id not in {
+        interaction.owner_id,
+        *(k.user_id for k in interaction.links),
+    }:
+        event.add("attendee", _person(only_attendee, CUTYPE="INDIVIDUAL", ROLE="REQ-PARTICIPANT"))
     if only_attendee is None:
         for booking in interaction.bookings:
             resource = booking.resource
@@ -179,7 +191,7 @@ def interaction_calendar(
         calendar.add("method", method)
     if not interaction.all_day and interaction.timezone != "UTC":
         calendar.add_component(_vtimezone(interaction))
-    calendar.add_component(interaction_event(interaction, only_attendee, stamp))
+    calendar.add_component(interaction_event(interaction, only_attendee, stamp, method))
     return calendar
 
 

@@ -1,0 +1,107 @@
+"""Real databases for every test: SQLite files, and PostgreSQL on 127.0.0.1:5432.
+
+Each database test runs twice, once per backend. PostgreSQL tests skip only when
+CALDAV_BRIDGE_TEST_POSTGRES_URL is not set; CI sets it and CALDAV_BRIDGE_REQUIRE_POSTGRES=1,
+which turns a missing server into a failure instead.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from caldav_bridge.db import Database
+from caldav_bridge.directory import Directory
+from caldav_bridge.interactions import InteractionService
+from caldav_bridge.models import Base, Resource, User
+
+POSTGRES_ENV = "CALDAV_BRIDGE_TEST_POSTGRES_URL"
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A PostgreSQL database of its own for this run, migrated once, dropped at the end."""
+    admin_url = os.environ.get(POSTGRES_ENV)
+    if not admin_url:
+        if os.environ.get("CALDAV_BRIDGE_REQUIRE_POSTGRES"):
+            pytest.fail(f"{POSTGRES_ENV} is not set but PostgreSQL tests are required")
+        pytest.skip(f"PostgreSQL tests need {POSTGRES_ENV}")
+    name = f"caldav_bridge_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    database = Database(url)
+    database.migrate()
+    database.dispose()
+    try:
+        yield url
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _empty_postgres(url: str) -> None:
+    engine = create_engine(url)
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with engine.begin() as connection:
+        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'bridge.sqlite3'}"
+    url: str = request.getfixturevalue("postgres_database")
+    _empty_postgres(url)
+    return url
+
+
+@pytest.fixture
+def database(database_url: str) -> Iterator[Database]:
+    database = Database(database_url)
+    database.migrate()
+    yield database
+    database.dispose()
+
+
+@dataclass
+class World:
+    """Four users (alice is an administrator), two rooms, multi-user interactions on."""
+
+    database: Database
+
+    def users(self, session: Session) -> dict[str, User]:
+        directory = Directory(session)
+        return {login: directory.user(login) for login in ("alice", "bob", "carol", "dave")}
+
+    def rooms(self, session: Session) -> dict[str, Resource]:
+        directory = Directory(session)
+        return {slug: directory.resource(slug) for slug in ("everest", "kilimanjaro")}
+
+
+@pytest.fixture
+def world(database: Database) -> World:
+    with database.session(write=True) as session:
+        directory = Directory(session)
+        for login, name, zone in (
+            ("alice", "Alice Martin", "Europe/Paris"),
+            ("bob", "Bob Dupont", "Europe/Paris"),
+            ("carol", "Carol Nguyễn", "America/New_York"),
+            ("dave", "Dave Okafor", "UTC"),
+        ):
+            directory.add_user(login, name, [f"{login}@example.com"], None, zone, login == "alice")
+        directory.add_resource("everest", "Everest room", "everest@example.com", capacity=12)
+        directory.add_resource("kilimanjaro", "Kilimanjaro room", "kilimanjaro@example.com")
+        InteractionService(session).set_multi_user(True)
+    return World(database)
