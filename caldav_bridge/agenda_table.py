@@ -30,9 +30,7 @@ def _status(entry: AgendaEntry) -> str:
 
 
 def _others(interaction: Interaction, user: User) -> str:
-    people = [
-        f"{k.user.login}: {link_label(k)}" for k in interaction.links if k.user_id != user.id
-    ]
+    people = [f"{k.user.login}: {link_label(k)}" for k in interaction.links if k.user_id != user.id]
     if interaction.owner_id != user.id:
         people.insert(0, f"{interaction.owner.login}: owner")
     return ", ".join(people)

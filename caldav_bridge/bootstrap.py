@@ -28,7 +28,7 @@ def _say(message: str) -> None:
 
 def ensure_environment(extras: str = "") -> None:
     """Create the virtual environment and install the project (with ``extras``) if needed."""
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - this module runs on any system Python
         sys.exit("caldav-bridge needs Python 3.11 or newer")
     digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes())
     digest.update(f"{extras}|{sys.version}|{ROOT}".encode())
@@ -41,8 +41,16 @@ def ensure_environment(extras: str = "") -> None:
     target = f"{ROOT}[{extras}]" if extras else str(ROOT)
     _say(f"installing caldav-bridge{f' with {extras} tools' if extras else ''} (first run only)")
     subprocess.run(
-        [str(BIN / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-q",
-         "-e", target],
+        [
+            str(BIN / "python"),
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "-q",
+            "-e",
+            target,
+        ],
         check=True,
     )
     stamp.write_text(digest.hexdigest())

@@ -12,6 +12,7 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from icalendar import Calendar, Event, Timezone, vCalAddress
@@ -221,7 +222,9 @@ class EventFields:
     timezone: str
 
 
-_IANA = available_timezones()
+@cache
+def _iana_names() -> frozenset[str]:
+    return frozenset(available_timezones())
 
 
 def zone_name(moment: datetime, default: str) -> str:
@@ -234,7 +237,7 @@ def zone_name(moment: datetime, default: str) -> str:
     name = (tzid_from_dt(moment) or "").strip()
     for prefix in ("/freeassociation.sourceforge.net/Tzfile/", "/freeassociation.sourceforge.net/"):
         name = name.removeprefix(prefix)
-    if name in _IANA:
+    if name in _iana_names():
         return name
     if name in WINDOWS_TO_OLSON:
         return WINDOWS_TO_OLSON[name]

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 _hasher = PasswordHasher()
-# Verified against when a user has no password, so that an unknown user costs the same time.
-_DUMMY_HASH = _hasher.hash("caldav-bridge: no such user")
+
+
+@cache
+def _dummy_hash() -> str:
+    """Verified against when a user has no password, so that it costs the same time."""
+    return _hasher.hash("caldav-bridge: no such user")
 
 
 def hash_password(password: str) -> str:
@@ -17,6 +23,6 @@ def hash_password(password: str) -> str:
 def verify_password(password_hash: str | None, password: str) -> bool:
     """True when ``password`` matches; constant-time, and as slow for a missing hash."""
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and bool(password_hash)
+        return _hasher.verify(password_hash or _dummy_hash(), password) and bool(password_hash)
     except (VerificationError, InvalidHashError):
         return False

@@ -1,0 +1,290 @@
+"""The ``caldav-bridge`` command, run as a real process against SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+from sqlalchemy import func, select
+
+from caldav_bridge.cli import main
+from caldav_bridge.db import Database
+from caldav_bridge.directory import Directory
+from caldav_bridge.models import Interaction, OutboxMessage
+from caldav_bridge.passwords import verify_password
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(
+    database_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., Run]:
+    """The CLI's ``main`` in this process (fast); ``test_the_installed_command…`` runs it for
+    real as a separate process."""
+    monkeypatch.setenv("CALDAV_BRIDGE_DATABASE_URL", database_url)
+    monkeypatch.delenv("CALDAV_BRIDGE_CONFIG", raising=False)
+
+    def run(*args: str, stdin: str = "") -> Run:
+        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+        try:
+            code = main(list(args))
+        except SystemExit as exit_:  # argparse refusals
+            code = int(exit_.code or 0)
+        captured = capsys.readouterr()
+        return Run(code, captured.out, captured.err)
+
+    return run
+
+
+def _ok(result: Run) -> str:
+    assert result.code == 0, result.err
+    return result.out
+
+
+def _refused(result: Run, reason: str) -> None:
+    assert result.code == 2, result.out
+    assert result.err.count("\n") == 1, result.err
+    assert "Traceback" not in result.err
+    assert reason in result.err, result.err
+
+
+def _set_up(cli: Callable[..., Run]) -> None:
+    _ok(cli("migrate"))
+    _ok(
+        cli(
+            "user",
+            "add",
+            "alice",
+            "--name",
+            "Alice Martin",
+            "--email",
+            "alice@example.com",
+            "--timezone",
+            "Europe/Paris",
+            "--password-stdin",
+            stdin="s3cret!\n",
+        )
+    )
+    _ok(
+        cli(
+            "user",
+            "add",
+            "bob",
+            "--name",
+            "Bob Dupont",
+            "--email",
+            "bob@example.com",
+            "--timezone",
+            "Europe/Paris",
+            "--no-password",
+        )
+    )
+    _ok(
+        cli(
+            "resource",
+            "add",
+            "everest",
+            "--name",
+            "Everest room",
+            "--email",
+            "everest@example.com",
+            "--capacity",
+            "10",
+        )
+    )
+
+
+def test_the_cli_runs_an_interaction_from_creation_to_answer(
+    cli: Callable[..., Run], database_url: str
+) -> None:
+    _set_up(cli)
+    assert "multi-user interactions are on" in _ok(cli("multi-user", "on"))
+    created = _ok(
+        cli(
+            "interaction",
+            "create",
+            "--owner",
+            "alice",
+            "--subject",
+            "Planning",
+            "--start",
+            "2030-01-07T10:00",
+            "--end",
+            "2030-01-07T11:00",
+        )
+    )
+    assert "interaction #1 created" in created
+    assert "bob linked as invited" in _ok(cli("link", "1", "bob"))
+    assert "everest booked" in _ok(cli("book", "1", "everest"))
+    assert "bob accepted" in _ok(cli("answer", "1", "bob", "accept"))
+    assert "SEQUENCE 2" in _ok(cli("interaction", "edit", "1", "--start", "2030-01-07T14:00"))
+    agenda = _ok(cli("agenda", "bob", "--from", "2030-01-06", "--days", "3"))
+    assert "Planning" in agenda
+    assert "Confirmed" in agenda
+    assert "14:00–15:00" in agenda
+    assert "alice: owner" in agenda
+    ics = _ok(cli("interaction", "show", "1", "--ics")).replace("\r\n ", "")
+    assert "PARTSTAT=ACCEPTED" in ics
+    assert "CUTYPE=ROOM" in ics
+    assert "SEQUENCE:2" in ics
+    assert "removed" in _ok(cli("unlink", "1", "bob", "--yes"))
+    assert "cancelled" in _ok(cli("interaction", "cancel", "1"))
+    database = Database(database_url)
+    with database.session() as session:
+        alice = Directory(session).user("alice")
+        assert verify_password(alice.password_hash, "s3cret!")
+        assert not verify_password(alice.password_hash, "wrong")
+        assert not verify_password(Directory(session).user("bob").password_hash, "")
+    database.dispose()
+
+
+def test_refusals_print_one_line_exit_2_and_change_nothing(
+    cli: Callable[..., Run], database_url: str
+) -> None:
+    _set_up(cli)
+    _ok(
+        cli(
+            "interaction",
+            "create",
+            "--owner",
+            "alice",
+            "--subject",
+            "Board",
+            "--start",
+            "2030-01-07T10:00",
+        )
+    )
+    _refused(cli("link", "1", "bob"), "multi-user interactions are switched off")
+    _ok(cli("multi-user", "on"))
+    _ok(cli("book", "1", "everest"))
+    _ok(
+        cli(
+            "interaction",
+            "create",
+            "--owner",
+            "bob",
+            "--subject",
+            "Clash",
+            "--start",
+            "2030-01-07T10:30",
+        )
+    )
+    database = Database(database_url)
+    with database.session() as session:
+        before = session.scalar(select(func.count(OutboxMessage.id)))
+    _refused(cli("book", "2", "everest"), "already booked by interaction #1 'Board'")
+    _refused(cli("link", "1", "alice"), "cannot also be a linked user")
+    _refused(cli("link", "1", "nobody"), "no user 'nobody'")
+    _refused(cli("link", "1", "bob", "--status", "declined"), "invalid choice")
+    _refused(cli("answer", "1", "bob", "accept"), "not linked")
+    _refused(cli("interaction", "show", "99"), "no interaction #99")
+    _refused(
+        cli("interaction", "create", "--owner", "bob", "--subject", "x", "--start", "2030-02-30"),
+        "is not a date",
+    )
+    _refused(
+        cli(
+            "interaction",
+            "create",
+            "--owner",
+            "bob",
+            "--subject",
+            "x",
+            "--start",
+            "2030-01-07T10:00",
+            "--timezone",
+            "Mars/Olympus",
+        ),
+        "unknown time zone",
+    )
+    _refused(cli("user", "add", "alice", "--name", "Again", "--no-password"), "already exists")
+    _refused(cli("user", "add", "Bad Login", "--name", "x", "--no-password"), "is not valid")
+    _refused(
+        cli("user", "add", "eve", "--name", "Eve", "--email", "not-an-address", "--no-password"),
+        "is not an email address",
+    )
+    _refused(cli("unlink", "1", "bob"), "add --yes")
+    _refused(cli("--database", "mysql://x/y", "agenda", "bob"), "unsupported database")
+    _refused(cli("no-such-command"), "invalid choice")
+    with database.session() as session:
+        assert session.scalar(select(func.count(OutboxMessage.id))) == before
+        assert session.scalar(select(func.count(Interaction.id))) == 2
+        assert Directory(session).find_user("eve") is None
+    database.dispose()
+
+
+def _installed(*args: str, url: str) -> subprocess.CompletedProcess[str]:
+    command = os.path.join(os.path.dirname(sys.executable), "caldav-bridge")
+    env = {**os.environ, "CALDAV_BRIDGE_DATABASE_URL": url}
+    return subprocess.run(
+        [command, *args], capture_output=True, text=True, env=env, timeout=120, check=False
+    )
+
+
+def test_the_installed_command_reports_an_unmigrated_database_in_one_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    done = _installed("user", "list", url=f"sqlite:///{tmp_path}/new.sqlite3")
+    assert done.returncode == 2
+    assert done.stderr == (
+        "caldav-bridge: error: the database is not initialised or is out of date: "
+        "run 'caldav-bridge migrate'\n"
+    )
+
+
+def test_the_installed_command_refuses_bad_input_without_a_traceback(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    url = f"sqlite:///{tmp_path}/db.sqlite3"
+    assert _installed("migrate", url=url).returncode == 0
+    done = _installed(
+        "interaction",
+        "create",
+        "--owner",
+        "nobody",
+        "--subject",
+        "x",
+        "--start",
+        "2030-01-07",
+        url=url,
+    )
+    assert (done.returncode, done.stderr) == (2, "caldav-bridge: error: no user 'nobody'\n")
+    done = _installed("agenda", url=url)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert done.stderr.count("\n") == 1
+
+
+def test_demo_loads_once_and_shows_alices_desk(cli: Callable[..., Run]) -> None:
+    first = cli("demo")
+    desk = _ok(first)
+    assert "demonstrations only" in first.err
+    assert "Desk of Alice Martin (alice)" in desk
+    assert "Invitations waiting for an answer" in desk
+    for words in (
+        "Owner, done",
+        "Cancelled",
+        "Confirmed",
+        "Declined",
+        "Invited (tentative)",
+        "Everest meeting room",
+    ):
+        assert words in desk
+    second = cli("demo")
+    assert "already loaded" in second.err
+    assert _ok(second) == desk
+    bob = _ok(cli("agenda", "bob"))
+    assert "Quarterly planning" in bob
+
+
+def test_demo_refuses_a_database_that_holds_real_users(cli: Callable[..., Run]) -> None:
+    _ok(cli("migrate"))
+    _ok(cli("user", "add", "zoe", "--name", "Zoe", "--no-password"))
+    _refused(cli("demo"), "already holds users")
