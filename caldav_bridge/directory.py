@@ -12,6 +12,7 @@ from caldav_bridge.errors import AlreadyExists, InvalidInput, NotFound
 from caldav_bridge.ical_mapping import normalize_address, zone
 from caldav_bridge.models import Resource, ResourceKind, User, UserEmail
 from caldav_bridge.passwords import hash_password
+from caldav_bridge.validation import one_line
 
 # Logins and slugs become CalDAV path segments: keep them plain, never starting with a dot.
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
@@ -32,15 +33,6 @@ def check_email(value: str) -> str:
     if not _EMAIL.fullmatch(address):
         raise InvalidInput(f"{value!r} is not an email address")
     return address
-
-
-def _check_text(value: str, what: str, limit: int = 200) -> str:
-    text = value.strip()
-    if not text:
-        raise InvalidInput(f"{what} must not be empty")
-    if len(text) > limit or any(ch in text for ch in "\r\n\x00"):
-        raise InvalidInput(f"{what} must be one line of at most {limit} characters")
-    return text
 
 
 class Directory:
@@ -71,7 +63,7 @@ class Directory:
         zone(timezone)
         user = User(
             login=login,
-            display_name=_check_text(display_name, "display name"),
+            display_name=one_line(display_name, "the display name", 200, required=True),
             password_hash=hash_password(password) if password else None,
             timezone=timezone,
             is_admin=is_admin,
@@ -142,7 +134,7 @@ class Directory:
             raise InvalidInput("capacity must be a positive number")
         resource = Resource(
             slug=slug,
-            name=_check_text(name, "resource name"),
+            name=one_line(name, "the resource name", 200, required=True),
             email=address,
             kind=kind,
             capacity=capacity,

@@ -40,6 +40,7 @@ from caldav_bridge.models import (
     utcnow,
 )
 from caldav_bridge.notifications import Notifier, describe_when
+from caldav_bridge.validation import one_line
 
 
 @dataclass(frozen=True)
@@ -111,15 +112,6 @@ def _period(start: datetime | date, end: datetime | date, timezone: str) -> _Per
     return _Period(starts_at, ends_at, False, timezone)
 
 
-def _one_line(value: str, what: str, limit: int, required: bool = False) -> str:
-    text = value.strip()
-    if required and not text:
-        raise InvalidInput(f"{what} must not be empty")
-    if len(text) > limit or any(ch in text for ch in "\r\n\x00"):
-        raise InvalidInput(f"{what} must be one line of at most {limit} characters")
-    return text
-
-
 def _notes(value: str) -> str:
     if "\x00" in value or len(value) > 100_000:
         raise InvalidInput("notes must be text of at most 100,000 characters")
@@ -127,7 +119,7 @@ def _notes(value: str) -> str:
 
 
 def _kind(value: str) -> str:
-    return _one_line(value, "the interaction type", 40, required=True).lower()
+    return one_line(value, "the interaction type", 40, required=True).lower()
 
 
 # What every caller of the service reads: owner, linked users and bookings in three queries.
@@ -195,7 +187,7 @@ class InteractionService:
 
     def create(self, owner: User, draft: Draft, uid: str | None = None) -> Interaction:
         self._require_active(owner)
-        uid = _one_line(uid, "the UID", 255, required=True) if uid else f"{uuid.uuid4()}"
+        uid = one_line(uid, "the UID", 255, required=True) if uid else f"{uuid.uuid4()}"
         if self.session.scalar(select(Interaction.id).where(Interaction.uid == uid)):
             raise AlreadyExists(f"an interaction with UID {uid!r} already exists")
         period = _period(draft.start, draft.end, draft.timezone or owner.timezone)
@@ -203,10 +195,10 @@ class InteractionService:
         interaction = Interaction(
             uid=uid,
             owner=owner,
-            subject=_one_line(draft.subject, "the subject", 500, required=True),
+            subject=one_line(draft.subject, "the subject", 500, required=True),
             notes=_notes(draft.notes),
             kind=_kind(draft.kind),
-            location=_one_line(draft.location, "the location", 500),
+            location=one_line(draft.location, "the location", 500),
             all_day=period.all_day,
             starts_at=period.starts_at,
             ends_at=period.ends_at,
@@ -229,14 +221,14 @@ class InteractionService:
         self._require_open(interaction)
         before = (interaction.subject, interaction.notes, interaction.kind)
         if changes.subject is not None:
-            interaction.subject = _one_line(changes.subject, "the subject", 500, required=True)
+            interaction.subject = one_line(changes.subject, "the subject", 500, required=True)
         if changes.notes is not None:
             interaction.notes = _notes(changes.notes)
         if changes.kind is not None:
             interaction.kind = _kind(changes.kind)
         reschedule = False
         if changes.location is not None:
-            location = _one_line(changes.location, "the location", 500)
+            location = one_line(changes.location, "the location", 500)
             reschedule = location != interaction.location
             interaction.location = location
         if changes.start is not None or changes.end is not None or changes.timezone is not None:
