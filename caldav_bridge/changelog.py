@@ -18,6 +18,10 @@ def resource_calendar(resource_id: int) -> str:
     return f"resource/{resource_id}/bookings"
 
 
-def record(session: Session, calendars: set[str], item_uid: str, deleted: bool = False) -> None:
+def stored_calendar(collection_id: int) -> str:
+    return f"stored/{collection_id}"
+
+
+def record(session: Session, calendars: set[str], item_href: str, deleted: bool = False) -> None:
     for calendar in sorted(calendars):
-        session.add(CalendarChange(calendar=calendar, item_uid=item_uid, deleted=deleted))
+        session.add(CalendarChange(calendar=calendar, item_href=item_href, deleted=deleted))

@@ -55,6 +55,9 @@ class Directory:
         login = _check_name(login.strip(), "login")
         if self.find_user(login) is not None:
             raise AlreadyExists(f"user {login!r} already exists")
+        if self.find_resource(login) is not None:
+            # Users and resources share the top level of the CalDAV server's paths.
+            raise AlreadyExists(f"{login!r} is already the identifier of a resource")
         addresses = [check_email(e) for e in emails]
         if len(set(addresses)) != len(addresses):
             raise InvalidInput("the same email address is given twice")
@@ -128,6 +131,8 @@ class Directory:
         slug = _check_name(slug.strip(), "resource identifier")
         if self.find_resource(slug) is not None:
             raise AlreadyExists(f"resource {slug!r} already exists")
+        if self.find_user(slug) is not None:
+            raise AlreadyExists(f"{slug!r} is already the login of a user")
         address = check_email(email)
         self._check_address_free(address)
         if capacity is not None and capacity < 1:

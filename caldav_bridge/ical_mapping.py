@@ -160,6 +160,15 @@ def interaction_event(
         if link.status is LinkStatus.INVITED:
             params["RSVP"] = "TRUE"
         event.add("attendee", _person(link.user, **params))
+    if only_attendee is None:
+        for guest in interaction.guests:
+            address = vCalAddress(f"mailto:{guest.address}")
+            if guest.name:
+                address.params["CN"] = guest.name
+            address.params.update(
+                CUTYPE="INDIVIDUAL", ROLE="REQ-PARTICIPANT", PARTSTAT=guest.partstat
+            )
+            event.add("attendee", address)
     if only_attendee is not None and only_attendee.id not in {
         interaction.owner_id,
         *(k.user_id for k in interaction.links),

@@ -8,6 +8,8 @@ log rows in that same transaction, so they are stored together or not at all.
 
 from __future__ import annotations
 
+import hashlib
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
@@ -27,7 +29,7 @@ from caldav_bridge.errors import (
     NotAllowed,
     NotFound,
 )
-from caldav_bridge.ical_mapping import Answer, zone
+from caldav_bridge.ical_mapping import Answer, interaction_ical, zone
 from caldav_bridge.models import (
     Booking,
     Interaction,
@@ -122,11 +124,15 @@ def _kind(value: str) -> str:
     return one_line(value, "the interaction type", 40, required=True).lower()
 
 
+# Item names that are safe in a URL path and on every client.
+_SAFE_HREF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+=-]{0,250}")
+
 # What every caller of the service reads: owner, linked users and bookings in three queries.
 _LOADED = (
     selectinload(Interaction.owner).selectinload(User.emails),
     selectinload(Interaction.links).selectinload(InteractionLink.user).selectinload(User.emails),
     selectinload(Interaction.bookings).selectinload(Booking.resource),
+    selectinload(Interaction.guests),
 )
 
 
@@ -185,11 +191,19 @@ class InteractionService:
 
     # ------------------------------------------------------------------ the owner's changes
 
-    def create(self, owner: User, draft: Draft, uid: str | None = None) -> Interaction:
+    def create(
+        self, owner: User, draft: Draft, uid: str | None = None, href: str | None = None
+    ) -> Interaction:
+        """A new interaction; ``uid`` and ``href`` keep what a calendar client chose."""
         self._require_active(owner)
         uid = one_line(uid, "the UID", 255, required=True) if uid else f"{uuid.uuid4()}"
         if self.session.scalar(select(Interaction.id).where(Interaction.uid == uid)):
             raise AlreadyExists(f"an interaction with UID {uid!r} already exists")
+        href = href or (
+            f"{uid}.ics" if _SAFE_HREF.fullmatch(f"{uid}.ics") else f"{uuid.uuid4()}.ics"
+        )
+        if self.session.scalar(select(Interaction.id).where(Interaction.href == href)):
+            raise AlreadyExists(f"another interaction is already stored as {href!r}")
         period = _period(draft.start, draft.end, draft.timezone or owner.timezone)
         now = utcnow()
         interaction = Interaction(
@@ -207,8 +221,10 @@ class InteractionService:
             sequence=0,
             created_at=now,
             modified_at=now,
+            href=href,
             links=[],
             bookings=[],
+            guests=[],
         )
         self.session.add(interaction)
         self.session.flush()
@@ -333,7 +349,7 @@ class InteractionService:
         interaction.links.remove(link)
         interaction.modified_at = utcnow()
         self.session.flush()
-        changelog.record(self.session, {changelog.user_calendar(user.id)}, interaction.uid, True)
+        changelog.record(self.session, {changelog.user_calendar(user.id)}, interaction.href, True)
         self._changed(interaction)
         if not interaction.cancelled:
             self.notifier.to_attendee(interaction, user, NotificationKind.REMOVAL)
@@ -384,7 +400,7 @@ class InteractionService:
         interaction.bookings.remove(booking)
         self.session.flush()
         changelog.record(
-            self.session, {changelog.resource_calendar(resource.id)}, interaction.uid, True
+            self.session, {changelog.resource_calendar(resource.id)}, interaction.href, True
         )
         self._updated(interaction, reschedule=not interaction.cancelled)
 
@@ -451,11 +467,16 @@ class InteractionService:
                 self.notifier.to_attendee(interaction, link.user, kind)
 
     def _changed(self, interaction: Interaction) -> None:
-        """Record the new content in the change log of every calendar that shows it."""
+        """Render the new content once, and log it in every calendar that shows it.
+
+        A cancelled interaction leaves every calendar (clients see a deletion); the CRM keeps it.
+        """
+        interaction.ical = interaction_ical(interaction)
+        interaction.etag = f'"{hashlib.sha256(interaction.ical.encode()).hexdigest()}"'
         calendars = {changelog.user_calendar(interaction.owner_id)}
         calendars.update(changelog.user_calendar(k.user_id) for k in interaction.links)
         calendars.update(changelog.resource_calendar(b.resource_id) for b in interaction.bookings)
-        changelog.record(self.session, calendars, interaction.uid)
+        changelog.record(self.session, calendars, interaction.href, interaction.cancelled)
 
 
 def _as_comparable(value: datetime | date) -> datetime:

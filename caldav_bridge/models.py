@@ -10,6 +10,7 @@ import enum
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     DateTime,
     Dialect,
@@ -176,6 +177,11 @@ class Interaction(Base):
     sequence: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     modified_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The CalDAV face, rendered by the service at each change so that serving never renders:
+    # the item's name in every calendar that shows it, its iCalendar text and its ETag.
+    href: Mapped[str] = mapped_column(String(255), unique=True)
+    ical: Mapped[str] = mapped_column(Text, default="")
+    etag: Mapped[str] = mapped_column(String(80), default="")
 
     owner: Mapped[User] = relationship()
     links: Mapped[list[InteractionLink]] = relationship(
@@ -183,6 +189,9 @@ class Interaction(Base):
     )
     bookings: Mapped[list[Booking]] = relationship(
         back_populates="interaction", cascade="all, delete-orphan", order_by="Booking.id"
+    )
+    guests: Mapped[list[Guest]] = relationship(
+        back_populates="interaction", cascade="all, delete-orphan", order_by="Guest.id"
     )
 
     @property
@@ -207,6 +216,21 @@ class InteractionLink(Base):
 
     interaction: Mapped[Interaction] = relationship(back_populates="links")
     user: Mapped[User] = relationship()
+
+
+class Guest(Base):
+    """An attendee who is neither a CRM user nor a resource, kept as the organizer wrote it."""
+
+    __tablename__ = "guests"
+    __table_args__ = (UniqueConstraint("interaction_id", "address"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    interaction_id: Mapped[int] = mapped_column(ForeignKey("interactions.id", ondelete="CASCADE"))
+    address: Mapped[str] = mapped_column(String(320))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    partstat: Mapped[str] = mapped_column(String(32), default="NEEDS-ACTION")
+
+    interaction: Mapped[Interaction] = relationship(back_populates="guests")
 
 
 class Booking(Base):
@@ -272,6 +296,42 @@ class CalendarChange(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     calendar: Mapped[str] = mapped_column(String(128))
-    item_uid: Mapped[str] = mapped_column(String(255))
+    item_href: Mapped[str] = mapped_column(String(255))
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class StoredCollection(Base):
+    """A collection a client made itself (MKCALENDAR, MKCOL), stored generically."""
+
+    __tablename__ = "stored_collections"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    path: Mapped[str] = mapped_column(String(1024), unique=True)
+    props: Mapped[str] = mapped_column(Text, default="{}")
+    modified_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class StoredItem(Base):
+    """One item of a stored collection, with what serving and filtering need precomputed."""
+
+    __tablename__ = "stored_items"
+    __table_args__ = (
+        UniqueConstraint("collection_id", "href"),
+        Index("ix_stored_items_uid", "collection_id", "uid"),
+        Index("ix_stored_items_period", "collection_id", "starts_ts", "ends_ts"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    collection_id: Mapped[int] = mapped_column(
+        ForeignKey("stored_collections.id", ondelete="CASCADE")
+    )
+    href: Mapped[str] = mapped_column(String(255))
+    uid: Mapped[str] = mapped_column(String(255))
+    etag: Mapped[str] = mapped_column(String(80))
+    name: Mapped[str] = mapped_column(String(16))
+    component: Mapped[str] = mapped_column(String(16))
+    text: Mapped[str] = mapped_column(Text)
+    starts_ts: Mapped[int] = mapped_column(BigInteger)
+    ends_ts: Mapped[int] = mapped_column(BigInteger)
+    modified_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -259,8 +259,8 @@ def test_removing_a_linked_user_tells_them_and_leaves_their_calendar(world: Worl
         assert "carol@example.com" not in unfolded(email.calendar)
         assert "STATUS" not in email.calendar
         deletions = [c for c in changes(session) if c.deleted]
-        assert [(c.calendar, c.item_uid) for c in deletions] == [
-            (f"user/{users['bob'].id}/interactions", interaction.uid)
+        assert [(c.calendar, c.item_href) for c in deletions] == [
+            (f"user/{users['bob'].id}/interactions", interaction.href)
         ]
         with pytest.raises(NotFound, match="not linked"):
             service.unlink(users["alice"], interaction, users["bob"])

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-27 23:58:26.021753
+Create Date: 2026-11-28 00:18:15.112309
 """
 
 from collections.abc import Sequence
@@ -21,7 +21,7 @@ def upgrade() -> None:
         "calendar_changes",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("calendar", sa.String(length=128), nullable=False),
-        sa.Column("item_uid", sa.String(length=255), nullable=False),
+        sa.Column("item_href", sa.String(length=255), nullable=False),
         sa.Column("deleted", sa.Boolean(), nullable=False),
         sa.Column("changed_at", sa.DateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_calendar_changes")),
@@ -54,6 +54,15 @@ def upgrade() -> None:
         sa.Column("key", sa.String(length=64), nullable=False),
         sa.Column("value", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("key", name=op.f("pk_settings")),
+    )
+    op.create_table(
+        "stored_collections",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("path", sa.String(length=1024), nullable=False),
+        sa.Column("props", sa.Text(), nullable=False),
+        sa.Column("modified_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_stored_collections")),
+        sa.UniqueConstraint("path", name=op.f("uq_stored_collections_path")),
     )
     op.create_table(
         "users",
@@ -96,15 +105,47 @@ def upgrade() -> None:
         sa.Column("sequence", sa.Integer(), nullable=False),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("modified_at", sa.DateTime(), nullable=False),
+        sa.Column("href", sa.String(length=255), nullable=False),
+        sa.Column("ical", sa.Text(), nullable=False),
+        sa.Column("etag", sa.String(length=80), nullable=False),
         sa.ForeignKeyConstraint(
             ["owner_id"], ["users.id"], name=op.f("fk_interactions_owner_id_users")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_interactions")),
+        sa.UniqueConstraint("href", name=op.f("uq_interactions_href")),
         sa.UniqueConstraint("uid", name=op.f("uq_interactions_uid")),
     )
     with op.batch_alter_table("interactions", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_interactions_owner_id"), ["owner_id"], unique=False)
         batch_op.create_index("ix_interactions_period", ["starts_at", "ends_at"], unique=False)
+
+    op.create_table(
+        "stored_items",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("collection_id", sa.Integer(), nullable=False),
+        sa.Column("href", sa.String(length=255), nullable=False),
+        sa.Column("uid", sa.String(length=255), nullable=False),
+        sa.Column("etag", sa.String(length=80), nullable=False),
+        sa.Column("name", sa.String(length=16), nullable=False),
+        sa.Column("component", sa.String(length=16), nullable=False),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.Column("starts_ts", sa.BigInteger(), nullable=False),
+        sa.Column("ends_ts", sa.BigInteger(), nullable=False),
+        sa.Column("modified_at", sa.DateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["collection_id"],
+            ["stored_collections.id"],
+            name=op.f("fk_stored_items_collection_id_stored_collections"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_stored_items")),
+        sa.UniqueConstraint("collection_id", "href", name=op.f("uq_stored_items_collection_id")),
+    )
+    with op.batch_alter_table("stored_items", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_stored_items_period", ["collection_id", "starts_ts", "ends_ts"], unique=False
+        )
+        batch_op.create_index("ix_stored_items_uid", ["collection_id", "uid"], unique=False)
 
     op.create_table(
         "user_emails",
@@ -144,6 +185,22 @@ def upgrade() -> None:
     with op.batch_alter_table("bookings", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_bookings_resource_id"), ["resource_id"], unique=False)
 
+    op.create_table(
+        "guests",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("interaction_id", sa.Integer(), nullable=False),
+        sa.Column("address", sa.String(length=320), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("partstat", sa.String(length=32), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["interaction_id"],
+            ["interactions.id"],
+            name=op.f("fk_guests_interaction_id_interactions"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_guests")),
+        sa.UniqueConstraint("interaction_id", "address", name=op.f("uq_guests_interaction_id")),
+    )
     op.create_table(
         "interaction_links",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -252,6 +309,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_interaction_links_user_id"))
 
     op.drop_table("interaction_links")
+    op.drop_table("guests")
     with op.batch_alter_table("bookings", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_bookings_resource_id"))
 
@@ -260,12 +318,18 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_user_emails_user_id"))
 
     op.drop_table("user_emails")
+    with op.batch_alter_table("stored_items", schema=None) as batch_op:
+        batch_op.drop_index("ix_stored_items_uid")
+        batch_op.drop_index("ix_stored_items_period")
+
+    op.drop_table("stored_items")
     with op.batch_alter_table("interactions", schema=None) as batch_op:
         batch_op.drop_index("ix_interactions_period")
         batch_op.drop_index(batch_op.f("ix_interactions_owner_id"))
 
     op.drop_table("interactions")
     op.drop_table("users")
+    op.drop_table("stored_collections")
     op.drop_table("settings")
     op.drop_table("resources")
     with op.batch_alter_table("calendar_changes", schema=None) as batch_op:
