@@ -56,3 +56,11 @@ class BookingConflict(BridgeError):
             f"{resource_name} is already booked by interaction #{other_id} "
             f"'{other_subject}' ({when})"
         )
+
+
+class CalDavPrecondition(NotAllowed):
+    """A refusal that CalDAV reports with a precondition element (RFC 4791, RFC 6638)."""
+
+    def __init__(self, element: str, message: str) -> None:
+        self.element = element
+        super().__init__(message)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 
@@ -32,6 +33,7 @@ from caldav_bridge.errors import (
 from caldav_bridge.ical_mapping import Answer, interaction_ical, zone
 from caldav_bridge.models import (
     Booking,
+    Guest,
     Interaction,
     InteractionLink,
     InteractionStatus,
@@ -96,7 +98,8 @@ class _Period:
     timezone: str
 
 
-def _period(start: datetime | date, end: datetime | date, timezone: str) -> _Period:
+def period_of(start: datetime | date, end: datetime | date, timezone: str) -> _Period:
+    """Start and end as stored: UTC instants (local midnights for all-day), checked."""
     tz = zone(timezone)
     if isinstance(start, datetime) != isinstance(end, datetime):
         raise InvalidInput("start and end must both be dates (all day) or both be times")
@@ -204,7 +207,7 @@ class InteractionService:
         )
         if self.session.scalar(select(Interaction.id).where(Interaction.href == href)):
             raise AlreadyExists(f"another interaction is already stored as {href!r}")
-        period = _period(draft.start, draft.end, draft.timezone or owner.timezone)
+        period = period_of(draft.start, draft.end, draft.timezone or owner.timezone)
         now = utcnow()
         interaction = Interaction(
             uid=uid,
@@ -278,7 +281,7 @@ class InteractionService:
             # Moving the start alone keeps the duration.
             duration = _as_comparable(current_end) - _as_comparable(current_start)
             end = _from_comparable(_as_comparable(start) + duration, start)
-        return _period(start, end, timezone)
+        return period_of(start, end, timezone)
 
     def cancel(self, actor: User, interaction: Interaction) -> bool:
         """Cancel: SEQUENCE + 1, a cancellation to every linked user, rooms freed."""
@@ -372,6 +375,24 @@ class InteractionService:
         interaction.modified_at = utcnow()
         self._changed(interaction)
         self.notifier.to_owner(interaction, user, answer)
+        return True
+
+    def set_guests(
+        self, actor: User, interaction: Interaction, guests: Sequence[tuple[str, str, str]]
+    ) -> bool:
+        """Replace the attendees who are not CRM users: (address, name, PARTSTAT) each."""
+        self._require_owner(actor, interaction)
+        wanted = {address: (name, partstat) for address, name, partstat in guests}
+        current = {g.address: (g.name, g.partstat) for g in interaction.guests}
+        if wanted == current:
+            return False
+        interaction.guests = [
+            Guest(address=address, name=name, partstat=partstat)
+            for address, (name, partstat) in wanted.items()
+        ]
+        interaction.modified_at = utcnow()
+        self.session.flush()
+        self._changed(interaction)
         return True
 
     # ------------------------------------------------------------------ resources

@@ -1,0 +1,200 @@
+"""What a calendar client's write to an interactions calendar means for the CRM.
+
+A PUT or DELETE in a user's interactions calendar is turned into calls of the interaction
+service, never written around it: the organizer creates, edits or cancels; an attendee's own
+PARTSTAT is their answer and deleting the event declines it; anything else is refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from icalendar import Calendar, Event
+
+from caldav_bridge.directory import Directory
+from caldav_bridge.errors import CalDavPrecondition, InvalidInput, NotAllowed
+from caldav_bridge.ical_mapping import (
+    Answer,
+    EventFields,
+    attendee_answer,
+    event_fields,
+    location_text,
+    normalize_address,
+)
+from caldav_bridge.interactions import Changes, Draft, InteractionService, period_of
+from caldav_bridge.models import Interaction, LinkStatus, Resource, User
+from caldav_bridge.validation import one_line
+
+
+@dataclass
+class _Attendees:
+    users: dict[int, User] = field(default_factory=dict)
+    resources: dict[int, Resource] = field(default_factory=dict)
+    guests: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+def parse_event(text: str) -> Event:
+    """The one VEVENT of an item; what the interaction model cannot hold is refused."""
+    try:
+        calendar = Calendar.from_ical(text)
+    except ValueError as exc:
+        raise InvalidInput(f"malformed iCalendar: {exc}") from exc
+    components = [c for c in calendar.subcomponents if c.name != "VTIMEZONE"]
+    if any(c.name != "VEVENT" for c in components) or not components:
+        raise CalDavPrecondition(
+            "C:supported-calendar-component",
+            "the interactions calendar holds events (VEVENT) only",
+        )
+    if len(components) > 1 or any(k in components[0] for k in ("RRULE", "RDATE", "RECURRENCE-ID")):
+        raise NotAllowed(
+            "recurring events cannot be CRM interactions yet: save them in a calendar of your own"
+        )
+    event = components[0]
+    assert isinstance(event, Event)
+    return event
+
+
+class ClientWrites:
+    def __init__(self, service: InteractionService) -> None:
+        self.service = service
+        self.directory = Directory(service.session)
+
+    def put(self, actor: User, href: str, text: str) -> Interaction:
+        event = parse_event(text)
+        uid = one_line(str(event.get("UID", "")), "the UID", 255, required=True)
+        interaction = self.service.find_by_uid(uid)
+        if interaction is None:
+            return self._create(actor, href, uid, event)
+        if interaction.owner_id == actor.id:
+            self._owner_edit(actor, interaction, event)
+        elif any(k.user_id == actor.id for k in interaction.links):
+            self._attendee_save(actor, interaction, event)
+        else:
+            raise NotAllowed(f"{actor.login} is neither the organizer nor an attendee of {uid!r}")
+        return interaction
+
+    def delete(self, actor: User, interaction: Interaction) -> None:
+        """The organizer deleting cancels; an attendee deleting declines."""
+        if interaction.owner_id == actor.id:
+            self.service.cancel(actor, interaction)
+        elif not interaction.cancelled:
+            self.service.answer(actor, interaction, Answer.DECLINE)
+
+    # ------------------------------------------------------------------ the organizer
+
+    def _create(self, actor: User, href: str, uid: str, event: Event) -> Interaction:
+        organizer = event.get("ORGANIZER")
+        if organizer is not None and normalize_address(organizer) not in _addresses(actor):
+            raise NotAllowed(
+                "only events you organise can be created in your interactions calendar"
+            )
+        fields = event_fields(event, actor.timezone)
+        attendees = self._attendees(event, actor)
+        draft = Draft(
+            subject=fields.subject or "(no subject)",
+            start=fields.start,
+            end=fields.end,
+            timezone=fields.timezone,
+            notes=fields.notes,
+            kind=fields.kind,
+            location=_typed_location(fields, attendees),
+        )
+        interaction = self.service.create(actor, draft, uid=uid, href=href)
+        self._apply_attendees(actor, interaction, attendees)
+        return interaction
+
+    def _owner_edit(self, actor: User, interaction: Interaction, event: Event) -> None:
+        fields = event_fields(event, interaction.timezone)
+        attendees = self._attendees(event, actor)
+        # Rooms the event no longer names are released first, so that a move cannot conflict
+        # with them; what is new is added once the interaction has its new time.
+        self._release_unwanted(actor, interaction, attendees)
+        self.service.edit(
+            actor,
+            interaction,
+            Changes(
+                subject=fields.subject or interaction.subject,
+                notes=fields.notes,
+                kind=fields.kind,
+                location=_typed_location(fields, attendees),
+                start=fields.start,
+                end=fields.end,
+                timezone=fields.timezone,
+            ),
+        )
+        self._apply_attendees(actor, interaction, attendees)
+
+    def _attendees(self, event: Event, organizer: User) -> _Attendees:
+        found = _Attendees()
+        own = _addresses(organizer)
+        for attendee in event.attendees:
+            address = normalize_address(attendee)
+            if not address or address in own:
+                continue
+            if (user := self.directory.user_by_address(address)) is not None:
+                found.users[user.id] = user
+            elif (resource := self.directory.resource_by_address(address)) is not None:
+                found.resources[resource.id] = resource
+            elif address.startswith(("urn:", "http:", "https:")) or "@" not in address:
+                continue
+            else:
+                name = str(attendee.params.get("CN", ""))
+                partstat = str(attendee.params.get("PARTSTAT", "NEEDS-ACTION")).upper()
+                found.guests.append(
+                    (address, one_line(name, "an attendee's name", 200), partstat[:32])
+                )
+        return found
+
+    def _release_unwanted(self, actor: User, interaction: Interaction, wanted: _Attendees) -> None:
+        for booking in list(interaction.bookings):
+            if booking.resource_id not in wanted.resources:
+                self.service.release(actor, interaction, booking.resource)
+
+    def _apply_attendees(self, actor: User, interaction: Interaction, wanted: _Attendees) -> None:
+        """Make bookings, links and guests match the attendees of the event."""
+        self._release_unwanted(actor, interaction, wanted)
+        booked = {b.resource_id for b in interaction.bookings}
+        for resource in wanted.resources.values():
+            if resource.id not in booked:
+                self.service.book(actor, interaction, resource)
+        for link in list(interaction.links):
+            if link.user_id not in wanted.users:
+                self.service.unlink(actor, interaction, link.user)
+        linked = {k.user_id for k in interaction.links}
+        for user in wanted.users.values():
+            if user.id not in linked:
+                self.service.link(actor, interaction, user, LinkStatus.INVITED)
+        self.service.set_guests(actor, interaction, wanted.guests)
+
+    # ------------------------------------------------------------------ an attendee
+
+    def _attendee_save(self, actor: User, interaction: Interaction, event: Event) -> None:
+        fields = event_fields(event, interaction.timezone)
+        if _organizer_fields_changed(interaction, fields):
+            raise CalDavPrecondition(
+                "C:allowed-attendee-scheduling-object-change",
+                "only the organizer can change the time, place or subject of this interaction",
+            )
+        answer = attendee_answer(event, _addresses(actor))
+        if answer is not None:
+            self.service.answer(actor, interaction, answer)
+
+
+def _addresses(user: User) -> set[str]:
+    return {e.address for e in user.emails}
+
+
+def _typed_location(fields: EventFields, attendees: _Attendees) -> str:
+    """LOCATION that only repeats the booked rooms' names is not a typed location."""
+    rooms = ", ".join(r.name for r in attendees.resources.values())
+    return "" if fields.location == rooms else fields.location
+
+
+def _organizer_fields_changed(interaction: Interaction, fields: EventFields) -> bool:
+    period = period_of(fields.start, fields.end, fields.timezone)
+    return (
+        fields.subject != interaction.subject
+        or fields.location != location_text(interaction)
+        or (period.starts_at, period.ends_at, period.all_day)
+        != (interaction.starts_at, interaction.ends_at, interaction.all_day)
+    )
