@@ -324,6 +324,44 @@ def cmd_demo(ctx: Context, _args: argparse.Namespace) -> None:
         print(agenda_table.desk(user, entries, first, 7))
 
 
+def cmd_serve(ctx: Context, args: argparse.Namespace) -> None:
+    from caldav_bridge import demo, radicale_setup
+
+    if args.demo:
+        ctx.database.migrate()
+        with ctx.database.session(write=True) as session:
+            if demo.load(session, ctx.settings.public_url):
+                print(demo.WARNING, file=sys.stderr, flush=True)
+    elif not ctx.database.is_current():
+        raise ConfigurationError(
+            "the database is not initialised or is out of date: run 'caldav-bridge migrate'"
+        )
+    configuration = radicale_setup.radicale_configuration(ctx.settings, args.host, args.port)
+    try:
+        server = radicale_setup.Server(configuration, args.host, args.port)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot listen on {args.host}:{args.port}: {exc.strerror}"
+        ) from exc
+    print(
+        f"caldav-bridge serving {server.url} (database "
+        f"{ctx.database.engine.url.render_as_string(hide_password=True)})",
+        flush=True,
+    )
+    if args.demo:
+        print(
+            "log in as alice, bob, carol or dave (password = login); calendars are at "
+            f"{server.url}<login>/interactions/",
+            flush=True,
+        )
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("stopped", file=sys.stderr)
+    finally:
+        server.stop()
+
+
 # ---------------------------------------------------------------------------- the parser
 
 
@@ -344,12 +382,20 @@ def build_parser() -> argparse.ArgumentParser:
         parent: argparse._SubParsersAction[_Parser] = commands,
     ) -> _Parser:
         sub = parent.add_parser(name, help=text, description=text)
-        sub.set_defaults(handler=handler, needs_schema=handler not in {cmd_migrate, cmd_demo})
+        sub.set_defaults(
+            handler=handler, needs_schema=handler not in {cmd_migrate, cmd_demo, cmd_serve}
+        )
         return sub
 
     command("migrate", cmd_migrate, "create the database or bring it to the newest schema")
     command(
         "demo", cmd_demo, "load demo users, rooms and a week of interactions, show alice's desk"
+    )
+    sub = command("serve", cmd_serve, "run the CalDAV server")
+    sub.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    sub.add_argument("--port", type=int, default=5232, help="port (default 5232)")
+    sub.add_argument(
+        "--demo", action="store_true", help="migrate and load the demo data first (empty database)"
     )
 
     users = commands.add_parser("user", help="manage users").add_subparsers(

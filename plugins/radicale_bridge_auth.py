@@ -1,0 +1,62 @@
+"""Radicale auth plugin: CRM users and their argon2 password hashes; inactive users refused.
+
+Every request reads the user's row (so deactivation and password changes apply at once, in
+every process); the costly argon2 check is remembered per process for a few minutes, keyed by
+the stored hash, so that a calendar client's stream of requests does not pay it each time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import threading
+import time
+from typing import Any
+
+from radicale import auth
+from sqlalchemy import select
+
+from caldav_bridge.models import User
+from caldav_bridge.passwords import verify_password
+from caldav_bridge.radicale_setup import settings_of, shared_database
+
+_REMEMBER_SECONDS = 300
+
+
+class Auth(auth.BaseAuth):
+    def __init__(self, configuration: Any) -> None:
+        super().__init__(configuration)
+        self.database = shared_database(settings_of(configuration).database_url)
+        self._secret = os.urandom(32)
+        self._verified: dict[tuple[str, str], tuple[bytes, float]] = {}
+        self._lock = threading.Lock()
+
+    def _fingerprint(self, password: str) -> bytes:
+        return hmac.new(self._secret, password.encode(), hashlib.sha256).digest()
+
+    def _login(self, login: str, password: str) -> str:
+        with self.database.session() as session:
+            row = session.execute(
+                select(User.login, User.password_hash).where(
+                    User.login == login.strip().lower(), User.active.is_(True)
+                )
+            ).one_or_none()
+        if row is None or not row.password_hash:
+            verify_password(None, password)  # as slow as a real check: no user enumeration
+            return ""
+        key = (row.login, row.password_hash)
+        fingerprint = self._fingerprint(password)
+        with self._lock:
+            remembered = self._verified.get(key)
+        if (
+            remembered
+            and remembered[1] > time.monotonic()
+            and hmac.compare_digest(remembered[0], fingerprint)
+        ):
+            return str(row.login)
+        if not verify_password(row.password_hash, password):
+            return ""
+        with self._lock:
+            self._verified[key] = (fingerprint, time.monotonic() + _REMEMBER_SECONDS)
+        return str(row.login)

@@ -1,0 +1,39 @@
+"""Radicale rights plugin: who may read and write what.
+
+- a user reads and writes their own home (their interactions calendar and their calendars);
+- other users' calendars are free-busy only;
+- rooms and other resources: their home and bookings calendar are readable by every user;
+- anonymous requests get nothing (Radicale answers 401).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from radicale import pathutils, rights
+from sqlalchemy import select
+
+from caldav_bridge.models import Resource, User
+from caldav_bridge.radicale_setup import settings_of, shared_database
+
+
+class Rights(rights.BaseRights):
+    def __init__(self, configuration: Any) -> None:
+        super().__init__(configuration)
+        self.database = shared_database(settings_of(configuration).database_url)
+
+    def authorization(self, user: str, user_groups: set[str], path: str) -> str:
+        if not user:
+            return ""
+        sane = pathutils.strip_path(pathutils.sanitize_path(path))
+        parts = sane.split("/") if sane else []
+        if not parts:
+            return "R"
+        if parts[0] == user:
+            return "RW" if len(parts) == 1 else "rw"
+        with self.database.session() as session:
+            if session.scalar(select(Resource.id).where(Resource.slug == parts[0])):
+                return "R" if len(parts) == 1 else "r"
+            if session.scalar(select(User.id).where(User.login == parts[0])):
+                return "R" if len(parts) == 1 else "f"
+        return ""
