@@ -336,7 +336,7 @@ def cmd_serve(ctx: Context, args: argparse.Namespace) -> None:
         raise ConfigurationError(
             "the database is not initialised or is out of date: run 'caldav-bridge migrate'"
         )
-    configuration = radicale_setup.radicale_configuration(ctx.settings, args.host, args.port)
+    configuration = radicale_setup.radicale_configuration(ctx.settings)
     try:
         server = radicale_setup.Server(configuration, args.host, args.port)
     except OSError as exc:

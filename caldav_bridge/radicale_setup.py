@@ -52,7 +52,7 @@ def radicale_configuration(
     configuration = radicale_config.load()
     configuration.update(
         {
-            "server": {"hosts": f"{host}:{port}", "max_content_length": "10000000"},
+            "server": {"max_content_length": "10000000"},
             "storage": {
                 "type": PLUGINS["storage"],
                 "database_url": settings.database_url,

@@ -65,6 +65,11 @@ def _timestamp(moment: datetime) -> int:
     return int(moment.timestamp())
 
 
+def _moment(timestamp: int) -> datetime:
+    """A POSIX time of Radicale's filters (which span years 1 to 9999) as a datetime."""
+    return datetime.fromtimestamp(min(max(timestamp, -62135596800), 253402300799), UTC)
+
+
 class _Node:
     """What every collection of the bridge shares: its path and its database."""
 
@@ -252,12 +257,12 @@ class _Projection(_Calendar):
 
     def _filtered(self, session: Session, start: int, end: int) -> list[radicale_item.Item]:
         query = self._query().where(
-            Interaction.starts_at < datetime.fromtimestamp(end, UTC),
+            Interaction.starts_at < _moment(end),
             or_(
-                Interaction.ends_at > datetime.fromtimestamp(start, UTC),
+                Interaction.ends_at > _moment(start),
                 and_(
                     Interaction.ends_at == Interaction.starts_at,
-                    Interaction.starts_at >= datetime.fromtimestamp(start, UTC),
+                    Interaction.starts_at >= _moment(start),
                 ),
             ),
         )

@@ -14,14 +14,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from caldav import DAVClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
+from caldav_bridge.config import Settings
 from caldav_bridge.db import Database
 from caldav_bridge.directory import Directory
 from caldav_bridge.interactions import InteractionService
 from caldav_bridge.models import Base, Resource, User
+from caldav_bridge.passwords import hash_password
+from caldav_bridge.radicale_setup import Server, radicale_configuration
 
 POSTGRES_ENV = "CALDAV_BRIDGE_TEST_POSTGRES_URL"
 
@@ -105,3 +109,29 @@ def world(database: Database) -> World:
         directory.add_resource("kilimanjaro", "Kilimanjaro room", "kilimanjaro@example.com")
         InteractionService(session).set_multi_user(True)
     return World(database)
+
+
+@dataclass
+class RunningServer:
+    """The real CalDAV server on a loopback port, over ``world``'s database."""
+
+    url: str
+    world: World
+
+    def client(self, login: str, password: str | None = None) -> DAVClient:
+        return DAVClient(url=self.url, username=login, password=password or login)
+
+
+@pytest.fixture
+def server(world: World) -> Iterator[RunningServer]:
+    with world.database.session(write=True) as session:
+        for user in world.users(session).values():
+            user.password_hash = hash_password(user.login)
+    settings = Settings(world.database.url, "http://127.0.0.1")
+    configuration = radicale_configuration(settings, {"server": {"delay_on_error": "0"}})
+    running = Server(configuration, "127.0.0.1", 0)
+    running.start_in_thread()
+    try:
+        yield RunningServer(running.url, world)
+    finally:
+        running.stop()
