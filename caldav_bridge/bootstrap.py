@@ -1,6 +1,6 @@
 """Set-up and entry points for a fresh machine, on the bare system Python (stdlib only).
 
-    python3 -m caldav_bridge.bootstrap run     # the bridge with demo data on embedded SQLite
+    python3 -m caldav_bridge.bootstrap run     # the CalDAV server with demo data, embedded SQLite
     python3 -m caldav_bridge.bootstrap test    # the test suite (arguments go to pytest)
     python3 -m caldav_bridge.bootstrap check   # ruff and mypy
 
@@ -67,7 +67,7 @@ def main(argv: list[str]) -> None:
     command, rest = argv[0], argv[1:]
     if command == "run":
         ensure_environment()
-        _exec(str(BIN / "caldav-bridge"), "demo", *rest)
+        _exec(str(BIN / "caldav-bridge"), "serve", "--demo", *rest)
     ensure_environment("test")
     if command == "test":
         _exec(str(BIN / "python"), "-m", "pytest", *rest)
