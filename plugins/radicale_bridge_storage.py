@@ -29,7 +29,7 @@ from typing import Any
 from radicale import item as radicale_item
 from radicale import pathutils, storage
 from radicale.item import filter as radicale_filter
-from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.orm import Session
 
 from caldav_bridge import changelog
@@ -135,13 +135,15 @@ class _Calendar(_Node, storage.BaseCollection):
         raise NotImplementedError
 
     def _revision(self) -> tuple[int, datetime | None]:
+        """The newest change of this calendar: one row read through the (calendar, id) index."""
         with self._session() as session:
             row = session.execute(
-                select(func.max(CalendarChange.id), func.max(CalendarChange.changed_at)).where(
-                    CalendarChange.calendar == self.calendar_key
-                )
-            ).one()
-        return int(row[0] or 0), row[1]
+                select(CalendarChange.id, CalendarChange.changed_at)
+                .where(CalendarChange.calendar == self.calendar_key)
+                .order_by(CalendarChange.id.desc())
+                .limit(1)
+            ).one_or_none()
+        return (0, None) if row is None else (int(row.id), row.changed_at)
 
     @property
     def etag(self) -> str:
