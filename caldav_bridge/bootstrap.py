@@ -3,6 +3,7 @@
     python3 -m caldav_bridge.bootstrap run     # the CalDAV server with demo data, embedded SQLite
     python3 -m caldav_bridge.bootstrap test    # the test suite (arguments go to pytest)
     python3 -m caldav_bridge.bootstrap check   # ruff and mypy
+    python3 -m caldav_bridge.bootstrap bench   # the benchmark against Radicale and Xandikos
 
 Each creates ``.venv`` when missing and installs the project into it; a stamp of
 ``pyproject.toml`` skips the install when nothing changed, so later runs start at once.
@@ -62,12 +63,15 @@ def _exec(*argv: str) -> None:
 
 
 def main(argv: list[str]) -> None:
-    if not argv or argv[0] not in {"run", "test", "check"}:
-        sys.exit("usage: python3 -m caldav_bridge.bootstrap run|test|check [arguments]")
+    if not argv or argv[0] not in {"run", "test", "check", "bench"}:
+        sys.exit("usage: python3 -m caldav_bridge.bootstrap run|test|check|bench [arguments]")
     command, rest = argv[0], argv[1:]
     if command == "run":
         ensure_environment()
         _exec(str(BIN / "caldav-bridge"), "serve", "--demo", *rest)
+    if command == "bench":
+        ensure_environment("test,bench")
+        _exec(str(BIN / "python"), "-m", "bench.run", *rest)
     ensure_environment("test")
     if command == "test":
         _exec(str(BIN / "python"), "-m", "pytest", *rest)

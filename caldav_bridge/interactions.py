@@ -231,7 +231,7 @@ class InteractionService:
         )
         self.session.add(interaction)
         self.session.flush()
-        self._changed(interaction)
+        self.publish(interaction)
         return interaction
 
     def edit(self, actor: User, interaction: Interaction, changes: Changes) -> bool:
@@ -300,7 +300,7 @@ class InteractionService:
             return False
         interaction.status = InteractionStatus.DONE
         interaction.modified_at = utcnow()
-        self._changed(interaction)
+        self.publish(interaction)
         return True
 
     # ------------------------------------------------------------------ linked users
@@ -334,7 +334,7 @@ class InteractionService:
             interaction.links.append(InteractionLink(user=user, status=status, tentative=False))
         interaction.modified_at = utcnow()
         self.session.flush()
-        self._changed(interaction)
+        self.publish(interaction)
         kind = (
             NotificationKind.INVITATION
             if status is LinkStatus.INVITED
@@ -353,7 +353,7 @@ class InteractionService:
         interaction.modified_at = utcnow()
         self.session.flush()
         changelog.record(self.session, {changelog.user_calendar(user.id)}, interaction.href, True)
-        self._changed(interaction)
+        self.publish(interaction)
         if not interaction.cancelled:
             self.notifier.to_attendee(interaction, user, NotificationKind.REMOVAL)
 
@@ -373,7 +373,7 @@ class InteractionService:
             return False
         link.status, link.tentative, link.answered_at = status, tentative, utcnow()
         interaction.modified_at = utcnow()
-        self._changed(interaction)
+        self.publish(interaction)
         self.notifier.to_owner(interaction, user, answer)
         return True
 
@@ -392,7 +392,7 @@ class InteractionService:
         ]
         interaction.modified_at = utcnow()
         self.session.flush()
-        self._changed(interaction)
+        self.publish(interaction)
         return True
 
     # ------------------------------------------------------------------ resources
@@ -482,15 +482,17 @@ class InteractionService:
         if reschedule:
             interaction.sequence += 1
         interaction.modified_at = utcnow()
-        self._changed(interaction)
+        self.publish(interaction)
         for link in interaction.links:
             if link.status is not LinkStatus.DECLINED:
                 self.notifier.to_attendee(interaction, link.user, kind)
 
-    def _changed(self, interaction: Interaction) -> None:
+    def publish(self, interaction: Interaction) -> None:
         """Render the new content once, and log it in every calendar that shows it.
 
-        A cancelled interaction leaves every calendar (clients see a deletion); the CRM keeps it.
+        Every change above ends here; a bulk loader that builds interactions itself (the
+        benchmark's data sets) calls it too. A cancelled interaction leaves every calendar
+        (clients see a deletion); the CRM keeps it.
         """
         interaction.ical = interaction_ical(interaction)
         interaction.etag = f'"{hashlib.sha256(interaction.ical.encode()).hexdigest()}"'

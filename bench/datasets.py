@@ -1,0 +1,166 @@
+"""The data sets: the same events for every server, and a CRM-scale set for the bridge."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from icalendar import Calendar, Event
+from sqlalchemy.orm import Session
+
+from caldav_bridge.directory import Directory
+from caldav_bridge.interactions import Draft, InteractionService
+from caldav_bridge.models import (
+    Booking,
+    Interaction,
+    InteractionLink,
+    InteractionStatus,
+    LinkStatus,
+    User,
+)
+
+YEAR_START = datetime(2030, 1, 7, tzinfo=UTC)  # a Monday
+WEEK = (YEAR_START + timedelta(days=14), YEAR_START + timedelta(days=21))
+
+
+@dataclass(frozen=True)
+class Sample:
+    uid: str
+    subject: str
+    notes: str
+    location: str
+    start: datetime
+    end: datetime
+
+    @property
+    def href(self) -> str:
+        return f"{self.uid}.ics"
+
+    def ical(self) -> str:
+        calendar = Calendar()
+        calendar.add("prodid", "-//caldav-bridge bench//EN")
+        calendar.add("version", "2.0")
+        event = Event()
+        event.add("uid", self.uid)
+        event.add("dtstamp", YEAR_START)
+        event.add("dtstart", self.start)
+        event.add("dtend", self.end)
+        event.add("summary", self.subject)
+        event.add("description", self.notes)
+        event.add("location", self.location)
+        calendar.add_component(event)
+        return str(calendar.to_ical().decode())
+
+
+def events(count: int, seed: int = 7, prefix: str = "bench") -> list[Sample]:
+    """``count`` events spread over a year of working days, 30 minutes to 2 hours each."""
+    rng = random.Random(seed)
+    samples = []
+    for number in range(count):
+        day = YEAR_START + timedelta(days=rng.randrange(364))
+        start = day.replace(hour=rng.randrange(7, 18), minute=rng.choice((0, 15, 30, 45)))
+        samples.append(
+            Sample(
+                uid=f"{prefix}-{number:06d}@caldav-bridge.bench",
+                subject=f"Customer meeting {number}",
+                notes="Agenda: pipeline review, next steps, open questions. " * 3,
+                location=f"Office {rng.randrange(1, 40)}",
+                start=start,
+                end=start + timedelta(minutes=rng.choice((30, 45, 60, 90, 120))),
+            )
+        )
+    return samples
+
+
+def load_interactions(session: Session, owner: User, samples: list[Sample]) -> None:
+    """The samples as interactions owned by ``owner``, through the interaction service."""
+    service = InteractionService(session)
+    for sample in samples:
+        draft = Draft(
+            sample.subject,
+            sample.start,
+            sample.end,
+            "UTC",
+            sample.notes,
+            "meeting",
+            sample.location,
+        )
+        service.create(owner, draft, uid=sample.uid, href=sample.href)
+
+
+@dataclass(frozen=True)
+class CrmScale:
+    users: int
+    interactions: int
+    rooms: int
+
+
+def load_crm(session: Session, scale: CrmScale, seed: int = 11) -> list[Sample]:
+    """Users, rooms and interactions with 3 to 6 linked users each, in mixed statuses.
+
+    Built directly (a bulk load, not a user's action), then published through the service so
+    that every calendar shows them exactly as the service would. Returns the samples of the
+    interactions user ``crm0000`` sees, for serving the same events from a file calendar.
+    """
+    rng = random.Random(seed)
+    directory = Directory(session)
+    users = [
+        directory.add_user(f"crm{n:04d}", f"CRM user {n}", [f"crm{n:04d}@example.com"], None, "UTC")
+        for n in range(scale.users)
+    ]
+    users[0].password_hash = bench_password_hash()
+    rooms = [
+        directory.add_resource(
+            f"bench-room-{n:02d}", f"Room {n}", f"bench-room-{n:02d}@example.com"
+        )
+        for n in range(scale.rooms)
+    ]
+    service = InteractionService(session)
+    statuses = [LinkStatus.INVITED, LinkStatus.CONFIRMED, LinkStatus.DECLINED]
+    seen: list[Sample] = []
+    samples = events(scale.interactions, seed, prefix="crm")
+    for number, sample in enumerate(samples):
+        # crm0000 owns one interaction in 50 and is linked to others at random, like anyone.
+        owner = users[0] if number % 50 == 0 else rng.choice(users[1:])
+        others = rng.sample([u for u in users if u.id != owner.id], rng.randint(3, 6))
+        interaction = Interaction(
+            uid=sample.uid,
+            href=sample.href,
+            owner=owner,
+            subject=sample.subject,
+            notes=sample.notes,
+            kind="meeting",
+            all_day=False,
+            starts_at=sample.start,
+            ends_at=sample.end,
+            timezone="UTC",
+            location=sample.location,
+            status=InteractionStatus.PLANNED,
+            sequence=0,
+            created_at=YEAR_START,
+            modified_at=YEAR_START,
+            links=[
+                InteractionLink(user=u, status=rng.choice(statuses), tentative=False)
+                for u in others
+            ],
+            bookings=[Booking(resource=rooms[number % len(rooms)])] if number % 3 == 0 else [],
+            guests=[],
+        )
+        session.add(interaction)
+        service.publish(interaction)
+        if owner is users[0] or users[0] in others:
+            seen.append(sample)
+        if number % 1000 == 999:
+            session.flush()
+    return seen
+
+
+def bench_password_hash() -> str:
+    from caldav_bridge.passwords import hash_password
+
+    return hash_password(BENCH_PASSWORD)
+
+
+BENCH_USER = "bench"
+BENCH_PASSWORD = "bench-password"
