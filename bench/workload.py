@@ -52,8 +52,12 @@ class Target:
     hrefs: list[str] = field(default_factory=list)
 
     def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.base, auth=self.auth, timeout=600,
-                            headers={"Content-Type": "application/xml; charset=utf-8"})
+        return httpx.Client(
+            base_url=self.base,
+            auth=self.auth,
+            timeout=600,
+            headers={"Content-Type": "application/xml; charset=utf-8"},
+        )
 
 
 def _check(response: httpx.Response, *expected: int) -> httpx.Response:

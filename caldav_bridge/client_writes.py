@@ -127,17 +127,18 @@ class ClientWrites:
     def _attendees(self, event: Event, organizer: User) -> _Attendees:
         found = _Attendees()
         own = _addresses(organizer)
-        for attendee in event.attendees:
-            address = normalize_address(attendee)
+        attendees = [(normalize_address(a), a) for a in event.attendees]
+        addresses = [address for address, _ in attendees if address and address not in own]
+        users = self.directory.users_by_addresses(addresses)
+        resources = self.directory.resources_by_addresses(addresses)
+        for address, attendee in attendees:
             if not address or address in own:
                 continue
-            if (user := self.directory.user_by_address(address)) is not None:
-                found.users[user.id] = user
-            elif (resource := self.directory.resource_by_address(address)) is not None:
-                found.resources[resource.id] = resource
-            elif address.startswith(("urn:", "http:", "https:")) or "@" not in address:
-                continue
-            else:
+            if address in users:
+                found.users[users[address].id] = users[address]
+            elif address in resources:
+                found.resources[resources[address].id] = resources[address]
+            elif "@" in address and not address.startswith(("urn:", "http:", "https:")):
                 name = str(attendee.params.get("CN", ""))
                 partstat = str(attendee.params.get("PARTSTAT", "NEEDS-ACTION")).upper()
                 found.guests.append(
@@ -161,9 +162,9 @@ class ClientWrites:
             if link.user_id not in wanted.users:
                 self.service.unlink(actor, interaction, link.user)
         linked = {k.user_id for k in interaction.links}
-        for user in wanted.users.values():
-            if user.id not in linked:
-                self.service.link(actor, interaction, user, LinkStatus.INVITED)
+        new = [user for user in wanted.users.values() if user.id not in linked]
+        if new:
+            self.service.link_users(actor, interaction, new, LinkStatus.INVITED)
         self.service.set_guests(actor, interaction, wanted.guests)
 
     # ------------------------------------------------------------------ an attendee

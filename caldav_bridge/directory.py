@@ -102,6 +102,22 @@ class Directory:
             select(User).join(UserEmail).where(UserEmail.address == normalize_address(address))
         )
 
+    def users_by_addresses(self, addresses: Sequence[str]) -> dict[str, User]:
+        """The users owning any of ``addresses`` (normalised), by address, in one query."""
+        wanted = {normalize_address(a) for a in addresses}
+        users = self.session.scalars(
+            select(User)
+            .join(UserEmail, User.id == UserEmail.user_id)
+            .where(UserEmail.address.in_(wanted))
+            .options(selectinload(User.emails))
+        ).unique()
+        return {e.address: user for user in users for e in user.emails if e.address in wanted}
+
+    def resources_by_addresses(self, addresses: Sequence[str]) -> dict[str, Resource]:
+        wanted = {normalize_address(a) for a in addresses}
+        rows = self.session.scalars(select(Resource).where(Resource.email.in_(wanted))).all()
+        return {resource.email: resource for resource in rows}
+
     def users(self) -> Sequence[User]:
         return self.session.scalars(
             select(User).order_by(User.login).options(selectinload(User.emails))

@@ -307,31 +307,47 @@ class InteractionService:
 
     def link(self, actor: User, interaction: Interaction, user: User, status: LinkStatus) -> bool:
         """Link ``user`` as Invited or Confirmed, or change the status the owner gave them."""
+        return bool(self.link_users(actor, interaction, [user], status))
+
+    def link_users(
+        self, actor: User, interaction: Interaction, users: Sequence[User], status: LinkStatus
+    ) -> list[User]:
+        """``link`` for several users in one change (a client's event with many attendees):
+        all are checked before any is linked. Returns those whose link changed."""
         self._require_owner(actor, interaction)
         self._require_open(interaction)
         if not self.multi_user_enabled():
             raise MultiUserDisabled()
-        if user.id == interaction.owner_id:
-            raise InvalidTransition(
-                f"{user.login} owns interaction #{interaction.id} and cannot also be a linked user"
-            )
         if status is LinkStatus.DECLINED:
             raise InvalidTransition(
                 "only the invited user can decline: link them as invited or confirmed"
             )
-        if not user.active:
-            raise NotAllowed(f"user {user.login} is inactive and cannot be linked")
-        existing = self._find_link(interaction, user)
-        if existing is not None:
-            if existing.status is status and not existing.tentative:
-                return False
-            if existing.status is LinkStatus.DECLINED and status is LinkStatus.CONFIRMED:
+        changed = []
+        for user in users:
+            if user.id == interaction.owner_id:
                 raise InvalidTransition(
-                    f"{user.login} declined: invite them again to ask for their agreement"
+                    f"{user.login} owns interaction #{interaction.id} and cannot also be a "
+                    "linked user"
                 )
-            existing.status, existing.tentative, existing.answered_at = status, False, None
-        else:
-            interaction.links.append(InteractionLink(user=user, status=status, tentative=False))
+            if not user.active:
+                raise NotAllowed(f"user {user.login} is inactive and cannot be linked")
+            existing = self._find_link(interaction, user)
+            if existing is None:
+                changed.append(user)
+            elif existing.status is not status or existing.tentative:
+                if existing.status is LinkStatus.DECLINED and status is LinkStatus.CONFIRMED:
+                    raise InvalidTransition(
+                        f"{user.login} declined: invite them again to ask for their agreement"
+                    )
+                changed.append(user)
+        if not changed:
+            return []
+        for user in changed:
+            existing = self._find_link(interaction, user)
+            if existing is None:
+                interaction.links.append(InteractionLink(user=user, status=status, tentative=False))
+            else:
+                existing.status, existing.tentative, existing.answered_at = status, False, None
         interaction.modified_at = utcnow()
         self.session.flush()
         self.publish(interaction)
@@ -340,8 +356,9 @@ class InteractionService:
             if status is LinkStatus.INVITED
             else NotificationKind.CONFIRMATION
         )
-        self.notifier.to_attendee(interaction, user, kind)
-        return True
+        for user in changed:
+            self.notifier.to_attendee(interaction, user, kind)
+        return changed
 
     def unlink(self, actor: User, interaction: Interaction, user: User) -> None:
         """Remove a linked user: they are told, and the interaction leaves their calendar."""

@@ -8,7 +8,7 @@ the change was made. Delivery (SMTP, messenger) reads these rows; it never decid
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
@@ -57,6 +57,22 @@ class Notifier:
     def __init__(self, session: Session, public_url: str) -> None:
         self.session = session
         self.public_url = public_url.rstrip("/")
+        # One change telling many people renders each iTIP message once.
+        self._rendered: dict[tuple[object, ...], str] = {}
+
+    def _calendar(self, interaction: Interaction, method: str, only: User | None) -> str:
+        key = (
+            interaction.id,
+            interaction.sequence,
+            interaction.modified_at,
+            method,
+            only.id if only else None,
+        )
+        if key not in self._rendered:
+            self._rendered[key] = interaction_ical(
+                interaction, method, only, stamp=interaction.modified_at
+            )
+        return self._rendered[key]
 
     def link(self, interaction: Interaction) -> str:
         return f"{self.public_url}/.bridge/interactions/{interaction.id}"
@@ -121,7 +137,6 @@ class Notifier:
         link: str,
         only_attendee: User | None,
     ) -> None:
-        now = datetime.now().astimezone()
         common = {
             "kind": kind,
             "interaction_id": interaction.id,
@@ -130,7 +145,7 @@ class Notifier:
             "subject": title,
             "body": text,
             "link": link,
-            "next_attempt_at": now,
+            "next_attempt_at": interaction.modified_at,
         }
         self.session.add(
             OutboxMessage(message_id=_message_id(), channel=Channel.MESSENGER, **common)
@@ -143,7 +158,7 @@ class Notifier:
                     channel=Channel.EMAIL,
                     recipient_address=recipient.email,
                     itip_method=method,
-                    calendar=interaction_ical(interaction, method, only_attendee, stamp=now),
+                    calendar=self._calendar(interaction, method, only_attendee),
                     **common,
                 )
             )

@@ -7,7 +7,10 @@ from functools import cache
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-_hasher = PasswordHasher()
+# Argon2id with OWASP's recommended minimum (19 MiB, 2 passes): the library's default takes
+# 64 MiB per check, which would dominate a calendar server's memory. Hashes made with other
+# parameters still verify: each hash carries its own.
+_hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 
 
 @cache

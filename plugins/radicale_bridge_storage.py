@@ -29,7 +29,7 @@ from typing import Any
 from radicale import item as radicale_item
 from radicale import pathutils, storage
 from radicale.item import filter as radicale_filter
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import and_, delete, literal, or_, select
 from sqlalchemy.orm import Session
 
 from caldav_bridge import changelog
@@ -82,6 +82,8 @@ class _Node:
         return self._path
 
     def _session(self, write: bool = False) -> ContextManager[Session]:
+        if write:
+            self._known_revision = None  # what this object read before may change now
         return self._storage.database.session(write=write)
 
 
@@ -123,19 +125,109 @@ class _Folder(_Node, storage.BaseCollection):
         return _http_date(datetime(2000, 1, 1, tzinfo=UTC))
 
 
+class _Texts:
+    """The texts of one batch of items, read in one query when the first is needed.
+
+    Listing a calendar (PROPFIND, sync) needs only names and ETags; the texts, the bulk of the
+    data, are read only when a response includes calendar data.
+    """
+
+    def __init__(self, calendar: _Calendar, hrefs: list[str] | None) -> None:
+        self._calendar, self._hrefs = calendar, hrefs
+        self._texts: dict[str, str] | None = None
+
+    def text(self, href: str) -> str:
+        if self._texts is None:
+            self._texts = self._calendar.texts(self._hrefs)
+        return self._texts[href]
+
+
+class _LazyItem(radicale_item.Item):
+    def __init__(self, texts: _Texts, **kwargs: Any) -> None:
+        super().__init__(text="", **kwargs)
+        self._text = None
+        self._texts = texts
+
+    def serialize(self) -> str:
+        if self._text is None:
+            self._text = self._texts.text(str(self.href))
+        return self._text
+
+    @property
+    def vobject_item(self) -> Any:
+        self.serialize()
+        return radicale_item.Item.vobject_item.fget(self)  # type: ignore[attr-defined]
+
+
+# Above this many names, a lookup reads the whole calendar rather than a long IN list.
+_MANY = 500
+
+
 class _Calendar(_Node, storage.BaseCollection):
-    """A calendar whose CTag and sync tokens come from its change log."""
+    """A calendar whose CTag and sync tokens come from its change log.
+
+    Subclasses say which rows are theirs: ``_listing`` selects (href, etag, uid, component,
+    start, end, modified) and ``_text_rows`` (href, text), both filtered by ``_href``.
+    """
 
     calendar_key: str
+    _href: Any
 
-    def _items_where(self, session: Session, hrefs: list[str] | None) -> list[radicale_item.Item]:
+    def _listing(self) -> Any:
         raise NotImplementedError
 
-    def _filtered(self, session: Session, start: int, end: int) -> list[radicale_item.Item]:
+    def _text_rows(self) -> Any:
         raise NotImplementedError
+
+    def _in_period(self, start: int, end: int) -> Any:
+        raise NotImplementedError
+
+    def _bounds(self, row: Any) -> tuple[int, int]:
+        raise NotImplementedError
+
+    def texts(self, hrefs: list[str] | None) -> dict[str, str]:
+        query = self._text_rows()
+        if hrefs is not None and len(hrefs) <= _MANY:
+            query = query.where(self._href.in_(hrefs))
+        with self._session() as session:
+            return {row[0]: row[1] for row in session.execute(query)}
+
+    def _items(self, query: Any) -> list[radicale_item.Item]:
+        with self._session() as session:
+            rows = session.execute(query).all()
+        texts = _Texts(self, [row.href for row in rows])
+        items: list[radicale_item.Item] = []
+        for row in rows:
+            start, end = self._bounds(row)
+            items.append(
+                _LazyItem(
+                    texts,
+                    collection=self,
+                    href=row.href,
+                    etag=row.etag,
+                    uid=row.uid,
+                    name="VCALENDAR",
+                    component_name=row.component,
+                    time_range=(start, max(end, start + 1)),
+                    last_modified=_http_date(row.modified),
+                )
+            )
+        return items
+
+    _known_revision: tuple[int, datetime | None] | None = None
+
+    @property
+    def tag(self) -> str:
+        return str(self.get_meta("tag") or "")
 
     def _revision(self) -> tuple[int, datetime | None]:
-        """The newest change of this calendar: one row read through the (calendar, id) index."""
+        """The newest change of this calendar: one row read through the (calendar, id) index,
+        once per request (a collection object lives for one request; writes forget it)."""
+        if self._known_revision is None:
+            self._known_revision = self._read_revision()
+        return self._known_revision
+
+    def _read_revision(self) -> tuple[int, datetime | None]:
         with self._session() as session:
             row = session.execute(
                 select(CalendarChange.id, CalendarChange.changed_at)
@@ -160,7 +252,7 @@ class _Calendar(_Node, storage.BaseCollection):
         revision, _ = self._revision()
         token = f"urn:caldav-bridge:sync:{self.calendar_key}:{revision}"
         if not old_token:
-            return token, [item.href for item in self.get_all() if item.href]
+            return token, self._all_hrefs()
         match = _TOKEN.fullmatch(old_token)
         if not match or match["calendar"] != self.calendar_key or int(match["revision"]) > revision:
             raise ValueError(f"unknown sync token {old_token!r}")
@@ -175,90 +267,68 @@ class _Calendar(_Node, storage.BaseCollection):
             ).all()
         return token, list(hrefs)
 
+    def _all_hrefs(self) -> Iterator[str]:
+        """Read only when iterated: a PROPFIND asking for the token alone never reads it."""
+        with self._session() as session:
+            hrefs = session.scalars(self._text_rows().with_only_columns(self._href)).all()
+        yield from hrefs
+
     def get_multi(self, hrefs: Iterable[str]) -> Iterable[tuple[str, radicale_item.Item | None]]:
         wanted = list(dict.fromkeys(hrefs))
-        with self._session() as session:
-            found = {i.href: i for i in self._items_where(session, wanted)}
+        query = self._listing()
+        if len(wanted) <= _MANY:
+            query = query.where(self._href.in_(wanted))
+        found = {i.href: i for i in self._items(query)}
         return [(href, found.get(href)) for href in wanted]
 
     def get_all(self) -> Iterable[radicale_item.Item]:
-        with self._session() as session:
-            return self._items_where(session, None)
+        return self._items(self._listing())
 
     def get_filtered(self, filters: Iterable[Any]) -> Iterable[tuple[radicale_item.Item, bool]]:
         tag, start, end, simple = radicale_filter.simplify_prefilters(filters, self.tag)
-        with self._session() as session:
-            items = self._filtered(session, start, end)
-        for item in items:
+        for item in self._items(self._listing().where(self._in_period(start, end))):
             if tag is not None and tag != item.component_name:
                 continue
             istart, iend = item.time_range
             yield item, simple and (start <= istart or iend <= end)
 
-    def _item(
-        self,
-        href: str,
-        text: str,
-        etag: str,
-        uid: str,
-        component: str,
-        start: int,
-        end: int,
-        modified: datetime,
-    ) -> radicale_item.Item:
-        return radicale_item.Item(
-            collection=self,
-            href=href,
-            text=text,
-            etag=etag,
-            uid=uid,
-            name="VCALENDAR",
-            component_name=component,
-            time_range=(start, max(end, start + 1)),
-            last_modified=_http_date(modified),
-        )
+    def has_uid(self, uid: str) -> bool:
+        query = self._listing().where(self._uid == uid).limit(1)
+        with self._session() as session:
+            return session.execute(query).first() is not None
+
+    _uid: Any
 
 
 class _Projection(_Calendar):
     """Interactions shown in a calendar; subclasses say which ones."""
 
+    # Table columns, not ORM attributes: these classes are not mapped.
+    _href = Interaction.__table__.c.href
+    _uid = Interaction.__table__.c.uid
+
     def _which(self) -> Any:
         raise NotImplementedError
 
-    def _query(self) -> Any:
+    def _visible(self) -> Any:
+        return and_(self._which(), Interaction.status != InteractionStatus.CANCELLED)
+
+    def _listing(self) -> Any:
         return select(
             Interaction.href,
-            Interaction.ical,
             Interaction.etag,
             Interaction.uid,
-            Interaction.starts_at,
-            Interaction.ends_at,
-            Interaction.modified_at,
-        ).where(self._which(), Interaction.status != InteractionStatus.CANCELLED)
+            literal("VEVENT").label("component"),
+            Interaction.starts_at.label("start"),
+            Interaction.ends_at.label("end"),
+            Interaction.modified_at.label("modified"),
+        ).where(self._visible())
 
-    def _rows(self, session: Session, query: Any) -> list[radicale_item.Item]:
-        return [
-            self._item(
-                r.href,
-                r.ical,
-                r.etag,
-                r.uid,
-                "VEVENT",
-                _timestamp(r.starts_at),
-                _timestamp(r.ends_at),
-                r.modified_at,
-            )
-            for r in session.execute(query)
-        ]
+    def _text_rows(self) -> Any:
+        return select(Interaction.href, Interaction.ical).where(self._visible())
 
-    def _items_where(self, session: Session, hrefs: list[str] | None) -> list[radicale_item.Item]:
-        query = self._query()
-        if hrefs is not None:
-            query = query.where(Interaction.href.in_(hrefs))
-        return self._rows(session, query)
-
-    def _filtered(self, session: Session, start: int, end: int) -> list[radicale_item.Item]:
-        query = self._query().where(
+    def _in_period(self, start: int, end: int) -> Any:
+        return and_(
             Interaction.starts_at < _moment(end),
             or_(
                 Interaction.ends_at > _moment(start),
@@ -268,32 +338,37 @@ class _Projection(_Calendar):
                 ),
             ),
         )
-        return self._rows(session, query)
 
-    def has_uid(self, uid: str) -> bool:
-        with self._session() as session:
-            return session.scalar(self._query().where(Interaction.uid == uid).limit(1)) is not None
+    def _bounds(self, row: Any) -> tuple[int, int]:
+        return _timestamp(row.start), _timestamp(row.end)
+
+    def _set_props(self, props: dict[str, str]) -> None:
+        self._meta = {**self._default_meta(), **props, **_PROJECTED}
 
     def get_meta(self, key: str | None = None) -> Any:
-        meta = {**self._default_meta(), **self._storage.stored_props(self.path), **_PROJECTED}
-        return meta if key is None else meta.get(key)
+        return dict(self._meta) if key is None else self._meta.get(key)
 
     def _default_meta(self) -> dict[str, str]:
         raise NotImplementedError
 
     def set_meta(self, props: Mapping[str, str]) -> None:
+        props = {k: v for k, v in props.items() if k not in _FIXED}
         with self._session(write=True) as session:
-            _save_props(session, self.path, {k: v for k, v in props.items() if k not in _FIXED})
+            _save_props(session, self.path, props)
+        self._set_props(props)
 
 
 _PROJECTED = {"tag": "VCALENDAR", "C:supported-calendar-component-set": "VEVENT"}
 
 
 class InteractionsCalendar(_Projection):
-    def __init__(self, storage_: Storage, user_id: int, login: str, name: str) -> None:
+    def __init__(
+        self, storage_: Storage, user_id: int, login: str, name: str, props: dict[str, str]
+    ) -> None:
         super().__init__(storage_, f"{login}/{INTERACTIONS}")
         self.user_id, self.login, self.display_name = user_id, login, name
         self.calendar_key = changelog.user_calendar(user_id)
+        self._set_props(props)
 
     def _which(self) -> Any:
         linked = select(InteractionLink.interaction_id).where(
@@ -332,10 +407,13 @@ class InteractionsCalendar(_Projection):
 
 
 class BookingsCalendar(_Projection):
-    def __init__(self, storage_: Storage, resource_id: int, slug: str, name: str) -> None:
+    def __init__(
+        self, storage_: Storage, resource_id: int, slug: str, name: str, props: dict[str, str]
+    ) -> None:
         super().__init__(storage_, f"{slug}/{BOOKINGS}")
         self.resource_id, self.display_name = resource_id, name
         self.calendar_key = changelog.resource_calendar(resource_id)
+        self._set_props(props)
 
     def _which(self) -> Any:
         booked = select(Booking.interaction_id).where(Booking.resource_id == self.resource_id)
@@ -360,30 +438,31 @@ class StoredCalendar(_Calendar):
         self._props: dict[str, str] = json.loads(row.props)
         self.calendar_key = changelog.stored_calendar(row.id)
 
-    def _select(self) -> Any:
-        return select(StoredItem).where(StoredItem.collection_id == self.collection_id)
+    _href = StoredItem.__table__.c.href
+    _uid = StoredItem.__table__.c.uid
 
-    def _rows(self, session: Session, query: Any) -> list[radicale_item.Item]:
-        return [
-            self._item(
-                r.href, r.text, r.etag, r.uid, r.component, r.starts_ts, r.ends_ts, r.modified_at
-            )
-            for r in session.scalars(query)
-        ]
+    def _mine(self) -> Any:
+        return StoredItem.collection_id == self.collection_id
 
-    def _items_where(self, session: Session, hrefs: list[str] | None) -> list[radicale_item.Item]:
-        query = self._select()
-        if hrefs is not None:
-            query = query.where(StoredItem.href.in_(hrefs))
-        return self._rows(session, query)
+    def _listing(self) -> Any:
+        return select(
+            StoredItem.href,
+            StoredItem.etag,
+            StoredItem.uid,
+            StoredItem.component,
+            StoredItem.starts_ts.label("start"),
+            StoredItem.ends_ts.label("end"),
+            StoredItem.modified_at.label("modified"),
+        ).where(self._mine())
 
-    def _filtered(self, session: Session, start: int, end: int) -> list[radicale_item.Item]:
-        query = self._select().where(StoredItem.starts_ts < end, StoredItem.ends_ts > start)
-        return self._rows(session, query)
+    def _text_rows(self) -> Any:
+        return select(StoredItem.href, StoredItem.text).where(self._mine())
 
-    def has_uid(self, uid: str) -> bool:
-        with self._session() as session:
-            return session.scalar(self._select().where(StoredItem.uid == uid).limit(1)) is not None
+    def _in_period(self, start: int, end: int) -> Any:
+        return and_(StoredItem.starts_ts < end, StoredItem.ends_ts > start)
+
+    def _bounds(self, row: Any) -> tuple[int, int]:
+        return int(row.start), int(row.end)
 
     def upload(self, href: str, item: radicale_item.Item) -> Any:
         with self._session(write=True) as session:
@@ -466,13 +545,6 @@ class Storage(storage.BaseStorage):
         self.database = shared_database(settings.database_url)
         self.public_url = settings.public_url
 
-    def stored_props(self, path: str) -> dict[str, str]:
-        with self.database.session() as session:
-            text = session.scalar(
-                select(StoredCollection.props).where(StoredCollection.path == path)
-            )
-        return json.loads(text) if text else {}
-
     def _stored(self, session: Session, path: str) -> StoredCollection | None:
         return session.scalar(select(StoredCollection).where(StoredCollection.path == path))
 
@@ -498,11 +570,23 @@ class Storage(storage.BaseStorage):
         if len(parts) == 2 and parts[1] == INTERACTIONS:
             user = session.scalar(select(User).where(User.login == parts[0], User.active.is_(True)))
             if user is not None:
-                return InteractionsCalendar(self, user.id, user.login, user.display_name)
+                return InteractionsCalendar(
+                    self,
+                    user.id,
+                    user.login,
+                    user.display_name,
+                    self._props_in(session, "/".join(parts)),
+                )
         if len(parts) == 2 and parts[1] == BOOKINGS:
             resource = session.scalar(select(Resource).where(Resource.slug == parts[0]))
             if resource is not None:
-                return BookingsCalendar(self, resource.id, resource.slug, resource.name)
+                return BookingsCalendar(
+                    self,
+                    resource.id,
+                    resource.slug,
+                    resource.name,
+                    self._props_in(session, "/".join(parts)),
+                )
         if self._principal(session, parts[0]) is None:
             return None
         row = self._stored(session, "/".join(parts))
