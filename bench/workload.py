@@ -185,22 +185,33 @@ def concurrency(
     targets: list[Target], clients: int, seconds: float, new_event: Callable[[], Sample]
 ) -> dict[str, float]:
     """Requests per second of ``clients`` threads running a mixed workload for ``seconds``:
-    each loop a getctag, a delta sync and, one time in four, a PUT."""
+    each loop a getctag, a delta sync and, one time in four, a PUT. Each client takes its
+    first sync token before the clock starts."""
     done = [0] * clients
     errors: list[str] = []
-    deadline = time.monotonic() + seconds
+    window: dict[str, float] = {}
+
+    def open_window() -> None:  # run once, when every client is ready
+        window["started"] = time.monotonic()
+        window["deadline"] = window["started"] + seconds
+
+    ready = threading.Barrier(clients + 1, action=open_window)
 
     def worker(index: int) -> None:
         target = targets[index % len(targets)]
         client = target.client()
-        token = _token(
-            _check(
-                client.request("REPORT", target.calendar, content=SYNC.format(token="")), 207
-            ).text
-        )
+        try:
+            token = _token(
+                _check(
+                    client.request("REPORT", target.calendar, content=SYNC.format(token="")), 207
+                ).text
+            )
+        except Exception as exc:
+            errors.append(str(exc))
+        ready.wait()
         loop = 0
         try:
-            while time.monotonic() < deadline:
+            while not errors and time.monotonic() < window["deadline"]:
                 _check(
                     client.request(
                         "PROPFIND", target.calendar, content=PROPFIND_CTAG, headers={"Depth": "0"}
@@ -228,11 +239,11 @@ def concurrency(
             errors.append(str(exc))
 
     threads = [threading.Thread(target=worker, args=(n,)) for n in range(clients)]
-    started = time.monotonic()
     for thread in threads:
         thread.start()
+    ready.wait()
     for thread in threads:
         thread.join()
     if errors:
         raise RuntimeError(f"concurrent clients failed: {errors[0]}")
-    return {"requests per second": sum(done) / (time.monotonic() - started)}
+    return {"requests per second": sum(done) / (time.monotonic() - window["started"])}

@@ -12,8 +12,11 @@ import io
 import logging
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Protocol
+from urllib.parse import quote
+from xml.sax.saxutils import escape
 
+import defusedxml.ElementTree as DefusedET
 from icalendar import Calendar
 from radicale import types
 from radicale.app import Application
@@ -75,6 +78,82 @@ def _refusals_answered(handler: Handler) -> Handler:
     return answered
 
 
+# What a sync client asks of every item when it lists a calendar (RFC 4791 section 7.8.x,
+# RFC 6578 clients before their first token): answered from the listing columns alone.
+_LISTING_PROPS = {
+    f"{{DAV:}}{name}" for name in ("getetag", "getcontenttype", "resourcetype", "getlastmodified")
+}
+
+
+Entry = tuple[str, str, str, str]
+
+
+class Listable(Protocol):
+    """A calendar that can list its items' names, ETags and stamps without reading them."""
+
+    path: str
+
+    def entries(self, hrefs: list[str] | None = None) -> list[Entry]:
+        """(href, ETag, component, HTTP date of last modification) of each item (or of those
+        of ``hrefs`` that exist)."""
+        ...
+
+    def sync(self, old_token: str = "") -> tuple[str, Iterable[str]]: ...
+
+
+def _parse(raw: bytes) -> Any:
+    try:
+        return DefusedET.fromstring(raw) if raw.strip() else None
+    except Exception:  # malformed or hostile XML: Radicale answers it
+        return None
+
+
+def _listing_props(prop: Any) -> list[str] | None:
+    names = [child.tag for child in prop] if prop is not None else []
+    if prop is None or not names or not set(names) <= _LISTING_PROPS:
+        return None
+    return names
+
+
+def _listing_request(raw: bytes) -> list[str] | None:
+    """The properties of a PROPFIND that asks only for listing properties, else None."""
+    root = _parse(raw)
+    if root is None or root.tag != "{DAV:}propfind" or len(root) != 1:
+        return None
+    return _listing_props(root.find("{DAV:}prop"))
+
+
+def _sync_request(raw: bytes) -> tuple[str, list[str]] | None:
+    """(old token, properties) of a sync-collection REPORT that asks only for listing
+    properties at sync-level 1, else None."""
+    root = _parse(raw)
+    if root is None or root.tag != "{DAV:}sync-collection":
+        return None
+    if (root.findtext("{DAV:}sync-level") or "1").strip() != "1" or (
+        root.find("{DAV:}limit") is not None
+    ):
+        return None
+    names = _listing_props(root.find("{DAV:}prop"))
+    return None if names is None else ((root.findtext("{DAV:}sync-token") or "").strip(), names)
+
+
+def _item_response(prefix: str, entry: tuple[str, str, str, str], names: list[str]) -> str:
+    href, etag, component, modified = entry
+    values = {
+        "{DAV:}getetag": f"<getetag>{escape(etag)}</getetag>",
+        "{DAV:}getcontenttype": (
+            f"<getcontenttype>text/calendar;charset=utf-8;component={component}</getcontenttype>"
+        ),
+        "{DAV:}resourcetype": "<resourcetype />",
+        "{DAV:}getlastmodified": f"<getlastmodified>{modified}</getlastmodified>",
+    }
+    props = "".join(values[name] for name in names)
+    return (
+        f"<response><href>{quote(prefix + href)}</href><propstat><prop>{props}</prop>"
+        "<status>HTTP/1.1 200 OK</status></propstat></response>"
+    )
+
+
 class BridgeApplication(Application):
     def __init__(self, configuration: Any) -> None:
         super().__init__(configuration)
@@ -114,6 +193,88 @@ class BridgeApplication(Application):
             except ValueError as exc:
                 return _text(HTTPStatus.BAD_REQUEST, f"malformed iCalendar: {exc}")
         return _put(self, environ, base_prefix, path, user, user_groups, request_info)
+
+    def do_PROPFIND(
+        self,
+        environ: types.WSGIEnviron,
+        base_prefix: str,
+        path: str,
+        user: str,
+        user_groups: set[str],
+        request_info: dict[str, Any],
+    ) -> types.WSGIResponse:
+        """Radicale's PROPFIND, with a fast path for the request every sync client repeats:
+        Depth 1 on a calendar for ETags and content types. Radicale answers for the calendar
+        itself (Depth 0, rights included); the items are listed from the index columns."""
+        if environ.get("HTTP_DEPTH") != "1" or not user:
+            return super().do_PROPFIND(environ, base_prefix, path, user, user_groups, request_info)
+        raw = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        environ = {**environ, "wsgi.input": io.BytesIO(raw)}
+        names = _listing_request(raw)
+        listable = self._listable(path, user, user_groups) if names else None
+        if names is None or listable is None:
+            return super().do_PROPFIND(environ, base_prefix, path, user, user_groups, request_info)
+        status, headers, answer, request = super().do_PROPFIND(
+            {**environ, "HTTP_DEPTH": "0", "wsgi.input": io.BytesIO(raw)},
+            base_prefix,
+            path,
+            user,
+            user_groups,
+            request_info,
+        )
+        closing = b"</multistatus>"
+        if status != 207 or not isinstance(answer, bytes) or not answer.endswith(closing):
+            return status, headers, answer, request
+        prefix = f"{base_prefix}/{listable.path}/"
+        items = "".join(_item_response(prefix, e, names) for e in listable.entries())
+        return status, headers, answer[: -len(closing)] + items.encode() + closing, request
+
+    def do_REPORT(
+        self,
+        environ: types.WSGIEnviron,
+        base_prefix: str,
+        path: str,
+        user: str,
+        user_groups: set[str],
+        request_info: dict[str, Any],
+    ) -> types.WSGIResponse:
+        """Radicale's REPORT, with the same fast path for sync-collection (RFC 6578) when only
+        listing properties are asked: names and ETags of what changed, 404 for what left."""
+        raw = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        environ = {**environ, "wsgi.input": io.BytesIO(raw)}
+        request = _sync_request(raw) if user else None
+        listable = self._listable(path, user, user_groups) if request else None
+        if request is None or listable is None:
+            return super().do_REPORT(environ, base_prefix, path, user, user_groups, request_info)
+        old_token, names = request
+        try:
+            token, hrefs = listable.sync(old_token)
+        except ValueError:  # Radicale answers with its valid-sync-token error
+            return super().do_REPORT(environ, base_prefix, path, user, user_groups, request_info)
+        changed = list(hrefs) if old_token else None
+        entries = listable.entries(changed)
+        prefix = f"{base_prefix}/{listable.path}/"
+        parts = [f"<sync-token>{escape(token)}</sync-token>"]
+        parts += [_item_response(prefix, e, names) for e in entries]
+        present = {e[0] for e in entries}
+        parts += [
+            f"<response><href>{quote(prefix + href)}</href>"
+            "<status>HTTP/1.1 404 Not Found</status></response>"
+            for href in changed or ()
+            if href not in present
+        ]
+        body = (
+            "<?xml version='1.0' encoding='utf-8'?>\n"
+            f'<multistatus xmlns="DAV:">{"".join(parts)}</multistatus>'
+        ).encode()
+        return 207, {"Content-Type": "text/xml; charset=utf-8"}, body, None
+
+    def _listable(self, path: str, user: str, user_groups: set[str]) -> Listable | None:
+        """The calendar at ``path`` if ``user`` may read its items and it can list itself."""
+        if "r" not in self._rights.authorization(user, user_groups, path):
+            return None
+        collection = next(iter(self._storage.discover(path)), None)
+        return collection if hasattr(collection, "entries") else None  # type: ignore[return-value]
 
     do_DELETE = _refusals_answered(Application.do_DELETE)
     do_MOVE = _refusals_answered(Application.do_MOVE)

@@ -284,6 +284,21 @@ class _Calendar(_Node, storage.BaseCollection):
     def get_all(self) -> Iterable[radicale_item.Item]:
         return self._items(self._listing())
 
+    def entries(self, hrefs: list[str] | None = None) -> list[tuple[str, str, str, str]]:
+        """Names, ETags, components and stamps (of all items, or of those of ``hrefs`` that
+        exist), for the application's fast listing."""
+        query = self._listing()
+        if hrefs is not None and len(hrefs) <= _MANY:
+            query = query.where(self._href.in_(hrefs))
+        with self._session() as session:
+            rows = session.execute(query).all()
+        wanted = None if hrefs is None else set(hrefs)
+        return [
+            (r.href, r.etag, r.component, _http_date(r.modified))
+            for r in rows
+            if wanted is None or r.href in wanted
+        ]
+
     def get_filtered(self, filters: Iterable[Any]) -> Iterable[tuple[radicale_item.Item, bool]]:
         tag, start, end, simple = radicale_filter.simplify_prefilters(filters, self.tag)
         for item in self._items(self._listing().where(self._in_period(start, end))):

@@ -383,3 +383,70 @@ def test_answers_made_in_the_crm_reach_the_client(server: RunningServer) -> None
     attendees = {normalize_address(a): a.params for a in event.icalendar_component["ATTENDEE"]}
     assert attendees["bob@example.com"]["PARTSTAT"] == "TENTATIVE"
     assert Calendar.from_ical(event.data).events[0]["SEQUENCE"] == 1
+
+
+def _listing(response: httpx.Response) -> dict[str, tuple[str, str]]:
+    from xml.etree import ElementTree
+
+    found = {}
+    for entry in ElementTree.fromstring(response.content).iter("{DAV:}response"):
+        href = entry.findtext("{DAV:}href") or ""
+        etag = entry.findtext(".//{DAV:}getetag") or ""
+        kind = entry.findtext(".//{DAV:}getcontenttype") or ""
+        found[href] = (etag, kind)
+    return found
+
+
+def test_the_fast_calendar_listing_answers_as_radicale_does(server: RunningServer) -> None:
+    _planning(server)
+    calendar = _interactions(server, "alice")
+    calendar.save_event(_event_text("second@client", "alice@example.com"))
+    url, auth = f"{server.url}alice/interactions/", ("alice", "alice")
+    props = "<getetag/><getcontenttype/><resourcetype/>"
+    body = '<?xml version="1.0"?><propfind xmlns="DAV:"><prop>{}</prop></propfind>'
+    fast = httpx.request(
+        "PROPFIND", url, auth=auth, headers={"Depth": "1"}, content=body.format(props)
+    )
+    # Asking for one more property takes Radicale's own path.
+    slow = httpx.request(
+        "PROPFIND",
+        url,
+        auth=auth,
+        headers={"Depth": "1"},
+        content=body.format(props + "<displayname/>"),
+    )
+    assert fast.status_code == slow.status_code == 207
+    assert _listing(fast) == _listing(slow)
+    assert len(_listing(fast)) == 3  # the calendar and its two events
+    other = httpx.request(
+        "PROPFIND", url, auth=("dave", "dave"), headers={"Depth": "1"}, content=body.format(props)
+    )
+    assert other.status_code == 403
+
+
+def test_the_fast_sync_report_answers_as_radicale_does(server: RunningServer) -> None:
+    interaction_id = _planning(server)
+    url, auth = f"{server.url}bob/interactions/", ("bob", "bob")
+    body = (
+        '<?xml version="1.0"?><sync-collection xmlns="DAV:"><sync-token>{}</sync-token>'
+        "<sync-level>1</sync-level><prop><getetag/>{}</prop></sync-collection>"
+    )
+
+    def both(token: str) -> tuple[httpx.Response, httpx.Response]:
+        fast = httpx.request("REPORT", url, auth=auth, content=body.format(token, ""))
+        slow = httpx.request("REPORT", url, auth=auth, content=body.format(token, "<displayname/>"))
+        assert fast.status_code == slow.status_code == 207
+        return fast, slow
+
+    fast, slow = both("")
+    assert _listing(fast) == _listing(slow)
+    token = fast.text.split("<sync-token>")[1].split("</sync-token>")[0]
+    with server.world.database.session(write=True) as session:
+        service, users = InteractionService(session), server.world.users(session)
+        service.unlink(users["alice"], service.get(interaction_id), users["bob"])
+        other = create(service, users["carol"], "Carol's review", at(9, 9), at(9, 10))
+        service.link(users["carol"], other, users["bob"], LinkStatus.INVITED)
+    fast, slow = both(token)
+    assert _listing(fast) == _listing(slow)
+    gone = "</href><status>HTTP/1.1 404 Not Found</status></response>"
+    assert fast.text.count(gone) == slow.text.count(gone) == 1
