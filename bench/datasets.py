@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from icalendar import Calendar, Event
-from sqlalchemy.orm import Session
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
 
+from caldav_bridge.db import Database
 from caldav_bridge.directory import Directory
 from caldav_bridge.interactions import Draft, InteractionService
 from caldav_bridge.models import (
@@ -17,6 +19,7 @@ from caldav_bridge.models import (
     InteractionLink,
     InteractionStatus,
     LinkStatus,
+    Resource,
     User,
 )
 
@@ -96,63 +99,76 @@ class CrmScale:
     rooms: int
 
 
-def load_crm(session: Session, scale: CrmScale, seed: int = 11) -> list[Sample]:
+def load_crm(
+    database: Database, scale: CrmScale, seed: int = 11, chunk: int = 2000
+) -> list[Sample]:
     """Users, rooms and interactions with 3 to 6 linked users each, in mixed statuses.
 
-    Built directly (a bulk load, not a user's action), then published through the service so
-    that every calendar shows them exactly as the service would. Returns the samples of the
-    interactions user ``crm0000`` sees, for serving the same events from a file calendar.
+    Built directly (a bulk load, not a user's action) in transactions of ``chunk``
+    interactions, then published through the service so that every calendar shows them
+    exactly as the service would. Returns the samples of the interactions user ``crm0000``
+    sees, for serving the same events from a file calendar.
     """
     rng = random.Random(seed)
-    directory = Directory(session)
-    users = [
-        directory.add_user(f"crm{n:04d}", f"CRM user {n}", [f"crm{n:04d}@example.com"], None, "UTC")
-        for n in range(scale.users)
-    ]
-    users[0].password_hash = bench_password_hash()
-    rooms = [
-        directory.add_resource(
-            f"bench-room-{n:02d}", f"Room {n}", f"bench-room-{n:02d}@example.com"
-        )
-        for n in range(scale.rooms)
-    ]
-    service = InteractionService(session)
+    with database.session(write=True) as session:
+        directory = Directory(session)
+        for n in range(scale.users):
+            directory.add_user(
+                f"crm{n:04d}", f"CRM user {n}", [f"crm{n:04d}@example.com"], None, "UTC"
+            )
+        directory.user("crm0000").password_hash = bench_password_hash()
+        for n in range(scale.rooms):
+            directory.add_resource(
+                f"bench-room-{n:02d}", f"Room {n}", f"bench-room-{n:02d}@example.com"
+            )
     statuses = [LinkStatus.INVITED, LinkStatus.CONFIRMED, LinkStatus.DECLINED]
     seen: list[Sample] = []
     samples = events(scale.interactions, seed, prefix="crm")
-    for number, sample in enumerate(samples):
-        # crm0000 owns one interaction in 50 and is linked to others at random, like anyone.
-        owner = users[0] if number % 50 == 0 else rng.choice(users[1:])
-        others = rng.sample([u for u in users if u.id != owner.id], rng.randint(3, 6))
-        interaction = Interaction(
-            uid=sample.uid,
-            href=sample.href,
-            owner=owner,
-            subject=sample.subject,
-            notes=sample.notes,
-            kind="meeting",
-            all_day=False,
-            starts_at=sample.start,
-            ends_at=sample.end,
-            timezone="UTC",
-            location=sample.location,
-            status=InteractionStatus.PLANNED,
-            sequence=0,
-            created_at=YEAR_START,
-            modified_at=YEAR_START,
-            links=[
-                InteractionLink(user=u, status=rng.choice(statuses), tentative=False)
-                for u in others
-            ],
-            bookings=[Booking(resource=rooms[number % len(rooms)])] if number % 3 == 0 else [],
-            guests=[],
-        )
-        session.add(interaction)
-        service.publish(interaction)
-        if owner is users[0] or users[0] in others:
-            seen.append(sample)
-        if number % 1000 == 999:
-            session.flush()
+    for first in range(0, len(samples), chunk):
+        with database.session(write=True) as session:
+            users = list(
+                session.scalars(
+                    select(User)
+                    .order_by(User.login)
+                    .where(User.login.startswith("crm"))
+                    .options(selectinload(User.emails))
+                )
+            )
+            rooms = list(session.scalars(select(Resource).order_by(Resource.slug)))
+            service = InteractionService(session)
+            for number, sample in enumerate(samples[first : first + chunk], start=first):
+                # crm0000 owns one interaction in 50 and is linked to others at random.
+                owner = users[0] if number % 50 == 0 else rng.choice(users[1:])
+                others = rng.sample([u for u in users if u.id != owner.id], rng.randint(3, 6))
+                interaction = Interaction(
+                    uid=sample.uid,
+                    href=sample.href,
+                    owner=owner,
+                    subject=sample.subject,
+                    notes=sample.notes,
+                    kind="meeting",
+                    all_day=False,
+                    starts_at=sample.start,
+                    ends_at=sample.end,
+                    timezone="UTC",
+                    location=sample.location,
+                    status=InteractionStatus.PLANNED,
+                    sequence=0,
+                    created_at=YEAR_START,
+                    modified_at=YEAR_START,
+                    links=[
+                        InteractionLink(user=u, status=rng.choice(statuses), tentative=False)
+                        for u in others
+                    ],
+                    bookings=(
+                        [Booking(resource=rooms[number % len(rooms)])] if number % 3 == 0 else []
+                    ),
+                    guests=[],
+                )
+                session.add(interaction)
+                service.publish(interaction)
+                if owner is users[0] or users[0] in others:
+                    seen.append(sample)
     return seen
 
 

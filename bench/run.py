@@ -190,8 +190,7 @@ def main(argv: list[str] | None = None) -> None:
         crm_url = f"sqlite:///{work / 'crm.sqlite3'}"
         crm = Database(crm_url)
         crm.migrate()
-        with crm.session(write=True) as session:
-            crm_samples = datasets.load_crm(session, scale)
+        crm_samples = datasets.load_crm(crm, scale)
         crm.dispose()
 
         bridge = servers.bridge(work, bridge_url)

@@ -7,10 +7,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
@@ -79,7 +75,11 @@ class Database:
         with factory() as session, session.begin():
             yield session
 
-    def _alembic_config(self, connection: Connection) -> Config:
+    def _alembic_config(self, connection: Connection) -> Any:
+        # Alembic is imported only to migrate or check the schema, so that commands that do
+        # neither start faster.
+        from alembic.config import Config
+
         config = Config()
         config.set_main_option("script_location", "caldav_bridge:migrations")
         config.attributes["connection"] = connection
@@ -87,6 +87,8 @@ class Database:
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision (creating it on an empty database)."""
+        from alembic import command
+
         try:
             with self.engine.begin() as connection:
                 command.upgrade(self._alembic_config(connection), "head")
@@ -94,6 +96,9 @@ class Database:
             raise ConfigurationError(f"cannot open the database: {exc.orig}") from exc
 
     def is_current(self) -> bool:
+        from alembic.runtime.migration import MigrationContext
+        from alembic.script import ScriptDirectory
+
         with self.engine.connect() as connection:
             current = MigrationContext.configure(connection).get_current_revision()
             head = ScriptDirectory.from_config(self._alembic_config(connection)).get_current_head()
