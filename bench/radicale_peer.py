@@ -1,4 +1,5 @@
-"""Plain Radicale, multifilesystem storage with fsync off, htpasswd authentication.
+"""Plain Radicale, multifilesystem storage with fsync off, and the bridge's authentication:
+an argon2id hash (htpasswd) with successful logins remembered, as the bridge remembers them.
 
 Run as ``python -m bench.radicale_peer DATA_DIR PORT HTPASSWD``. fsync is a privileged option
 that a configuration file cannot set, so the configuration is built here.
@@ -21,7 +22,8 @@ def main(data_dir: str, port: str, htpasswd: str) -> None:
             "auth": {
                 "type": "htpasswd",
                 "htpasswd_filename": htpasswd,
-                "htpasswd_encryption": "plain",
+                "htpasswd_encryption": "argon2",
+                "cache_logins": "True",
                 "delay": "0",
             },
             "rights": {"type": "owner_only"},

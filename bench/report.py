@@ -55,7 +55,7 @@ def table(results: dict[str, Any]) -> str:
     memory = results["peak_memory_mib"]
     lines += [
         "",
-        "| server | peak memory (VmHWM) | 8 clients, requests/s |",
+        "| server | peak memory (VmHWM; the busiest process) | 8 clients, requests/s |",
         "|---|---|---|",
     ]
     for name, rate in results["concurrency"].items():

@@ -268,6 +268,7 @@ def main(argv: list[str] | None = None) -> None:
                 workload.fresh_event_factory("pg"),
             )
             results["concurrency"]["bridge on PostgreSQL, 1 process"] = one["requests per second"]
+            results["peak_memory_mib"]["bridge on PostgreSQL, 1 process"] = first.peak_memory_mib()
             second.start()
             two = workload.concurrency(
                 [
@@ -279,6 +280,9 @@ def main(argv: list[str] | None = None) -> None:
                 workload.fresh_event_factory("pg"),
             )
             results["concurrency"]["bridge on PostgreSQL, 2 processes"] = two["requests per second"]
+            results["peak_memory_mib"]["bridge on PostgreSQL, 2 processes"] = max(
+                first.peak_memory_mib(), second.peak_memory_mib()
+            )
             first.stop()
             second.stop()
         finally:

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 
 from bench.datasets import BENCH_PASSWORD, BENCH_USER, Sample
+from caldav_bridge.passwords import hash_password
 
 BIN = Path(sys.executable).parent
 
@@ -92,7 +93,7 @@ def radicale(work: Path, calendars: dict[str, list[Sample]]) -> Process:
         _write_events(folder, samples)
         (folder / ".Radicale.props").write_text(json.dumps({"tag": "VCALENDAR"}))
     htpasswd = work / "htpasswd"
-    htpasswd.write_text(f"{BENCH_USER}:{BENCH_PASSWORD}\n")
+    htpasswd.write_text(f"{BENCH_USER}:{hash_password(BENCH_PASSWORD)}\n")
     port = free_port()
     return Process(
         "Radicale",

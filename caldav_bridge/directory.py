@@ -105,6 +105,8 @@ class Directory:
     def users_by_addresses(self, addresses: Sequence[str]) -> dict[str, User]:
         """The users owning any of ``addresses`` (normalised), by address, in one query."""
         wanted = {normalize_address(a) for a in addresses}
+        if not wanted:
+            return {}
         users = self.session.scalars(
             select(User)
             .join(UserEmail, User.id == UserEmail.user_id)
@@ -115,6 +117,8 @@ class Directory:
 
     def resources_by_addresses(self, addresses: Sequence[str]) -> dict[str, Resource]:
         wanted = {normalize_address(a) for a in addresses}
+        if not wanted:
+            return {}
         rows = self.session.scalars(select(Resource).where(Resource.email.in_(wanted))).all()
         return {resource.email: resource for resource in rows}
 

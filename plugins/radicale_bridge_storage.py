@@ -29,7 +29,7 @@ from typing import Any
 from radicale import item as radicale_item
 from radicale import pathutils, storage
 from radicale.item import filter as radicale_filter
-from sqlalchemy import and_, delete, literal, or_, select
+from sqlalchemy import and_, delete, literal, or_, select, union
 from sqlalchemy.orm import Session
 
 from caldav_bridge import changelog
@@ -172,6 +172,9 @@ class _Calendar(_Node, storage.BaseCollection):
 
     calendar_key: str
     _href: Any
+    _etag: Any
+    _component: Any
+    _modified: Any
 
     def _listing(self) -> Any:
         raise NotImplementedError
@@ -284,20 +287,20 @@ class _Calendar(_Node, storage.BaseCollection):
     def get_all(self) -> Iterable[radicale_item.Item]:
         return self._items(self._listing())
 
-    def entries(self, hrefs: list[str] | None = None) -> list[tuple[str, str, str, str]]:
-        """Names, ETags, components and stamps (of all items, or of those of ``hrefs`` that
-        exist), for the application's fast listing."""
-        query = self._listing()
+    def entries(self, hrefs: list[str] | None = None) -> list[tuple[str, str, str, datetime]]:
+        """Names, ETags, components and modification times (of all items, or of those of
+        ``hrefs`` that exist), for the application's fast listing: plain rows, no items."""
+        query = self._listing().with_only_columns(
+            self._href, self._etag, self._component, self._modified
+        )
         if hrefs is not None and len(hrefs) <= _MANY:
             query = query.where(self._href.in_(hrefs))
         with self._session() as session:
-            rows = session.execute(query).all()
-        wanted = None if hrefs is None else set(hrefs)
-        return [
-            (r.href, r.etag, r.component, _http_date(r.modified))
-            for r in rows
-            if wanted is None or r.href in wanted
-        ]
+            rows = session.connection().execute(query).all()
+        if hrefs is not None and len(hrefs) > _MANY:
+            wanted = set(hrefs)
+            rows = [row for row in rows if row[0] in wanted]
+        return [(row[0], row[1], row[2], row[3]) for row in rows]
 
     def get_filtered(self, filters: Iterable[Any]) -> Iterable[tuple[radicale_item.Item, bool]]:
         tag, start, end, simple = radicale_filter.simplify_prefilters(filters, self.tag)
@@ -321,6 +324,9 @@ class _Projection(_Calendar):
     # Table columns, not ORM attributes: these classes are not mapped.
     _href = Interaction.__table__.c.href
     _uid = Interaction.__table__.c.uid
+    _etag = Interaction.__table__.c.etag
+    _component = literal("VEVENT")
+    _modified = Interaction.__table__.c.modified_at
 
     def _which(self) -> Any:
         raise NotImplementedError
@@ -386,10 +392,12 @@ class InteractionsCalendar(_Projection):
         self._set_props(props)
 
     def _which(self) -> Any:
+        # A union of two index lookups: an OR across the tables would scan every interaction.
+        owned = select(Interaction.id).where(Interaction.owner_id == self.user_id)
         linked = select(InteractionLink.interaction_id).where(
             InteractionLink.user_id == self.user_id
         )
-        return or_(Interaction.owner_id == self.user_id, Interaction.id.in_(linked))
+        return Interaction.id.in_(union(owned, linked))
 
     def _default_meta(self) -> dict[str, str]:
         return {
@@ -455,6 +463,9 @@ class StoredCalendar(_Calendar):
 
     _href = StoredItem.__table__.c.href
     _uid = StoredItem.__table__.c.uid
+    _etag = StoredItem.__table__.c.etag
+    _component = StoredItem.__table__.c.component
+    _modified = StoredItem.__table__.c.modified_at
 
     def _mine(self) -> Any:
         return StoredItem.collection_id == self.collection_id
@@ -602,6 +613,8 @@ class Storage(storage.BaseStorage):
                     resource.name,
                     self._props_in(session, "/".join(parts)),
                 )
+        if parts[1] in (INTERACTIONS, BOOKINGS):
+            return None  # the projections hold items only, no collections
         if self._principal(session, parts[0]) is None:
             return None
         row = self._stored(session, "/".join(parts))
