@@ -190,6 +190,12 @@ def _item_responses(prefix: str, entries: list[Entry], names: list[str]) -> list
     ]
 
 
+def _buffered(environ: types.WSGIEnviron) -> tuple[bytes, types.WSGIEnviron]:
+    """The request body, and an environ from which Radicale can still read it."""
+    raw: bytes = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+    return raw, {**environ, "wsgi.input": io.BytesIO(raw)}
+
+
 class BridgeApplication(Application):
     def __init__(self, configuration: Any) -> None:
         super().__init__(configuration)
@@ -217,8 +223,7 @@ class BridgeApplication(Application):
         user_groups: set[str],
         request_info: dict[str, Any],
     ) -> types.WSGIResponse:
-        raw = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
-        environ = {**environ, "wsgi.input": io.BytesIO(raw)}
+        raw, environ = _buffered(environ)
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
@@ -244,8 +249,7 @@ class BridgeApplication(Application):
         itself (Depth 0, rights included); the items are listed from the index columns."""
         if environ.get("HTTP_DEPTH") != "1" or not user:
             return super().do_PROPFIND(environ, base_prefix, path, user, user_groups, request_info)
-        raw = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
-        environ = {**environ, "wsgi.input": io.BytesIO(raw)}
+        raw, environ = _buffered(environ)
         names = _listing_request(raw)
         listable = self._listable(path, user, user_groups) if names else None
         if names is None or listable is None:
@@ -276,8 +280,7 @@ class BridgeApplication(Application):
     ) -> types.WSGIResponse:
         """Radicale's REPORT, with the same fast path for sync-collection (RFC 6578) when only
         listing properties are asked: names and ETags of what changed, 404 for what left."""
-        raw = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
-        environ = {**environ, "wsgi.input": io.BytesIO(raw)}
+        raw, environ = _buffered(environ)
         request = _sync_request(raw) if user else None
         listable = self._listable(path, user, user_groups) if request else None
         if request is None or listable is None:
