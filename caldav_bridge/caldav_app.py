@@ -23,6 +23,7 @@ import defusedxml.ElementTree as DefusedET
 from icalendar import Calendar
 from radicale import types
 from radicale.app import Application
+from sqlalchemy.exc import SQLAlchemyError
 
 from caldav_bridge.errors import (
     AlreadyExists,
@@ -83,12 +84,13 @@ def _refusals_answered(handler: Handler) -> Handler:
 
 # What a sync client asks of every item when it lists a calendar (RFC 4791 section 7.8.x,
 # RFC 6578 clients before their first token): answered from the listing columns alone.
+_DATED = "{DAV:}getlastmodified"
 _LISTING_PROPS = {
     f"{{DAV:}}{name}" for name in ("getetag", "getcontenttype", "resourcetype", "getlastmodified")
 }
 
 
-Entry = tuple[str, str, str, datetime]
+Entry = tuple[str, str, str, datetime | None]
 
 
 class Listable(Protocol):
@@ -96,9 +98,9 @@ class Listable(Protocol):
 
     path: str
 
-    def entries(self, hrefs: list[str] | None = None) -> list[Entry]:
-        """(href, ETag, component, last modification) of each item (or of those of ``hrefs``
-        that exist)."""
+    def entries(self, hrefs: list[str] | None = None, dated: bool = True) -> list[Entry]:
+        """(href, ETag, component, last modification when ``dated``) of each item (or of
+        those of ``hrefs`` that exist)."""
         ...
 
     def sync(self, old_token: str = "") -> tuple[str, Iterable[str]]: ...
@@ -178,13 +180,12 @@ def _item_responses(prefix: str, entries: list[Entry], names: list[str]) -> list
     """The items' <response>s as text (``prefix`` already quoted): listing ten thousand
     items through ElementTree costs more than the database query."""
     template = _item_template(names)
-    dated = "{DAV:}getlastmodified" in names
     return [
         template.format(
             href=prefix + _quoted(href),
             etag=etag if _PLAIN_TEXT.fullmatch(etag) else escape(etag),
             component=component,
-            modified=format_datetime(modified, usegmt=True) if dated else "",
+            modified=format_datetime(modified, usegmt=True) if modified else "",
         )
         for href, etag, component, modified in entries
     ]
@@ -200,6 +201,12 @@ class BridgeApplication(Application):
     def __init__(self, configuration: Any) -> None:
         super().__init__(configuration)
         self._body_limit: int = configuration.get("server", "max_content_length")
+        try:
+            for plugin in (self._auth, self._storage):
+                if hasattr(plugin, "warm_up"):
+                    plugin.warm_up()
+        except SQLAlchemyError as exc:  # the first request will say what is wrong
+            logger.warning("start-up warm-up skipped: %s", exc)
 
     def __call__(
         self, environ: types.WSGIEnviron, start_response: types.WSGIStartResponse
@@ -212,6 +219,8 @@ class BridgeApplication(Application):
                 [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
             )
             return [body]
+        if hasattr(self._storage, "begin_request"):
+            self._storage.begin_request()
         return super().__call__(environ, start_response)
 
     def do_PUT(
@@ -266,7 +275,8 @@ class BridgeApplication(Application):
         if status != 207 or not isinstance(answer, bytes) or not answer.endswith(closing):
             return status, headers, answer, request
         prefix = quote(f"{base_prefix}/{listable.path}/")
-        items = "".join(_item_responses(prefix, listable.entries(), names))
+        entries = listable.entries(dated=_DATED in names)
+        items = "".join(_item_responses(prefix, entries, names))
         return status, headers, answer[: -len(closing)] + items.encode() + closing, request
 
     def do_REPORT(
@@ -291,7 +301,7 @@ class BridgeApplication(Application):
         except ValueError:  # Radicale answers with its valid-sync-token error
             return super().do_REPORT(environ, base_prefix, path, user, user_groups, request_info)
         changed = list(hrefs) if old_token else None
-        entries = listable.entries(changed)
+        entries = listable.entries(changed, dated=_DATED in names)
         prefix = quote(f"{base_prefix}/{listable.path}/")
         parts = [f"<sync-token>{escape(token)}</sync-token>"]
         parts += _item_responses(prefix, entries, names)

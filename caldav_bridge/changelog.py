@@ -5,9 +5,10 @@ Calendars are named by what they show: a user's interactions calendar, a resourc
 
 from __future__ import annotations
 
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from caldav_bridge.models import CalendarChange
+from caldav_bridge.models import CalendarChange, utcnow
 
 
 def user_calendar(user_id: int) -> str:
@@ -23,5 +24,12 @@ def stored_calendar(collection_id: int) -> str:
 
 
 def record(session: Session, calendars: set[str], item_href: str, deleted: bool = False) -> None:
-    for calendar in sorted(calendars):
-        session.add(CalendarChange(calendar=calendar, item_href=item_href, deleted=deleted))
+    """One row per calendar, written at once (a meeting with twenty attendees is in twenty-one
+    calendars)."""
+    now = utcnow()
+    rows = [
+        {"calendar": calendar, "item_href": item_href, "deleted": deleted, "changed_at": now}
+        for calendar in sorted(calendars)
+    ]
+    if rows:
+        session.execute(insert(CalendarChange), rows)

@@ -60,6 +60,11 @@ class ClientWrites:
         self.directory = Directory(service.session)
 
     def put(self, actor: User, href: str, text: str) -> Interaction:
+        """One PUT is one change: rendered, logged and told once."""
+        with self.service.one_change():
+            return self._put(actor, href, text)
+
+    def _put(self, actor: User, href: str, text: str) -> Interaction:
         event = parse_event(text)
         uid = one_line(str(event.get("UID", "")), "the UID", 255, required=True)
         interaction = self.service.find_by_uid(uid)

@@ -8,12 +8,15 @@ log rows in that same transaction, so they are stored together or not at all.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
+from typing import Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, selectinload
@@ -45,6 +48,20 @@ from caldav_bridge.models import (
 )
 from caldav_bridge.notifications import Notifier, describe_when
 from caldav_bridge.validation import one_line
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _one_change(
+    method: Callable[Concatenate[InteractionService, P], R],
+) -> Callable[Concatenate[InteractionService, P], R]:
+    def in_one_change(self: InteractionService, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with self.one_change():
+            return method(self, *args, **kwargs)
+
+    functools.update_wrapper(in_one_change, method)
+    return in_one_change
 
 
 @dataclass(frozen=True)
@@ -143,6 +160,39 @@ class InteractionService:
     def __init__(self, session: Session, public_url: str = DEFAULT_PUBLIC_URL) -> None:
         self.session = session
         self.notifier = Notifier(session, public_url)
+        self._depth = 0  # nesting of one_change()
+        self._touched: dict[int, Interaction] = {}  # to publish when the change ends
+        self._created: set[int] = set()
+        self._bumped: set[int] = set()
+
+    # ------------------------------------------------------------------ one change
+
+    @contextmanager
+    def one_change(self) -> Iterator[None]:
+        """Several calls that make one change (a client's PUT that edits, books and links):
+        each interaction is rendered and logged once at the end, its SEQUENCE grows at most
+        once (not at all when it was created in the change), and each person gets one
+        notice. Every changing method below runs inside one."""
+        self._depth += 1
+        try:
+            yield
+        except BaseException:
+            self._depth -= 1
+            if not self._depth:
+                self._forget()
+            raise
+        self._depth -= 1
+        if not self._depth:
+            for interaction in self._touched.values():
+                self._render_and_log(interaction)
+            self.notifier.flush()
+            self._forget()
+
+    def _forget(self) -> None:
+        self._touched.clear()
+        self._created.clear()
+        self._bumped.clear()
+        self.notifier.discard()
 
     # ------------------------------------------------------------------ settings
 
@@ -194,6 +244,7 @@ class InteractionService:
 
     # ------------------------------------------------------------------ the owner's changes
 
+    @_one_change
     def create(
         self, owner: User, draft: Draft, uid: str | None = None, href: str | None = None
     ) -> Interaction:
@@ -231,9 +282,11 @@ class InteractionService:
         )
         self.session.add(interaction)
         self.session.flush()
+        self._created.add(interaction.id)
         self.publish(interaction)
         return interaction
 
+    @_one_change
     def edit(self, actor: User, interaction: Interaction, changes: Changes) -> bool:
         """Apply an owner's edit; a change of time or place bumps SEQUENCE. False if no-op."""
         self._require_owner(actor, interaction)
@@ -283,6 +336,7 @@ class InteractionService:
             end = _from_comparable(_as_comparable(start) + duration, start)
         return period_of(start, end, timezone)
 
+    @_one_change
     def cancel(self, actor: User, interaction: Interaction) -> bool:
         """Cancel: SEQUENCE + 1, a cancellation to every linked user, rooms freed."""
         self._require_owner(actor, interaction)
@@ -292,6 +346,7 @@ class InteractionService:
         self._updated(interaction, reschedule=True, kind=NotificationKind.CANCELLATION)
         return True
 
+    @_one_change
     def mark_done(self, actor: User, interaction: Interaction) -> bool:
         """Record that the interaction took place; attendees are not notified."""
         self._require_owner(actor, interaction)
@@ -309,6 +364,7 @@ class InteractionService:
         """Link ``user`` as Invited or Confirmed, or change the status the owner gave them."""
         return bool(self.link_users(actor, interaction, [user], status))
 
+    @_one_change
     def link_users(
         self, actor: User, interaction: Interaction, users: Sequence[User], status: LinkStatus
     ) -> list[User]:
@@ -360,6 +416,7 @@ class InteractionService:
             self.notifier.to_attendee(interaction, user, kind)
         return changed
 
+    @_one_change
     def unlink(self, actor: User, interaction: Interaction, user: User) -> None:
         """Remove a linked user: they are told, and the interaction leaves their calendar."""
         self._require_owner(actor, interaction)
@@ -374,6 +431,7 @@ class InteractionService:
         if not interaction.cancelled:
             self.notifier.to_attendee(interaction, user, NotificationKind.REMOVAL)
 
+    @_one_change
     def answer(self, user: User, interaction: Interaction, answer: Answer) -> bool:
         """A linked user's own answer; never bumps SEQUENCE. False if it changes nothing."""
         self._require_active(user)
@@ -394,6 +452,7 @@ class InteractionService:
         self.notifier.to_owner(interaction, user, answer)
         return True
 
+    @_one_change
     def set_guests(
         self, actor: User, interaction: Interaction, guests: Sequence[tuple[str, str, str]]
     ) -> bool:
@@ -414,6 +473,7 @@ class InteractionService:
 
     # ------------------------------------------------------------------ resources
 
+    @_one_change
     def book(self, actor: User, interaction: Interaction, resource: Resource) -> None:
         """Book a resource; an overlapping booking is refused with the conflicting interaction."""
         self._require_owner(actor, interaction)
@@ -430,6 +490,7 @@ class InteractionService:
         self.session.flush()
         self._updated(interaction, reschedule=True)
 
+    @_one_change
     def release(self, actor: User, interaction: Interaction, resource: Resource) -> None:
         self._require_owner(actor, interaction)
         booking = next((b for b in interaction.bookings if b.resource_id == resource.id), None)
@@ -496,8 +557,9 @@ class InteractionService:
     ) -> None:
         """An owner's change: SEQUENCE grows for time, place and cancellation; attendees who
         have not declined are told."""
-        if reschedule:
+        if reschedule and interaction.id not in self._created | self._bumped:
             interaction.sequence += 1
+            self._bumped.add(interaction.id)
         interaction.modified_at = utcnow()
         self.publish(interaction)
         for link in interaction.links:
@@ -505,12 +567,19 @@ class InteractionService:
                 self.notifier.to_attendee(interaction, link.user, kind)
 
     def publish(self, interaction: Interaction) -> None:
-        """Render the new content once, and log it in every calendar that shows it.
+        """Render the new content and log it in every calendar that shows it: now, or when
+        the current change ends.
 
         Every change above ends here; a bulk loader that builds interactions itself (the
         benchmark's data sets) calls it too. A cancelled interaction leaves every calendar
         (clients see a deletion); the CRM keeps it.
         """
+        if self._depth:
+            self._touched[interaction.id] = interaction
+        else:
+            self._render_and_log(interaction)
+
+    def _render_and_log(self, interaction: Interaction) -> None:
         interaction.ical = interaction_ical(interaction)
         interaction.etag = f'"{hashlib.sha256(interaction.ical.encode()).hexdigest()}"'
         calendars = {changelog.user_calendar(interaction.owner_id)}

@@ -8,6 +8,7 @@ several processes can serve one PostgreSQL database side by side.
 
 from __future__ import annotations
 
+import gc
 import socket
 import threading
 from functools import cache
@@ -71,9 +72,14 @@ def radicale_configuration(
 
 
 def application(configuration: Any) -> Any:
+    """The WSGI application, its plugins warmed up. What start-up made lives as long as the
+    process: it is frozen out of the garbage collector's full passes, which would otherwise
+    rescan it while a large listing allocates its rows."""
     from caldav_bridge.caldav_app import BridgeApplication
 
-    return BridgeApplication(configuration)
+    app = BridgeApplication(configuration)
+    gc.freeze()
+    return app
 
 
 class Server:

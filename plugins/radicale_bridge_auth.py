@@ -32,6 +32,10 @@ class Auth(auth.BaseAuth):
         self._verified: dict[tuple[str, str], tuple[bytes, float]] = {}
         self._lock = threading.Lock()
 
+    def warm_up(self) -> None:
+        """Compile the login query and load argon2 before the first client waits for it."""
+        self._login("", "")
+
     def _fingerprint(self, password: str) -> bytes:
         return hmac.new(self._secret, password.encode(), hashlib.sha256).digest()
 

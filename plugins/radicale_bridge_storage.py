@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import json
 import re
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager as ContextManager
@@ -29,7 +30,7 @@ from typing import Any
 from radicale import item as radicale_item
 from radicale import pathutils, storage
 from radicale.item import filter as radicale_filter
-from sqlalchemy import and_, delete, literal, or_, select, union
+from sqlalchemy import and_, delete, literal, null, or_, select, union
 from sqlalchemy.orm import Session
 
 from caldav_bridge import changelog
@@ -287,12 +288,14 @@ class _Calendar(_Node, storage.BaseCollection):
     def get_all(self) -> Iterable[radicale_item.Item]:
         return self._items(self._listing())
 
-    def entries(self, hrefs: list[str] | None = None) -> list[tuple[str, str, str, datetime]]:
-        """Names, ETags, components and modification times (of all items, or of those of
-        ``hrefs`` that exist), for the application's fast listing: plain rows, no items."""
-        query = self._listing().with_only_columns(
-            self._href, self._etag, self._component, self._modified
-        )
+    def entries(
+        self, hrefs: list[str] | None = None, dated: bool = True
+    ) -> list[tuple[str, str, str, datetime | None]]:
+        """Names, ETags, components and (when ``dated``) modification times of all items, or
+        of those of ``hrefs`` that exist, for the application's fast listing: plain rows, no
+        items. Times are left out unless asked: reading them costs more than the rest."""
+        modified = self._modified if dated else null()
+        query = self._listing().with_only_columns(self._href, self._etag, self._component, modified)
         if hrefs is not None and len(hrefs) <= _MANY:
             query = query.where(self._href.in_(hrefs))
         with self._session() as session:
@@ -409,11 +412,26 @@ class InteractionsCalendar(_Projection):
         with self._session(write=True) as session:
             actor = Directory(session).user(self.login)
             service = InteractionService(session, self._storage.public_url)
-            ClientWrites(service).put(actor, href, item.serialize())
-        stored = dict(self.get_multi([href]))[href]
+            interaction = ClientWrites(service).put(actor, href, item.serialize())
+            stored = None if interaction.cancelled else self._item_of(interaction)
         if stored is None:  # the organizer wrote it cancelled: it left the calendar
             raise NotAllowed("the event was saved as cancelled and left the calendar")
         return stored, None
+
+    def _item_of(self, interaction: Interaction) -> radicale_item.Item:
+        """The item as stored, from the interaction just written (no second read)."""
+        start, end = _timestamp(interaction.starts_at), _timestamp(interaction.ends_at)
+        return radicale_item.Item(
+            collection=self,
+            href=interaction.href,
+            text=interaction.ical,
+            etag=interaction.etag,
+            uid=interaction.uid,
+            name="VCALENDAR",
+            component_name="VEVENT",
+            time_range=(start, max(end, start + 1)),
+            last_modified=_http_date(interaction.modified_at),
+        )
 
     def delete(self, href: str | None = None) -> None:
         if href is None:
@@ -556,6 +574,11 @@ def _delete_tree(session: Session, path: str) -> None:
     )
 
 
+def _made_by_crm(parts: list[str]) -> bool:
+    """A principal, or its interactions or bookings calendar: no request can change them."""
+    return len(parts) == 1 or (len(parts) == 2 and parts[1] in (INTERACTIONS, BOOKINGS))
+
+
 # ---------------------------------------------------------------------------- the storage
 
 
@@ -570,6 +593,22 @@ class Storage(storage.BaseStorage):
         settings = settings_of(configuration)
         self.database = shared_database(settings.database_url)
         self.public_url = settings.public_url
+        self._request = threading.local()
+
+    def warm_up(self) -> None:
+        """Run, once at start-up, the statements a calendar client's first requests run, so
+        that the first client does not wait for SQLAlchemy to compile them."""
+        with self.database.session() as session:
+            login = session.scalar(select(User.login).where(User.active.is_(True)).limit(1))
+        if login is None:
+            return
+        for collection in self.discover(f"/{login}/", depth="1"):
+            if isinstance(collection, _Calendar):
+                _ = (collection.etag, collection.get_meta())
+                token, _ = collection.sync()
+                collection.sync(token)
+                collection.entries([], dated=True)
+                collection.entries(dated=False)
 
     def _stored(self, session: Session, path: str) -> StoredCollection | None:
         return session.scalar(select(StoredCollection).where(StoredCollection.path == path))
@@ -588,7 +627,25 @@ class Storage(storage.BaseStorage):
         row = self._stored(session, path)
         return json.loads(row.props) if row else {}
 
+    def begin_request(self) -> None:
+        """Called by the application before each request: Radicale discovers the same
+        principal and calendar several times in one request; the CRM-made ones (homes,
+        interactions and bookings calendars) are looked up once per request and thread."""
+        self._request.known = {}
+
     def _collection(self, session: Session, parts: list[str]) -> storage.BaseCollection | None:
+        known: dict[tuple[str, ...], storage.BaseCollection] | None = getattr(
+            self._request, "known", None
+        )
+        key = tuple(parts)
+        if known is not None and key in known:
+            return known[key]
+        found = self._lookup(session, parts)
+        if known is not None and found is not None and _made_by_crm(parts):
+            known[key] = found
+        return found
+
+    def _lookup(self, session: Session, parts: list[str]) -> storage.BaseCollection | None:
         if not parts:
             return _Folder(self, "", {})
         if len(parts) == 1:

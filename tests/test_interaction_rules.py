@@ -290,6 +290,68 @@ def test_time_and_place_changes_bump_sequence_and_tell_attendees(world: World) -
         assert all(m.sequence in {1, 2} for m in updates)
 
 
+def test_one_change_of_several_steps_bumps_sequence_once_and_tells_each_person_once(
+    world: World,
+) -> None:
+    with world.database.session(write=True) as session:
+        service, users = InteractionService(session), world.users(session)
+        alice, room = users["alice"], world.rooms(session)["everest"]
+        interaction = create(service, alice)
+        service.link(alice, interaction, users["bob"], LinkStatus.CONFIRMED)
+        before = len(outbox(session))
+        with service.one_change():  # what a client's PUT that moves and books does
+            service.edit(alice, interaction, Changes(start=at(8, 14)))
+            service.book(alice, interaction, room)
+            service.link(alice, interaction, users["carol"], LinkStatus.INVITED)
+        assert interaction.sequence == 1
+        told = [(m.recipient_user_id, m.kind, m.channel) for m in outbox(session)[before:]]
+        assert sorted(told) == sorted(
+            (user, kind, channel)
+            for user, kind in (
+                (users["bob"].id, NotificationKind.UPDATE),
+                (users["carol"].id, NotificationKind.INVITATION),
+            )
+            for channel in (Channel.MESSENGER, Channel.EMAIL)
+        )
+        invitation = next(m for m in outbox(session)[before:] if m.itip_method == "REQUEST")
+        assert invitation.calendar is not None
+        assert "Everest" in unfolded(invitation.calendar)  # the end result, room included
+
+
+def test_a_new_interaction_with_rooms_and_attendees_starts_at_sequence_zero(world: World) -> None:
+    with world.database.session(write=True) as session:
+        service, users = InteractionService(session), world.users(session)
+        alice = users["alice"]
+        with service.one_change():
+            interaction = create(service, alice)
+            service.book(alice, interaction, world.rooms(session)["everest"])
+            service.link(alice, interaction, users["bob"], LinkStatus.INVITED)
+        assert interaction.sequence == 0
+        assert [m.kind for m in outbox(session)] == [NotificationKind.INVITATION] * 2
+        # Rendered once, at the end: one change per calendar showing it.
+        assert len(changes(session)) == 3
+
+
+def test_a_failed_change_leaves_nothing_pending(world: World) -> None:
+    with world.database.session(write=True) as session:
+        interaction = create(InteractionService(session), world.users(session)["alice"])
+    with world.database.session(write=True) as session:
+        service, users = InteractionService(session), world.users(session)
+        interaction = service.get(interaction.id)
+
+        def link_bob_then_fail() -> None:
+            with service.one_change():
+                service.link(users["alice"], interaction, users["bob"], LinkStatus.INVITED)
+                service.answer(users["carol"], interaction, Answer.ACCEPT)  # carol isn't linked
+
+        savepoint = session.begin_nested()
+        with pytest.raises(NotAllowed):
+            link_bob_then_fail()
+        savepoint.rollback()
+        service.link(users["alice"], interaction, users["dave"], LinkStatus.INVITED)
+        assert {m.recipient_user_id for m in outbox(session)} == {users["dave"].id}
+
+
 def test_subject_and_notes_changes_do_not_bump_sequence(world: World) -> None:
     with world.database.session(write=True) as session:
         service, users = InteractionService(session), world.users(session)
