@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import logging
 import re
+import zlib
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from email.utils import format_datetime
@@ -142,9 +143,11 @@ def _sync_request(raw: bytes) -> tuple[str, list[str]] | None:
     return None if names is None else ((root.findtext("{DAV:}sync-token") or "").strip(), names)
 
 
-# urllib's quote() keeps only ASCII letters, digits and "_.~/-". It is slow; most names need
-# nothing, or only the "@" of a UID quoted, so those two cases go first.
+# urllib's quote() keeps only ASCII letters, digits and "_.~/-". It is slow, and most names
+# need nothing, or only the "@" of a UID quoted: the names of a listing are checked at once.
 _NEEDS_QUOTING = re.compile(r"[^A-Za-z0-9_.~/-]")
+_SEPARATOR = "\x00"  # in no name that needs no quoting
+_NEEDS_QUOTING_OR_SEPARATOR = re.compile(r"[^A-Za-z0-9_.~/\x00-]")
 
 
 def _quoted(href: str) -> str:
@@ -155,39 +158,40 @@ def _quoted(href: str) -> str:
     return quote(href)
 
 
-_PLAIN_TEXT = re.compile(r"[^&<>]*")
+def _quoted_all(hrefs: list[str]) -> list[str]:
+    joined = _SEPARATOR.join(hrefs)
+    if _NEEDS_QUOTING_OR_SEPARATOR.search(joined.replace("@", "")):
+        return [_quoted(href) for href in hrefs]
+    return joined.replace("@", "%40").split(_SEPARATOR) if "@" in joined else hrefs
 
 
-def _item_template(names: list[str]) -> str:
-    """The <response> of one item for the asked properties, with {href}, {etag},
-    {component} and {modified} left to fill: built once per request."""
-    props = {
-        "{DAV:}getetag": "<getetag>{etag}</getetag>",
-        "{DAV:}getcontenttype": (
-            "<getcontenttype>text/calendar;charset=utf-8;component={component}</getcontenttype>"
-        ),
-        "{DAV:}resourcetype": "<resourcetype />",
-        "{DAV:}getlastmodified": "<getlastmodified>{modified}</getlastmodified>",
-    }
-    return (
-        "<response><href>{href}</href><propstat><prop>"
-        + "".join(props[name] for name in names)
-        + "</prop><status>HTTP/1.1 200 OK</status></propstat></response>"
-    )
+_MARKUP = re.compile(r"[&<>]")
+
+
+def _escaped_all(texts: list[str]) -> list[str]:
+    return [escape(t) for t in texts] if _MARKUP.search("".join(texts)) else texts
 
 
 def _item_responses(prefix: str, entries: list[Entry], names: list[str]) -> list[str]:
     """The items' <response>s as text (``prefix`` already quoted): listing ten thousand
     items through ElementTree costs more than the database query."""
-    template = _item_template(names)
+    hrefs = _quoted_all([e[0] for e in entries])
+    etags = _escaped_all([e[1] for e in entries])
+    wanted = set(names)
+    eo, ec = ("<getetag>", "</getetag>") if "{DAV:}getetag" in wanted else ("", "")
+    co, cc = (
+        ("<getcontenttype>text/calendar;charset=utf-8;component=", "</getcontenttype>")
+        if "{DAV:}getcontenttype" in wanted
+        else ("", "")
+    )
+    rt = "<resourcetype />" if "{DAV:}resourcetype" in wanted else ""
+    mo, mc = ("<getlastmodified>", "</getlastmodified>") if _DATED in wanted else ("", "")
     return [
-        template.format(
-            href=prefix + _quoted(href),
-            etag=etag if _PLAIN_TEXT.fullmatch(etag) else escape(etag),
-            component=component,
-            modified=format_datetime(modified, usegmt=True) if modified else "",
-        )
-        for href, etag, component, modified in entries
+        f"<response><href>{prefix}{href}</href><propstat><prop>{eo}{etag if eo else ''}{ec}"
+        f"{co}{component if co else ''}{cc}{rt}"
+        f"{mo}{format_datetime(modified, usegmt=True) if mo and modified else ''}{mc}"
+        "</prop><status>HTTP/1.1 200 OK</status></propstat></response>"
+        for href, etag, (_, _, component, modified) in zip(hrefs, etags, entries, strict=True)
     ]
 
 
@@ -197,16 +201,55 @@ def _buffered(environ: types.WSGIEnviron) -> tuple[bytes, types.WSGIEnviron]:
     return raw, {**environ, "wsgi.input": io.BytesIO(raw)}
 
 
+_WARM_UP_REQUESTS = [
+    ("PROPFIND", "1", '<propfind xmlns="DAV:"><prop><getetag/></prop></propfind>'),
+    (
+        "REPORT",
+        "1",
+        '<sync-collection xmlns="DAV:"><sync-token/><sync-level>1</sync-level>'
+        "<prop><getetag/></prop></sync-collection>",
+    ),
+    (
+        "PROPFIND",
+        "0",
+        '<propfind xmlns="DAV:" xmlns:CS="http://calendarserver.org/ns/"><prop><CS:getctag/>'
+        "<sync-token/></prop></propfind>",
+    ),
+]
+
+_COMPRESS_FROM = 1024  # bytes: smaller answers are sent as they are
+
+
 class BridgeApplication(Application):
     def __init__(self, configuration: Any) -> None:
         super().__init__(configuration)
         self._body_limit: int = configuration.get("server", "max_content_length")
         try:
-            for plugin in (self._auth, self._storage):
-                if hasattr(plugin, "warm_up"):
-                    plugin.warm_up()
+            self._warm_up()
         except SQLAlchemyError as exc:  # the first request will say what is wrong
             logger.warning("start-up warm-up skipped: %s", exc)
+
+    def _warm_up(self) -> None:
+        """Serve, once at start-up and for nobody, what a calendar client asks first (a
+        listing, a sync, the CTag) of one user's interactions calendar: code paths, compiled
+        statements and caches are ready before the first client waits for them."""
+        if hasattr(self._auth, "warm_up"):
+            self._auth.warm_up()
+        login = self._storage.warm_up() if hasattr(self._storage, "warm_up") else None
+        if not login:
+            return
+        for method, depth, body in _WARM_UP_REQUESTS:
+            raw = body.encode()
+            environ = {
+                "REQUEST_METHOD": method,
+                "HTTP_DEPTH": depth,
+                "CONTENT_LENGTH": str(len(raw)),
+                "wsgi.input": io.BytesIO(raw),
+                "SCRIPT_NAME": "",
+                "PATH_INFO": f"/{login}/interactions/",
+            }
+            handler = getattr(self, f"do_{method}")
+            handler(environ, "", f"/{login}/interactions/", login, set(), {})
 
     def __call__(
         self, environ: types.WSGIEnviron, start_response: types.WSGIStartResponse
@@ -221,7 +264,31 @@ class BridgeApplication(Application):
             return [body]
         if hasattr(self._storage, "begin_request"):
             self._storage.begin_request()
-        return super().__call__(environ, start_response)
+        accepted = str(environ.get("HTTP_ACCEPT_ENCODING", ""))
+        if "gzip" not in accepted or environ.get("REQUEST_METHOD") == "HEAD":
+            return super().__call__(environ, start_response)
+        return self._gzipped({**environ, "HTTP_ACCEPT_ENCODING": ""}, start_response)
+
+    def _gzipped(
+        self, environ: types.WSGIEnviron, start_response: types.WSGIStartResponse
+    ) -> Iterable[bytes]:
+        """Radicale's answer, compressed here at zlib's fastest level (Radicale's own
+        compression, at the default level, costs more than listing a large calendar)."""
+        answered: list[Any] = []
+
+        def keep(status: str, headers: list[tuple[str, str]], *_: Any) -> Any:
+            answered[:] = [status, headers]
+            return lambda data: None
+
+        body = b"".join(super().__call__(environ, keep))
+        status, headers = answered
+        headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
+        if len(body) >= _COMPRESS_FROM:
+            compressor = zlib.compressobj(1, wbits=16 + zlib.MAX_WBITS)
+            body = compressor.compress(body) + compressor.flush()
+            headers.append(("Content-Encoding", "gzip"))
+        start_response(status, [*headers, ("Content-Length", str(len(body)))])
+        return [body]
 
     def do_PUT(
         self,

@@ -595,20 +595,21 @@ class Storage(storage.BaseStorage):
         self.public_url = settings.public_url
         self._request = threading.local()
 
-    def warm_up(self) -> None:
+    def warm_up(self) -> str | None:
         """Run, once at start-up, the statements a calendar client's first requests run, so
-        that the first client does not wait for SQLAlchemy to compile them."""
+        that the first client does not wait for SQLAlchemy to compile them. Returns the user
+        whose calendars were read, for the application's own warm-up requests."""
         with self.database.session() as session:
             login = session.scalar(select(User.login).where(User.active.is_(True)).limit(1))
         if login is None:
-            return
+            return None
         for collection in self.discover(f"/{login}/", depth="1"):
             if isinstance(collection, _Calendar):
                 _ = (collection.etag, collection.get_meta())
                 token, _ = collection.sync()
                 collection.sync(token)
                 collection.entries([], dated=True)
-                collection.entries(dated=False)
+        return str(login)
 
     def _stored(self, session: Session, path: str) -> StoredCollection | None:
         return session.scalar(select(StoredCollection).where(StoredCollection.path == path))

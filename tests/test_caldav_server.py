@@ -450,3 +450,27 @@ def test_the_fast_sync_report_answers_as_radicale_does(server: RunningServer) ->
     assert _listing(fast) == _listing(slow)
     gone = "</href><status>HTTP/1.1 404 Not Found</status></response>"
     assert fast.text.count(gone) == slow.text.count(gone) == 1
+
+
+def test_large_answers_are_gzipped_for_clients_that_accept_it(server: RunningServer) -> None:
+    with server.world.database.session(write=True) as session:
+        service, alice = InteractionService(session), server.world.users(session)["alice"]
+        for number in range(30):
+            start = at(9, 8 + number % 10)
+            create(service, alice, f"Call {number}", start, start)
+    body = '<propfind xmlns="DAV:"><prop><getetag/></prop></propfind>'
+    answers = {}
+    for encoding in ("gzip", "identity"):
+        answer = httpx.request(
+            "PROPFIND",
+            f"{server.url}alice/interactions/",
+            content=body,
+            headers={"Depth": "1", "Accept-Encoding": encoding},
+            auth=("alice", "alice"),
+        )
+        assert answer.status_code == 207
+        answers[encoding] = answer
+    assert answers["gzip"].headers["Content-Encoding"] == "gzip"
+    assert "Content-Encoding" not in answers["identity"].headers
+    assert int(answers["gzip"].headers["Content-Length"]) < len(answers["identity"].content)
+    assert answers["gzip"].content == answers["identity"].content  # httpx decompresses
