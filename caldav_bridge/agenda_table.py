@@ -100,7 +100,11 @@ def describe(interaction: Interaction) -> str:
         f"  Linked:    {k.user.display_name} ({k.user.login}): {link_label(k)}"
         for k in interaction.links
     ]
-    lines += [f"  Booked:    {b.resource.name} ({b.resource.slug})" for b in interaction.bookings]
+    lines += [
+        f"  Booked:    {b.resource.name} ({b.resource.slug})"
+        + (" - declined: busy at that time" if b.declined else "")
+        for b in interaction.bookings
+    ]
     if interaction.notes:
         lines += ["  Notes:", *("    " + line for line in interaction.notes.splitlines())]
     return "\n".join(lines)

@@ -35,6 +35,7 @@ from caldav_bridge.errors import (
     InvalidInput,
     NotFound,
 )
+from caldav_bridge.scheduling import SchedulingApplication, principal_search
 
 logger = logging.getLogger("caldav_bridge")
 
@@ -220,7 +221,7 @@ _WARM_UP_REQUESTS = [
 _COMPRESS_FROM = 1024  # bytes: smaller answers are sent as they are
 
 
-class BridgeApplication(Application):
+class BridgeApplication(SchedulingApplication):
     def __init__(self, configuration: Any) -> None:
         super().__init__(configuration)
         self._body_limit: int = configuration.get("server", "max_content_length")
@@ -309,9 +310,51 @@ class BridgeApplication(Application):
                 Calendar.from_ical(text)
             except ValueError as exc:
                 return _text(HTTPStatus.BAD_REQUEST, f"malformed iCalendar: {exc}")
-        return _put(self, environ, base_prefix, path, user, user_groups, request_info)
+        if self.schedule_tag_mismatch(environ, path):
+            return _text(
+                HTTPStatus.PRECONDITION_FAILED,
+                "the event changed since you read it (If-Schedule-Tag-Match): read it again",
+            )
+        answer = _put(self, environ, base_prefix, path, user, user_groups, request_info)
+        return self.with_schedule_tag(answer, path)
+
+    def do_GET(
+        self,
+        environ: types.WSGIEnviron,
+        base_prefix: str,
+        path: str,
+        user: str,
+        user_groups: set[str],
+        request_info: dict[str, Any],
+    ) -> types.WSGIResponse:
+        answer = super().do_GET(environ, base_prefix, path, user, user_groups, request_info)
+        return self.with_schedule_tag(answer, path)
+
+    def do_HEAD(
+        self,
+        environ: types.WSGIEnviron,
+        base_prefix: str,
+        path: str,
+        user: str,
+        user_groups: set[str],
+        request_info: dict[str, Any],
+    ) -> types.WSGIResponse:
+        answer = super().do_HEAD(environ, base_prefix, path, user, user_groups, request_info)
+        return self.with_schedule_tag(answer, path)
 
     def do_PROPFIND(
+        self,
+        environ: types.WSGIEnviron,
+        base_prefix: str,
+        path: str,
+        user: str,
+        user_groups: set[str],
+        request_info: dict[str, Any],
+    ) -> types.WSGIResponse:
+        answer = self._propfind(environ, base_prefix, path, user, user_groups, request_info)
+        return self.with_scheduling_props(answer, base_prefix, path)
+
+    def _propfind(
         self,
         environ: types.WSGIEnviron,
         base_prefix: str,
@@ -358,6 +401,14 @@ class BridgeApplication(Application):
         """Radicale's REPORT, with the same fast path for sync-collection (RFC 6578) when only
         listing properties are asked: names and ETags of what changed, 404 for what left."""
         raw, environ = _buffered(environ)
+        search = principal_search(raw) if user else None
+        if search is not None:
+            return self.principal_search_report(
+                search, environ, base_prefix, user, user_groups, request_info
+            )
+        free_busy = self.free_busy_query_report(raw, path, user, user_groups) if user else None
+        if free_busy is not None:
+            return free_busy
         request = _sync_request(raw) if user else None
         listable = self._listable(path, user, user_groups) if request else None
         if request is None or listable is None:
@@ -393,6 +444,7 @@ class BridgeApplication(Application):
         return collection if hasattr(collection, "entries") else None  # type: ignore[return-value]
 
     do_DELETE = _refusals_answered(Application.do_DELETE)
+    do_POST = _refusals_answered(SchedulingApplication.do_POST)
     do_MOVE = _refusals_answered(Application.do_MOVE)
     do_MKCALENDAR = _refusals_answered(Application.do_MKCALENDAR)
     do_MKCOL = _refusals_answered(Application.do_MKCOL)

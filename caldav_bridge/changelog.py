@@ -19,6 +19,10 @@ def resource_calendar(resource_id: int) -> str:
     return f"resource/{resource_id}/bookings"
 
 
+def inbox_calendar(user_id: int) -> str:
+    return f"user/{user_id}/inbox"
+
+
 def stored_calendar(collection_id: int) -> str:
     return f"stored/{collection_id}"
 

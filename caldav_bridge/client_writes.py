@@ -21,7 +21,7 @@ from caldav_bridge.ical_mapping import (
     location_text,
     normalize_address,
 )
-from caldav_bridge.interactions import Changes, Draft, InteractionService, period_of
+from caldav_bridge.interactions import Changes, Draft, GuestEntry, InteractionService, period_of
 from caldav_bridge.models import Interaction, LinkStatus, Resource, User
 from caldav_bridge.validation import one_line
 
@@ -30,7 +30,9 @@ from caldav_bridge.validation import one_line
 class _Attendees:
     users: dict[int, User] = field(default_factory=dict)
     resources: dict[int, Resource] = field(default_factory=dict)
-    guests: list[tuple[str, str, str]] = field(default_factory=list)
+    guests: list[GuestEntry] = field(default_factory=list)
+    client_scheduled: set[int] = field(default_factory=set)  # SCHEDULE-AGENT=CLIENT users
+    force_send: set[int] = field(default_factory=set)  # SCHEDULE-FORCE-SEND=REQUEST users
 
 
 def parse_event(text: str) -> Event:
@@ -117,7 +119,8 @@ class ClientWrites:
         self.service.edit(
             actor,
             interaction,
-            Changes(
+            rooms_answer=True,
+            changes=Changes(
                 subject=fields.subject or interaction.subject,
                 notes=fields.notes,
                 kind=fields.kind,
@@ -139,15 +142,23 @@ class ClientWrites:
         for address, attendee in attendees:
             if not address or address in own:
                 continue
+            by_client = str(attendee.params.get("SCHEDULE-AGENT", "SERVER")).upper() == "CLIENT"
             if address in users:
-                found.users[users[address].id] = users[address]
+                user = users[address]
+                found.users[user.id] = user
+                if by_client:
+                    found.client_scheduled.add(user.id)
+                if str(attendee.params.get("SCHEDULE-FORCE-SEND", "")).upper() == "REQUEST":
+                    found.force_send.add(user.id)
             elif address in resources:
                 found.resources[resources[address].id] = resources[address]
             elif "@" in address and not address.startswith(("urn:", "http:", "https:")):
                 name = str(attendee.params.get("CN", ""))
                 partstat = str(attendee.params.get("PARTSTAT", "NEEDS-ACTION")).upper()
                 found.guests.append(
-                    (address, one_line(name, "an attendee's name", 200), partstat[:32])
+                    GuestEntry(
+                        address, one_line(name, "an attendee's name", 200), partstat[:32], by_client
+                    )
                 )
         return found
 
@@ -161,16 +172,21 @@ class ClientWrites:
         self._release_unwanted(actor, interaction, wanted)
         booked = {b.resource_id for b in interaction.bookings}
         for resource in wanted.resources.values():
-            if resource.id not in booked:
-                self.service.book(actor, interaction, resource)
+            if resource.id not in booked:  # the room answers: accepted or declined
+                self.service.ask_room(actor, interaction, resource)
         for link in list(interaction.links):
             if link.user_id not in wanted.users:
                 self.service.unlink(actor, interaction, link.user)
         linked = {k.user_id for k in interaction.links}
+        self.service.schedule_by_client(actor, interaction, wanted.client_scheduled)
         new = [user for user in wanted.users.values() if user.id not in linked]
         if new:
-            self.service.link_users(actor, interaction, new, LinkStatus.INVITED)
+            self.service.link_users(
+                actor, interaction, new, LinkStatus.INVITED, wanted.client_scheduled
+            )
         self.service.set_guests(actor, interaction, wanted.guests)
+        if wanted.force_send:
+            self.service.send_again(actor, interaction, wanted.force_send)
 
     # ------------------------------------------------------------------ an attendee
 

@@ -21,7 +21,7 @@ from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 
 from caldav_bridge import __version__
 from caldav_bridge.errors import InvalidInput
-from caldav_bridge.models import Interaction, LinkStatus, ResourceKind, User
+from caldav_bridge.models import Guest, Interaction, LinkStatus, ResourceKind, User
 
 PRODID = f"-//caldav-bridge//caldav-bridge {__version__}//EN"
 
@@ -104,13 +104,15 @@ def location_text(interaction: Interaction) -> str:
     if interaction.location:
         return interaction.location
     return ", ".join(
-        b.resource.name for b in interaction.bookings if b.resource.kind is ResourceKind.ROOM
+        b.resource.name
+        for b in interaction.bookings
+        if b.resource.kind is ResourceKind.ROOM and not b.declined
     )
 
 
 def interaction_event(
     interaction: Interaction,
-    only_attendee: User | None = None,
+    only_attendee: User | Guest | None = None,
     stamp: datetime | None = None,
     method: str | None = None,
 ) -> Event:
@@ -144,13 +146,17 @@ def interaction_event(
         event.add("status", "CONFIRMED")
     event.add("transp", "TRANSPARENT" if interaction.cancelled else "OPAQUE")
     event.add("organizer", _person(interaction.owner))
-    if only_attendee is None or only_attendee.id == interaction.owner_id:
+    # RFC 6638 section 7.3: the organizer's copy says what became of each delivery; iTIP
+    # messages carry no scheduling parameters.
+    stored = method is None
+    only_user = only_attendee if isinstance(only_attendee, User) else None
+    if only_attendee is None or (only_user is not None and only_user.id == interaction.owner_id):
         event.add(
             "attendee",
             _person(interaction.owner, CUTYPE="INDIVIDUAL", ROLE="CHAIR", PARTSTAT="ACCEPTED"),
         )
     for link in interaction.links:
-        if only_attendee is not None and link.user_id != only_attendee.id:
+        if only_attendee is not None and (only_user is None or link.user_id != only_user.id):
             continue
         params = {
             "CUTYPE": "INDIVIDUAL",
@@ -159,21 +165,19 @@ def interaction_event(
         }
         if link.status is LinkStatus.INVITED:
             params["RSVP"] = "TRUE"
+        if stored:
+            params.update(_schedule_params(link.client_scheduled, _DELIVERED))
         event.add("attendee", _person(link.user, **params))
     if only_attendee is None:
         for guest in interaction.guests:
-            address = vCalAddress(f"mailto:{guest.address}")
-            if guest.name:
-                address.params["CN"] = guest.name
-            address.params.update(
-                CUTYPE="INDIVIDUAL", ROLE="REQ-PARTICIPANT", PARTSTAT=guest.partstat
-            )
-            event.add("attendee", address)
-    if only_attendee is not None and only_attendee.id not in {
+            event.add("attendee", _guest(guest, stored))
+    if only_user is not None and only_user.id not in {
         interaction.owner_id,
         *(k.user_id for k in interaction.links),
     }:
-        event.add("attendee", _person(only_attendee, CUTYPE="INDIVIDUAL", ROLE="REQ-PARTICIPANT"))
+        event.add("attendee", _person(only_user, CUTYPE="INDIVIDUAL", ROLE="REQ-PARTICIPANT"))
+    if isinstance(only_attendee, Guest):
+        event.add("attendee", _guest(only_attendee, stored=False))
     if only_attendee is None:
         for booking in interaction.bookings:
             resource = booking.resource
@@ -182,16 +186,37 @@ def interaction_event(
                 CN=resource.name,
                 CUTYPE="ROOM" if resource.kind is ResourceKind.ROOM else "RESOURCE",
                 ROLE="NON-PARTICIPANT",
-                PARTSTAT="ACCEPTED",
+                PARTSTAT="DECLINED" if booking.declined else "ACCEPTED",
             )
+            if stored:
+                room.params["SCHEDULE-STATUS"] = _DELIVERED
             event.add("attendee", room)
     return event
+
+
+# iTIP request statuses (RFC 5546 section 3.6) the organizer's copy shows per attendee.
+_DELIVERED = "1.2"  # in the CRM user's (or room's) own calendar and schedule inbox
+_SENT = "1.1"  # handed to email
+
+
+def _guest(guest: Guest, stored: bool) -> vCalAddress:
+    address = vCalAddress(f"mailto:{guest.address}")
+    if guest.name:
+        address.params["CN"] = guest.name
+    address.params.update(CUTYPE="INDIVIDUAL", ROLE="REQ-PARTICIPANT", PARTSTAT=guest.partstat)
+    if stored:
+        address.params.update(_schedule_params(guest.client_scheduled, _SENT))
+    return address
+
+
+def _schedule_params(client_scheduled: bool, status: str) -> dict[str, str]:
+    return {"SCHEDULE-AGENT": "CLIENT"} if client_scheduled else {"SCHEDULE-STATUS": status}
 
 
 def interaction_calendar(
     interaction: Interaction,
     method: str | None = None,
-    only_attendee: User | None = None,
+    only_attendee: User | Guest | None = None,
     stamp: datetime | None = None,
 ) -> Calendar:
     calendar = Calendar()
@@ -208,21 +233,11 @@ def interaction_calendar(
 def interaction_ical(
     interaction: Interaction,
     method: str | None = None,
-    only_attendee: User | None = None,
+    only_attendee: User | Guest | None = None,
     stamp: datetime | None = None,
 ) -> str:
     calendar = interaction_calendar(interaction, method, only_attendee, stamp)
     return str(calendar.to_ical().decode())
-
-
-def with_method(ical: str, method: str) -> str:
-    """An iTIP message from a calendar object this module wrote: the same text with METHOD
-    (RFC 5546 section 3.2.2: a REQUEST carries the whole event). Saves rendering a meeting
-    with many attendees twice."""
-    head = "BEGIN:VCALENDAR\r\n"
-    if not ical.startswith(head) or "\r\nMETHOD:" in ical.split("BEGIN:V", 2)[1]:
-        raise ValueError("not a calendar object without METHOD")
-    return f"{head}METHOD:{method}\r\n{ical[len(head) :]}"
 
 
 # ---------------------------------------------------------------------------- back

@@ -12,7 +12,7 @@ import functools
 import hashlib
 import re
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
@@ -92,6 +92,16 @@ class Changes:
 
 
 @dataclass(frozen=True)
+class GuestEntry:
+    """An attendee outside the CRM, as the organizer's event names it."""
+
+    address: str
+    name: str = ""
+    partstat: str = "NEEDS-ACTION"
+    client_scheduled: bool = False
+
+
+@dataclass(frozen=True)
 class AgendaEntry:
     interaction: Interaction
     link: InteractionLink | None  # None when the user is the owner
@@ -134,6 +144,12 @@ def period_of(start: datetime | date, end: datetime | date, timezone: str) -> _P
     return _Period(starts_at, ends_at, False, timezone)
 
 
+def _period(interaction: Interaction) -> _Period:
+    return _Period(
+        interaction.starts_at, interaction.ends_at, interaction.all_day, interaction.timezone
+    )
+
+
 def _notes(value: str) -> str:
     if "\x00" in value or len(value) > 100_000:
         raise InvalidInput("notes must be text of at most 100,000 characters")
@@ -162,6 +178,7 @@ class InteractionService:
         self.notifier = Notifier(session, public_url)
         self._depth = 0  # nesting of one_change()
         self._touched: dict[int, Interaction] = {}  # to publish when the change ends
+        self._organizer_changed: set[int] = set()  # their Schedule-Tag changes
         self._created: set[int] = set()
         self._bumped: set[int] = set()
 
@@ -184,12 +201,15 @@ class InteractionService:
         self._depth -= 1
         if not self._depth:
             for interaction in self._touched.values():
+                if interaction.id in self._organizer_changed:
+                    interaction.schedule_tag += 1
                 self._render_and_log(interaction)
             self.notifier.flush()
             self._forget()
 
     def _forget(self) -> None:
         self._touched.clear()
+        self._organizer_changed.clear()
         self._created.clear()
         self._bumped.clear()
         self.notifier.discard()
@@ -287,8 +307,18 @@ class InteractionService:
         return interaction
 
     @_one_change
-    def edit(self, actor: User, interaction: Interaction, changes: Changes) -> bool:
-        """Apply an owner's edit; a change of time or place bumps SEQUENCE. False if no-op."""
+    def edit(
+        self,
+        actor: User,
+        interaction: Interaction,
+        changes: Changes,
+        rooms_answer: bool = False,
+    ) -> bool:
+        """Apply an owner's edit; a change of time or place bumps SEQUENCE. False if no-op.
+
+        A booked room that is busy at the new time refuses the move, unless ``rooms_answer``
+        (a calendar client's edit): then each room answers for the new time, declining when
+        busy and accepting again when it is free."""
         self._require_owner(actor, interaction)
         self._require_open(interaction)
         before = (interaction.subject, interaction.notes, interaction.kind)
@@ -311,8 +341,7 @@ class InteractionService:
                 interaction.all_day,
             ):
                 reschedule = True
-                for booking in interaction.bookings:
-                    self._check_free(booking.resource, period, interaction)
+                self._rooms_for(interaction, period, rooms_answer)
             interaction.starts_at, interaction.ends_at = period.starts_at, period.ends_at
             interaction.all_day, interaction.timezone = period.all_day, period.timezone
         if not reschedule and before == (interaction.subject, interaction.notes, interaction.kind):
@@ -366,10 +395,16 @@ class InteractionService:
 
     @_one_change
     def link_users(
-        self, actor: User, interaction: Interaction, users: Sequence[User], status: LinkStatus
+        self,
+        actor: User,
+        interaction: Interaction,
+        users: Sequence[User],
+        status: LinkStatus,
+        client_scheduled: Collection[int] = (),
     ) -> list[User]:
         """``link`` for several users in one change (a client's event with many attendees):
-        all are checked before any is linked. Returns those whose link changed."""
+        all are checked before any is linked. Returns those whose link changed. New links of
+        the users of ``client_scheduled`` (ids) are told by the organizer's client itself."""
         self._require_owner(actor, interaction)
         self._require_open(interaction)
         if not self.multi_user_enabled():
@@ -401,7 +436,14 @@ class InteractionService:
         for user in changed:
             existing = self._find_link(interaction, user)
             if existing is None:
-                interaction.links.append(InteractionLink(user=user, status=status, tentative=False))
+                interaction.links.append(
+                    InteractionLink(
+                        user=user,
+                        status=status,
+                        tentative=False,
+                        client_scheduled=user.id in client_scheduled,
+                    )
+                )
             else:
                 existing.status, existing.tentative, existing.answered_at = status, False, None
         interaction.modified_at = utcnow()
@@ -413,8 +455,35 @@ class InteractionService:
             else NotificationKind.CONFIRMATION
         )
         for user in changed:
-            self.notifier.to_attendee(interaction, user, kind)
+            link = self._find_link(interaction, user)
+            itip = link is not None and not link.client_scheduled
+            self.notifier.to_attendee(interaction, user, kind, itip)
         return changed
+
+    @_one_change
+    def schedule_by_client(
+        self, actor: User, interaction: Interaction, user_ids: Collection[int]
+    ) -> bool:
+        """Which linked users the organizer's client tells itself (SCHEDULE-AGENT=CLIENT,
+        RFC 6638 section 7.1); the server tells the others. False if nothing changed."""
+        self._require_owner(actor, interaction)
+        changed = False
+        for link in interaction.links:
+            wanted = link.user_id in user_ids
+            if link.client_scheduled != wanted:
+                link.client_scheduled, changed = wanted, True
+        if changed:
+            self.publish(interaction)
+        return changed
+
+    @_one_change
+    def send_again(self, actor: User, interaction: Interaction, users: Collection[int]) -> None:
+        """SCHEDULE-FORCE-SEND=REQUEST: send the current event to these linked users again."""
+        self._require_owner(actor, interaction)
+        self._require_open(interaction)
+        for link in interaction.links:
+            if link.user_id in users:
+                self.notifier.to_attendee(interaction, link.user, NotificationKind.UPDATE)
 
     @_one_change
     def unlink(self, actor: User, interaction: Interaction, user: User) -> None:
@@ -429,7 +498,9 @@ class InteractionService:
         changelog.record(self.session, {changelog.user_calendar(user.id)}, interaction.href, True)
         self.publish(interaction)
         if not interaction.cancelled:
-            self.notifier.to_attendee(interaction, user, NotificationKind.REMOVAL)
+            self.notifier.to_attendee(
+                interaction, user, NotificationKind.REMOVAL, not link.client_scheduled
+            )
 
     @_one_change
     def answer(self, user: User, interaction: Interaction, answer: Answer) -> bool:
@@ -448,27 +519,47 @@ class InteractionService:
             return False
         link.status, link.tentative, link.answered_at = status, tentative, utcnow()
         interaction.modified_at = utcnow()
-        self.publish(interaction)
+        self.publish(interaction, by_organizer=False)
         self.notifier.to_owner(interaction, user, answer)
         return True
 
     @_one_change
     def set_guests(
-        self, actor: User, interaction: Interaction, guests: Sequence[tuple[str, str, str]]
+        self, actor: User, interaction: Interaction, guests: Sequence[GuestEntry]
     ) -> bool:
-        """Replace the attendees who are not CRM users: (address, name, PARTSTAT) each."""
+        """Replace the attendees who are not CRM users. New guests are invited by email and
+        removed ones told, unless the organizer's client tells them itself."""
         self._require_owner(actor, interaction)
-        wanted = {address: (name, partstat) for address, name, partstat in guests}
-        current = {g.address: (g.name, g.partstat) for g in interaction.guests}
+        wanted = {g.address: g for g in guests}
+        current = {
+            g.address: GuestEntry(g.address, g.name, g.partstat, g.client_scheduled)
+            for g in interaction.guests
+        }
         if wanted == current:
             return False
+        removed = [g for g in interaction.guests if g.address not in wanted]
         interaction.guests = [
-            Guest(address=address, name=name, partstat=partstat)
-            for address, (name, partstat) in wanted.items()
+            Guest(
+                address=g.address,
+                name=g.name,
+                partstat=g.partstat,
+                client_scheduled=g.client_scheduled,
+            )
+            for g in wanted.values()
         ]
         interaction.modified_at = utcnow()
         self.session.flush()
         self.publish(interaction)
+        if not interaction.cancelled:
+            for guest in interaction.guests:
+                if guest.address not in current:
+                    self.notifier.to_attendee(
+                        interaction, guest, NotificationKind.INVITATION, not guest.client_scheduled
+                    )
+            for guest in removed:
+                self.notifier.to_attendee(
+                    interaction, guest, NotificationKind.REMOVAL, not guest.client_scheduled
+                )
         return True
 
     # ------------------------------------------------------------------ resources
@@ -476,24 +567,46 @@ class InteractionService:
     @_one_change
     def book(self, actor: User, interaction: Interaction, resource: Resource) -> None:
         """Book a resource; an overlapping booking is refused with the conflicting interaction."""
-        self._require_owner(actor, interaction)
-        self._require_open(interaction)
-        if not resource.active:
-            raise NotAllowed(f"{resource.name} is inactive and cannot be booked")
-        if any(b.resource_id == resource.id for b in interaction.bookings):
+        self._require_bookable(actor, interaction, resource)
+        existing = self._find_booking(interaction, resource)
+        if existing is not None and not existing.declined:
             raise AlreadyExists(f"{resource.name} is already booked by this interaction")
-        period = _Period(
-            interaction.starts_at, interaction.ends_at, interaction.all_day, interaction.timezone
-        )
-        self._check_free(resource, period, interaction)
-        interaction.bookings.append(Booking(resource=resource))
+        self._check_free(resource, _period(interaction), interaction)
+        if existing is not None:
+            existing.declined = False
+        else:
+            interaction.bookings.append(Booking(resource=resource))
         self.session.flush()
         self._updated(interaction, reschedule=True)
 
     @_one_change
+    def ask_room(self, actor: User, interaction: Interaction, resource: Resource) -> bool:
+        """A calendar client's room attendee: the room answers at once, ACCEPTED (booked) when
+        it is free and DECLINED (kept, holding nothing) when it is not. Returns the answer."""
+        self._require_bookable(actor, interaction, resource)
+        existing = self._find_booking(interaction, resource)
+        if existing is not None and not existing.declined:
+            return True
+        try:
+            self._check_free(resource, _period(interaction), interaction)
+        except BookingConflict:
+            if existing is None:
+                interaction.bookings.append(Booking(resource=resource, declined=True))
+                self.session.flush()
+                self._updated(interaction, reschedule=False)
+            return False
+        if existing is not None:
+            existing.declined = False
+        else:
+            interaction.bookings.append(Booking(resource=resource))
+        self.session.flush()
+        self._updated(interaction, reschedule=True)
+        return True
+
+    @_one_change
     def release(self, actor: User, interaction: Interaction, resource: Resource) -> None:
         self._require_owner(actor, interaction)
-        booking = next((b for b in interaction.bookings if b.resource_id == resource.id), None)
+        booking = self._find_booking(interaction, resource)
         if booking is None:
             raise NotFound(f"{resource.name} is not booked by interaction #{interaction.id}")
         interaction.bookings.remove(booking)
@@ -501,19 +614,53 @@ class InteractionService:
         changelog.record(
             self.session, {changelog.resource_calendar(resource.id)}, interaction.href, True
         )
-        self._updated(interaction, reschedule=not interaction.cancelled)
+        self._updated(interaction, reschedule=not interaction.cancelled and not booking.declined)
+
+    def _require_bookable(self, actor: User, interaction: Interaction, resource: Resource) -> None:
+        self._require_owner(actor, interaction)
+        self._require_open(interaction)
+        if not resource.active:
+            raise NotAllowed(f"{resource.name} is inactive and cannot be booked")
+
+    def _find_booking(self, interaction: Interaction, resource: Resource) -> Booking | None:
+        return next((b for b in interaction.bookings if b.resource_id == resource.id), None)
+
+    def _rooms_for(self, interaction: Interaction, period: _Period, rooms_answer: bool) -> None:
+        """Check (or, with ``rooms_answer``, let answer) every room for a new period."""
+        if not rooms_answer:
+            for booking in interaction.bookings:
+                if not booking.declined:
+                    self._check_free(booking.resource, period, interaction)
+            return
+        for booking in interaction.bookings:
+            free = self._conflict(booking.resource, period, interaction) is None
+            if free == booking.declined:
+                booking.declined = not free
+                if not free:  # it leaves the room's calendar
+                    room = changelog.resource_calendar(booking.resource_id)
+                    changelog.record(self.session, {room}, interaction.href, True)
 
     def _check_free(self, resource: Resource, period: _Period, interaction: Interaction) -> None:
+        other = self._conflict(resource, period, interaction)
+        if other is not None:
+            when = describe_when(other, other.timezone)
+            raise BookingConflict(resource.name, other.id, other.subject, when)
+
+    def _conflict(
+        self, resource: Resource, period: _Period, interaction: Interaction
+    ) -> Interaction | None:
+        """The first other interaction holding ``resource`` during ``period``, if any."""
         # Serialise bookings of this resource: on PostgreSQL by locking its row; on SQLite the
         # write transaction already holds the database's write lock (BEGIN IMMEDIATE).
         self.session.execute(
             select(Resource.id).where(Resource.id == resource.id).with_for_update()
         )
-        other = self.session.scalar(
+        return self.session.scalar(
             select(Interaction)
             .join(Booking, Booking.interaction_id == Interaction.id)
             .where(
                 Booking.resource_id == resource.id,
+                Booking.declined.is_(False),
                 Interaction.id != interaction.id,
                 Interaction.status != InteractionStatus.CANCELLED,
                 Interaction.starts_at < period.ends_at,
@@ -522,9 +669,6 @@ class InteractionService:
             .order_by(Interaction.starts_at)
             .limit(1)
         )
-        if other is not None:
-            when = describe_when(other, other.timezone)
-            raise BookingConflict(resource.name, other.id, other.subject, when)
 
     # ------------------------------------------------------------------ helpers
 
@@ -564,9 +708,12 @@ class InteractionService:
         self.publish(interaction)
         for link in interaction.links:
             if link.status is not LinkStatus.DECLINED:
-                self.notifier.to_attendee(interaction, link.user, kind)
+                self.notifier.to_attendee(interaction, link.user, kind, not link.client_scheduled)
+        for guest in interaction.guests:
+            if guest.partstat != "DECLINED":
+                self.notifier.to_attendee(interaction, guest, kind, not guest.client_scheduled)
 
-    def publish(self, interaction: Interaction) -> None:
+    def publish(self, interaction: Interaction, by_organizer: bool = True) -> None:
         """Render the new content and log it in every calendar that shows it: now, or when
         the current change ends.
 
@@ -576,6 +723,8 @@ class InteractionService:
         """
         if self._depth:
             self._touched[interaction.id] = interaction
+            if by_organizer:
+                self._organizer_changed.add(interaction.id)
         else:
             self._render_and_log(interaction)
 
@@ -584,7 +733,11 @@ class InteractionService:
         interaction.etag = f'"{hashlib.sha256(interaction.ical.encode()).hexdigest()}"'
         calendars = {changelog.user_calendar(interaction.owner_id)}
         calendars.update(changelog.user_calendar(k.user_id) for k in interaction.links)
-        calendars.update(changelog.resource_calendar(b.resource_id) for b in interaction.bookings)
+        calendars.update(
+            changelog.resource_calendar(b.resource_id)
+            for b in interaction.bookings
+            if not b.declined
+        )
         changelog.record(self.session, calendars, interaction.href, interaction.cancelled)
 
 

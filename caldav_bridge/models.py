@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -175,6 +176,8 @@ class Interaction(Base):
         _enum(InteractionStatus), default=InteractionStatus.PLANNED
     )
     sequence: Mapped[int] = mapped_column(Integer, default=0)
+    # RFC 6638 Schedule-Tag: changes with every change the organizer makes, not with answers.
+    schedule_tag: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     modified_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # The CalDAV face, rendered by the service at each change so that serving never renders:
@@ -211,6 +214,8 @@ class InteractionLink(Base):
     status: Mapped[LinkStatus] = mapped_column(_enum(LinkStatus))
     # A calendar client's TENTATIVE answer: the CRM status stays Invited, clients see TENTATIVE.
     tentative: Mapped[bool] = mapped_column(Boolean, default=False)
+    # SCHEDULE-AGENT=CLIENT (RFC 6638): the organizer's client tells this user itself.
+    client_scheduled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -229,6 +234,7 @@ class Guest(Base):
     address: Mapped[str] = mapped_column(String(320))
     name: Mapped[str] = mapped_column(String(200), default="")
     partstat: Mapped[str] = mapped_column(String(32), default="NEEDS-ACTION")
+    client_scheduled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     interaction: Mapped[Interaction] = relationship(back_populates="guests")
 
@@ -240,6 +246,9 @@ class Booking(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     interaction_id: Mapped[int] = mapped_column(ForeignKey("interactions.id", ondelete="CASCADE"))
     resource_id: Mapped[int] = mapped_column(ForeignKey("resources.id"), index=True)
+    # A room asked for by a calendar client while it was busy answers DECLINED: the booking
+    # is kept so that the organizer sees the answer, and holds nothing.
+    declined: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     interaction: Mapped[Interaction] = relationship(back_populates="bookings")
@@ -335,3 +344,19 @@ class StoredItem(Base):
     starts_ts: Mapped[int] = mapped_column(BigInteger)
     ends_ts: Mapped[int] = mapped_column(BigInteger)
     modified_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ScheduleMessage(Base):
+    """An iTIP message in a user's schedule inbox (RFC 6638 section 2.2)."""
+
+    __tablename__ = "schedule_messages"
+    __table_args__ = (UniqueConstraint("user_id", "href"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    href: Mapped[str] = mapped_column(String(255))
+    uid: Mapped[str] = mapped_column(String(255))
+    method: Mapped[str] = mapped_column(String(16))
+    ical: Mapped[str] = mapped_column(Text)
+    etag: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,12 +1,13 @@
-"""Writes the outbox: one row per message to deliver, in the caller's transaction.
+"""Writes the outbox and the schedule inboxes: one row per message, in the caller's transaction.
 
-Each notice goes to the in-CRM messenger and, where the recipient has an email address, as an
-iMIP message whose calendar part is rendered now, so that what is sent is what was true when
-the change was made. Delivery (SMTP, messenger) reads these rows; it never decides anything.
+Each notice goes to the in-CRM messenger and, as iTIP, to the schedule inbox (RFC 6638) and by
+email (iMIP, RFC 6047), its calendar part rendered now, so that what is sent is what was true
+when the change was made. Delivery (SMTP, messenger) reads these rows; it never decides anything.
 """
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -14,13 +15,16 @@ from datetime import timedelta
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from caldav_bridge.ical_mapping import Answer, interaction_ical, with_method, zone
+from caldav_bridge import changelog
+from caldav_bridge.ical_mapping import Answer, interaction_ical, zone
 from caldav_bridge.models import (
     Channel,
+    Guest,
     Interaction,
     NotificationKind,
     OutboxMessage,
     OutboxState,
+    ScheduleMessage,
     User,
     utcnow,
 )
@@ -62,6 +66,8 @@ def describe_when(interaction: Interaction, timezone: str) -> str:
 
 _RANK = {NotificationKind.UPDATE: 0}  # every other kind outranks an update
 
+Attendee = User | Guest
+
 
 class Notifier:
     """Collects the notices of one change and writes them when the change ends (``flush``).
@@ -69,52 +75,81 @@ class Notifier:
     A change made of several steps (a client's PUT that edits, books and links) tells each
     person once, in words and iCalendar that describe the end result: an update is dropped
     for whoever gets a stronger notice (an invitation, a removal) in the same change.
+
+    A CRM user is told by the messenger and, unless the organizer's client schedules them
+    itself (SCHEDULE-AGENT=CLIENT), by an iTIP message in their schedule inbox (RFC 6638) and
+    by email (iMIP) where they have an address. A guest (an attendee outside the CRM) gets
+    the email only.
     """
 
     def __init__(self, session: Session, public_url: str) -> None:
         self.session = session
         self.public_url = public_url.rstrip("/")
-        self._pending: dict[tuple[int, int, int | None], _Notice] = {}
+        self._pending: dict[tuple[int, str, int | None], _Notice] = {}
         # One change telling many people renders each iTIP message once.
         self._rendered: dict[tuple[object, ...], str] = {}
 
     def link(self, interaction: Interaction) -> str:
         return f"{self.public_url}/.bridge/interactions/{interaction.id}"
 
-    def to_attendee(self, interaction: Interaction, user: User, kind: NotificationKind) -> None:
-        """Tell a linked (or just removed) user about the interaction."""
-        key = (interaction.id, user.id, None)
+    def to_attendee(
+        self,
+        interaction: Interaction,
+        attendee: Attendee,
+        kind: NotificationKind,
+        itip: bool = True,
+    ) -> None:
+        """Tell a linked user or a guest (or one just removed) about the interaction;
+        ``itip`` False when the organizer's client schedules them itself."""
+        if isinstance(attendee, Guest) and not itip:
+            return
+        key = (interaction.id, _key(attendee), None)
         earlier = self._pending.get(key)
         if earlier is None or _RANK.get(kind, 1) >= _RANK.get(earlier.kind, 1):
-            self._pending[key] = _Notice(interaction, user, kind, user)
+            self._pending[key] = _Notice(interaction, attendee, kind, attendee, itip)
 
     def to_owner(self, interaction: Interaction, attendee: User, answer: Answer) -> None:
-        """Tell the owner what a linked user answered (an iTIP REPLY by email)."""
-        key = (interaction.id, interaction.owner_id, attendee.id)
+        """Tell the owner what a linked user answered (an iTIP REPLY)."""
+        key = (interaction.id, _key(interaction.owner), attendee.id)
         self._pending[key] = _Notice(
-            interaction, interaction.owner, NotificationKind.REPLY, attendee, answer
+            interaction, interaction.owner, NotificationKind.REPLY, attendee, True, answer
         )
 
     def flush(self) -> None:
-        """Write the collected notices as outbox rows, in one statement. Called when a change
-        ends, after its interactions were published (a REQUEST is their stored text)."""
-        rows: list[dict[str, object]] = []
+        """Write the collected notices, each kind of row in one statement. Called when a
+        change ends, after its interactions were published."""
+        outbox: list[dict[str, object]] = []
+        inbox: list[dict[str, object]] = []
         for notice in self._pending.values():
-            rows.extend(self._rows(notice))
+            self._rows(notice, outbox, inbox)
         self._pending.clear()
-        if rows:  # render_nulls: rows with and without an email part go in one batch
-            self.session.execute(insert(OutboxMessage).execution_options(render_nulls=True), rows)
+        if outbox:  # render_nulls: rows with and without an email part go in one batch
+            self.session.execute(insert(OutboxMessage).execution_options(render_nulls=True), outbox)
+        if inbox:
+            self.session.execute(insert(ScheduleMessage), inbox)
+            for row in inbox:
+                user_id = row["user_id"]
+                assert isinstance(user_id, int)
+                changelog.record(
+                    self.session, {changelog.inbox_calendar(user_id)}, str(row["href"])
+                )
 
     def discard(self) -> None:
         self._pending.clear()
 
-    def _rows(self, notice: _Notice) -> list[dict[str, object]]:
+    def _rows(
+        self,
+        notice: _Notice,
+        outbox: list[dict[str, object]],
+        inbox: list[dict[str, object]],
+    ) -> None:
         interaction, recipient, kind = notice.interaction, notice.recipient, notice.kind
         title, text = self._words(notice)
+        user = recipient if isinstance(recipient, User) else None
         common: dict[str, object] = {
             "kind": kind,
             "interaction_id": interaction.id,
-            "recipient_user_id": recipient.id,
+            "recipient_user_id": user.id if user else None,
             "sequence": interaction.sequence,
             "subject": title,
             "body": text,
@@ -124,30 +159,47 @@ class Notifier:
             "attempts": 0,
             "created_at": utcnow(),
         }
-        rows = [
-            {
-                **common,
-                "message_id": _message_id(),
-                "channel": Channel.MESSENGER,
-                "recipient_address": None,
-                "itip_method": None,
-                "calendar": None,
-            }
-        ]
-        if recipient.email:
-            method = _METHOD[kind]
-            only = notice.attendee if kind in _ONE_ATTENDEE else None
-            rows.append(
+        if user is not None:
+            outbox.append(
+                {
+                    **common,
+                    "message_id": _message_id(),
+                    "channel": Channel.MESSENGER,
+                    "recipient_address": None,
+                    "itip_method": None,
+                    "calendar": None,
+                }
+            )
+        if not notice.itip:
+            return
+        method = _METHOD[kind]
+        calendar = self._calendar(
+            interaction, method, notice.attendee if kind in _ONE_ATTENDEE else None
+        )
+        address = user.email if user is not None else _address(recipient)
+        if address:
+            outbox.append(
                 {
                     **common,
                     "message_id": _message_id(),
                     "channel": Channel.EMAIL,
-                    "recipient_address": recipient.email,
+                    "recipient_address": address,
                     "itip_method": method,
-                    "calendar": self._calendar(interaction, method, only),
+                    "calendar": calendar,
                 }
             )
-        return rows
+        if user is not None:
+            inbox.append(
+                {
+                    "user_id": user.id,
+                    "href": f"{uuid.uuid4().hex}.ics",
+                    "uid": interaction.uid,
+                    "method": method,
+                    "ical": calendar,
+                    "etag": f'"{hashlib.sha256(calendar.encode()).hexdigest()}"',
+                    "created_at": utcnow(),
+                }
+            )
 
     def _words(self, notice: _Notice) -> tuple[str, str]:
         interaction, kind = notice.interaction, notice.kind
@@ -155,6 +207,7 @@ class Notifier:
         link = self.link(interaction)
         if kind is NotificationKind.REPLY:
             assert notice.answer is not None
+            assert isinstance(notice.attendee, User)
             name, words = notice.attendee.display_name, _ANSWER_WORDS[notice.answer]
             when = describe_when(interaction, interaction.owner.timezone)
             return (
@@ -162,7 +215,9 @@ class Notifier:
                 f"{name} {words} {subject!r}, {when}. Details: {link}",
             )
         owner = interaction.owner.display_name
-        when = describe_when(interaction, notice.recipient.timezone)
+        recipient = notice.recipient
+        timezone = recipient.timezone if isinstance(recipient, User) else interaction.timezone
+        when = describe_when(interaction, timezone)
         return {
             NotificationKind.INVITATION: (
                 f"Invitation: {subject}",
@@ -186,31 +241,37 @@ class Notifier:
             ),
         }[kind]
 
-    def _calendar(self, interaction: Interaction, method: str, only: User | None) -> str:
+    def _calendar(self, interaction: Interaction, method: str, only: Attendee | None) -> str:
         key = (
             interaction.id,
             interaction.sequence,
             interaction.modified_at,
             method,
-            only.id if only else None,
+            _key(only) if only is not None else None,
         )
         if key not in self._rendered:
-            if method == "REQUEST" and only is None:  # the stored event, just published
-                self._rendered[key] = with_method(interaction.ical, method)
-            else:
-                self._rendered[key] = interaction_ical(
-                    interaction, method, only, stamp=interaction.modified_at
-                )
+            self._rendered[key] = interaction_ical(
+                interaction, method, only, stamp=interaction.modified_at
+            )
         return self._rendered[key]
 
 
 @dataclass(frozen=True)
 class _Notice:
     interaction: Interaction
-    recipient: User
+    recipient: Attendee
     kind: NotificationKind
-    attendee: User  # the attendee concerned: the one a REPLY or a removal's CANCEL names
+    attendee: Attendee  # the attendee concerned: the one a REPLY or a removal's CANCEL names
+    itip: bool  # False: messenger only (SCHEDULE-AGENT=CLIENT)
     answer: Answer | None = None
+
+
+def _key(attendee: Attendee) -> str:
+    return f"user:{attendee.id}" if isinstance(attendee, User) else f"guest:{attendee.address}"
+
+
+def _address(attendee: Attendee) -> str | None:
+    return attendee.email if isinstance(attendee, User) else attendee.address
 
 
 def _message_id() -> str:

@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from caldav_bridge.models import Resource, User
 from caldav_bridge.radicale_setup import settings_of, shared_database
+from caldav_bridge.scheduling import INBOX, OUTBOX
 
 
 class Rights(rights.BaseRights):
@@ -30,7 +31,11 @@ class Rights(rights.BaseRights):
         if not parts:
             return "R"
         if parts[0] == user:
-            return "RW" if len(parts) == 1 else "rw"
+            if len(parts) == 1 or parts[1] == OUTBOX:  # folders, not calendars
+                return "RW"
+            return "rw"
+        if len(parts) > 1 and parts[1] in (INBOX, OUTBOX):
+            return ""  # nobody else reads a user's schedule inbox or posts to their outbox
         with self.database.session() as session:
             if session.scalar(select(Resource.id).where(Resource.slug == parts[0])):
                 return "R" if len(parts) == 1 else "r"

@@ -33,7 +33,7 @@ from radicale.item import filter as radicale_filter
 from sqlalchemy import and_, delete, literal, null, or_, select, union
 from sqlalchemy.orm import Session
 
-from caldav_bridge import changelog
+from caldav_bridge import changelog, freebusy
 from caldav_bridge.client_writes import ClientWrites
 from caldav_bridge.directory import Directory
 from caldav_bridge.errors import NotAllowed
@@ -45,14 +45,18 @@ from caldav_bridge.models import (
     InteractionLink,
     InteractionStatus,
     Resource,
+    ScheduleMessage,
     StoredCollection,
     StoredItem,
     User,
 )
 from caldav_bridge.radicale_setup import settings_of, shared_database
+from caldav_bridge.scheduling import INBOX, OUTBOX
 
 INTERACTIONS = "interactions"
 BOOKINGS = "bookings"
+# Collections the server makes in every home: no client creates, replaces or removes them.
+_MADE_BY_SERVER = (INTERACTIONS, BOOKINGS, INBOX, OUTBOX)
 _TOKEN = re.compile(r"urn:caldav-bridge:sync:(?P<calendar>[^ ]+):(?P<revision>[0-9]+)")
 # Properties of the projected calendars that clients may not change.
 _FIXED = {"tag", "C:supported-calendar-component-set"}
@@ -394,6 +398,12 @@ class InteractionsCalendar(_Projection):
         self.calendar_key = changelog.user_calendar(user_id)
         self._set_props(props)
 
+    def busy(self, start: datetime, end: datetime) -> list[freebusy.Busy]:
+        with self._session() as session:
+            user = session.get(User, self.user_id)
+            assert user is not None
+            return freebusy.busy_user(session, user, start, end)
+
     def _which(self) -> Any:
         # A union of two index lookups: an OR across the tables would scan every interaction.
         owned = select(Interaction.id).where(Interaction.owner_id == self.user_id)
@@ -457,17 +467,84 @@ class BookingsCalendar(_Projection):
         self._set_props(props)
 
     def _which(self) -> Any:
-        booked = select(Booking.interaction_id).where(Booking.resource_id == self.resource_id)
+        booked = select(Booking.interaction_id).where(
+            Booking.resource_id == self.resource_id, Booking.declined.is_(False)
+        )
         return Interaction.id.in_(booked)
 
     def _default_meta(self) -> dict[str, str]:
         return {"D:displayname": f"{self.display_name} bookings"}
+
+    def busy(self, start: datetime, end: datetime) -> list[freebusy.Busy]:
+        with self._session() as session:
+            resource = session.get(Resource, self.resource_id)
+            assert resource is not None
+            return freebusy.busy_resource(session, resource, start, end)
 
     def upload(self, href: str, item: radicale_item.Item) -> Any:
         raise NotAllowed("a resource's bookings are made by booking it for an interaction")
 
     def delete(self, href: str | None = None) -> None:
         raise NotAllowed("a resource's bookings are released from the interaction")
+
+
+class InboxCalendar(_Calendar):
+    """A user's schedule inbox (RFC 6638 section 2.2): the iTIP messages the server delivered
+    to them, which their client reads and deletes. Only the server writes into it."""
+
+    def __init__(self, storage_: Storage, user_id: int, login: str) -> None:
+        super().__init__(storage_, f"{login}/{INBOX}")
+        self.user_id = user_id
+        self.calendar_key = changelog.inbox_calendar(user_id)
+
+    _href = ScheduleMessage.__table__.c.href
+    _uid = ScheduleMessage.__table__.c.uid
+    _etag = ScheduleMessage.__table__.c.etag
+    _component = literal("VEVENT")
+    _modified = ScheduleMessage.__table__.c.created_at
+
+    def _mine(self) -> Any:
+        return ScheduleMessage.user_id == self.user_id
+
+    def _listing(self) -> Any:
+        return select(
+            ScheduleMessage.href,
+            ScheduleMessage.etag,
+            ScheduleMessage.uid,
+            literal("VEVENT").label("component"),
+            ScheduleMessage.created_at.label("modified"),
+        ).where(self._mine())
+
+    def _text_rows(self) -> Any:
+        return select(ScheduleMessage.href, ScheduleMessage.ical).where(self._mine())
+
+    def _in_period(self, start: int, end: int) -> Any:
+        return self._mine()  # messages are not filtered by time
+
+    def _bounds(self, row: Any) -> tuple[int, int]:
+        return 0, 2**62
+
+    def get_meta(self, key: str | None = None) -> Any:
+        meta = {"tag": "VCALENDAR", "D:displayname": "Schedule inbox"}
+        return meta if key is None else meta.get(key)
+
+    def set_meta(self, props: Mapping[str, str]) -> None:
+        raise NotAllowed("the schedule inbox has no properties to change")
+
+    def upload(self, href: str, item: radicale_item.Item) -> Any:
+        raise NotAllowed("the schedule inbox is written by the server's scheduling only")
+
+    def delete(self, href: str | None = None) -> None:
+        """A client deletes a message once it has processed it."""
+        if href is None:
+            raise NotAllowed("the schedule inbox cannot be deleted")
+        with self._session(write=True) as session:
+            gone = session.execute(
+                delete(ScheduleMessage).where(self._mine(), ScheduleMessage.href == href)
+            )
+            if not gone.rowcount:  # type: ignore[attr-defined]
+                raise storage.ComponentNotFoundError(href)
+            changelog.record(session, {self.calendar_key}, href, deleted=True)
 
 
 class StoredCalendar(_Calendar):
@@ -576,7 +653,7 @@ def _delete_tree(session: Session, path: str) -> None:
 
 def _made_by_crm(parts: list[str]) -> bool:
     """A principal, or its interactions or bookings calendar: no request can change them."""
-    return len(parts) == 1 or (len(parts) == 2 and parts[1] in (INTERACTIONS, BOOKINGS))
+    return len(parts) == 1 or (len(parts) == 2 and parts[1] in _MADE_BY_SERVER)
 
 
 # ---------------------------------------------------------------------------- the storage
@@ -628,6 +705,15 @@ class Storage(storage.BaseStorage):
         row = self._stored(session, path)
         return json.loads(row.props) if row else {}
 
+    def own_calendars(self, login: str) -> list[StoredCalendar]:
+        """The calendars ``login`` made in their home (free-busy reads them too)."""
+        home = next(iter(self.discover(f"/{login}/")), None)
+        if home is None:
+            return []
+        with self.database.session() as session:
+            children = self._children(session, home)
+        return [c for c in children if isinstance(c, StoredCalendar)]
+
     def begin_request(self) -> None:
         """Called by the application before each request: Radicale discovers the same
         principal and calendar several times in one request; the CRM-made ones (homes,
@@ -661,6 +747,13 @@ class Storage(storage.BaseStorage):
                     user.display_name,
                     self._props_in(session, "/".join(parts)),
                 )
+        if len(parts) == 2 and parts[1] in (INBOX, OUTBOX):
+            user = session.scalar(select(User).where(User.login == parts[0], User.active.is_(True)))
+            if user is None:
+                return None
+            if parts[1] == INBOX:
+                return InboxCalendar(self, user.id, user.login)
+            return _Folder(self, "/".join(parts), {"D:displayname": "Schedule outbox"})
         if len(parts) == 2 and parts[1] == BOOKINGS:
             resource = session.scalar(select(Resource).where(Resource.slug == parts[0]))
             if resource is not None:
@@ -671,8 +764,8 @@ class Storage(storage.BaseStorage):
                     resource.name,
                     self._props_in(session, "/".join(parts)),
                 )
-        if parts[1] in (INTERACTIONS, BOOKINGS):
-            return None  # the projections hold items only, no collections
+        if parts[1] in _MADE_BY_SERVER:
+            return None  # these hold items only, no collections
         if self._principal(session, parts[0]) is None:
             return None
         row = self._stored(session, "/".join(parts))
@@ -698,7 +791,7 @@ class Storage(storage.BaseStorage):
             ).all()
             for row in rows:
                 rest = row.path[len(prefix) :]
-                if rest and "/" not in rest and rest not in (INTERACTIONS, BOOKINGS):
+                if rest and "/" not in rest and rest not in _MADE_BY_SERVER:
                     child = self._collection(session, row.path.split("/"))
                     if child is not None:
                         found.append(child)
@@ -745,7 +838,7 @@ class Storage(storage.BaseStorage):
         sane = pathutils.strip_path(href)
         parts = sane.split("/") if sane else []
         with self.database.session(write=True) as session:
-            if len(parts) <= 1 or parts[1] in (INTERACTIONS, BOOKINGS):
+            if len(parts) <= 1 or parts[1] in _MADE_BY_SERVER:
                 existing = self._collection(session, parts)
                 if existing is not None and not props:
                     return existing, {}, []

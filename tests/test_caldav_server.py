@@ -162,7 +162,7 @@ def test_the_owner_creating_an_event_creates_an_interaction(server: RunningServe
     assert event.icalendar_component["UID"] == "lunch-1@client"
 
 
-def test_a_busy_room_refuses_the_clients_event_and_nothing_is_stored(
+def test_a_busy_room_declines_the_clients_event_and_holds_nothing(
     server: RunningServer,
 ) -> None:
     _planning(server)  # Everest, 7 January 2030 10:00-11:00 Paris
@@ -179,10 +179,18 @@ def test_a_busy_room_refuses_the_clients_event_and_nothing_is_stored(
         auth=("bob", "bob"),
         headers={"Content-Type": "text/calendar"},
     )
-    assert response.status_code == 409
-    assert "Everest room is already booked by interaction" in response.text
+    assert response.status_code == 201
+    stored = httpx.get(f"{server.url}bob/interactions/clash.ics", auth=("bob", "bob"))
+    (room,) = [
+        a
+        for a in Calendar.from_ical(stored.text).events[0]["ATTENDEE"]
+        if normalize_address(a) == "everest@example.com"
+    ]
+    assert room.params["PARTSTAT"] == "DECLINED"
     with server.world.database.session() as session:
-        assert InteractionService(session).find_by_uid("clash@client") is None
+        interaction = InteractionService(session).find_by_uid("clash@client")
+        assert interaction is not None
+        assert [b.declined for b in interaction.bookings] == [True]
 
 
 def test_the_owner_editing_and_deleting_reschedules_and_cancels(server: RunningServer) -> None:

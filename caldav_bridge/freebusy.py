@@ -1,0 +1,146 @@
+"""Free-busy (RFC 5545 VFREEBUSY): when a user or a resource is taken, from the CRM.
+
+One rule, used by the outbox's free-busy answers and the free-busy-query report alike: a user
+is busy during the interactions they own and those they are linked to as Confirmed, tentatively
+busy during those they are Invited to; cancelled interactions and declined links do not count.
+A resource is busy during the interactions that booked it (a room that declined holds nothing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from icalendar import Calendar, FreeBusy, vCalAddress
+from sqlalchemy import ColumnElement, and_, select
+from sqlalchemy.orm import Session
+
+from caldav_bridge.ical_mapping import PRODID
+from caldav_bridge.models import (
+    Booking,
+    Interaction,
+    InteractionLink,
+    InteractionStatus,
+    LinkStatus,
+    Resource,
+    User,
+    utcnow,
+)
+
+BUSY = "BUSY"
+TENTATIVE = "BUSY-TENTATIVE"
+
+
+@dataclass(frozen=True, order=True)
+class Busy:
+    start: datetime
+    end: datetime
+    kind: str  # FBTYPE: BUSY or BUSY-TENTATIVE
+
+
+def _overlapping(start: datetime, end: datetime) -> ColumnElement[bool]:
+    return and_(
+        Interaction.status != InteractionStatus.CANCELLED,
+        Interaction.starts_at < end,
+        Interaction.ends_at > start,
+    )
+
+
+def busy_user(session: Session, user: User, start: datetime, end: datetime) -> list[Busy]:
+    """The periods of [start, end) taken by ``user``'s interactions."""
+    owned = session.execute(
+        select(Interaction.starts_at, Interaction.ends_at).where(
+            Interaction.owner_id == user.id, _overlapping(start, end)
+        )
+    ).all()
+    linked = session.execute(
+        select(Interaction.starts_at, Interaction.ends_at, InteractionLink.status)
+        .join(InteractionLink, InteractionLink.interaction_id == Interaction.id)
+        .where(
+            InteractionLink.user_id == user.id,
+            InteractionLink.status != LinkStatus.DECLINED,
+            _overlapping(start, end),
+        )
+    ).all()
+    periods = [Busy(s, e, BUSY) for s, e in owned]
+    periods += [
+        Busy(s, e, BUSY if status is LinkStatus.CONFIRMED else TENTATIVE) for s, e, status in linked
+    ]
+    return _clipped(periods, start, end)
+
+
+def busy_resource(
+    session: Session, resource: Resource, start: datetime, end: datetime
+) -> list[Busy]:
+    """The periods of [start, end) during which ``resource`` is booked."""
+    rows = session.execute(
+        select(Interaction.starts_at, Interaction.ends_at)
+        .join(Booking, Booking.interaction_id == Interaction.id)
+        .where(
+            Booking.resource_id == resource.id,
+            Booking.declined.is_(False),
+            _overlapping(start, end),
+        )
+    ).all()
+    return _clipped([Busy(s, e, BUSY) for s, e in rows], start, end)
+
+
+def _clipped(periods: Iterable[Busy], start: datetime, end: datetime) -> list[Busy]:
+    return [
+        Busy(max(p.start, start), min(p.end, end), p.kind)
+        for p in periods
+        if min(p.end, end) > max(p.start, start)
+    ]
+
+
+def merged(periods: Iterable[Busy]) -> list[Busy]:
+    """Overlapping periods of one kind joined; a busy period hides a tentative one under it."""
+    result: list[Busy] = []
+    for kind in (BUSY, TENTATIVE):
+        for period in sorted(p for p in periods if p.kind == kind):
+            if result and result[-1].kind == kind and period.start <= result[-1].end:
+                last = result.pop()
+                result.append(Busy(last.start, max(last.end, period.end), kind))
+            else:
+                result.append(period)
+    busy = [p for p in result if p.kind == BUSY]
+    tentative = [
+        p
+        for p in result
+        if p.kind == TENTATIVE and not any(b.start <= p.start and p.end <= b.end for b in busy)
+    ]
+    return sorted(busy + tentative)
+
+
+def vfreebusy(
+    periods: Iterable[Busy],
+    start: datetime,
+    end: datetime,
+    *,
+    method: str | None = None,
+    uid: str | None = None,
+    organizer: vCalAddress | None = None,
+    attendee: vCalAddress | None = None,
+) -> str:
+    """A VCALENDAR with one VFREEBUSY: a REPLY to a free-busy request when ``method`` is
+    given (RFC 5546 section 3.3.2), else the body of a free-busy-query report."""
+    calendar = Calendar()
+    calendar.add("prodid", PRODID)
+    calendar.add("version", "2.0")
+    if method:
+        calendar.add("method", method)
+    component = FreeBusy()
+    if uid:
+        component.add("uid", uid)
+    component.add("dtstamp", utcnow().replace(microsecond=0))
+    component.add("dtstart", start)
+    component.add("dtend", end)
+    if organizer is not None:
+        component.add("organizer", organizer)
+    if attendee is not None:
+        component.add("attendee", attendee)
+    for period in merged(periods):
+        component.add("freebusy", (period.start, period.end), parameters={"FBTYPE": period.kind})
+    calendar.add_component(component)
+    return str(calendar.to_ical().decode())

@@ -1,0 +1,585 @@
+"""RFC 6638 (CalDAV scheduling) over Radicale: what the server says of principals, schedule
+inboxes and outboxes, the outbox's free-busy answers, principal searches and Schedule-Tag.
+
+Delivery itself (REQUEST, CANCEL and REPLY messages into calendars and inboxes) happens in the
+interaction service when a client's write changes an interaction. This module speaks HTTP and
+XML and asks the domain; it decides nothing about interactions.
+"""
+
+from __future__ import annotations
+
+import io
+import xml.etree.ElementTree as ET  # builds XML only; requests are parsed with defusedxml
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import quote, unquote
+
+import defusedxml.ElementTree as DefusedET
+from icalendar import Calendar, vCalAddress
+from radicale import types
+from radicale.app import Application
+from radicale.app import report as radicale_report
+from radicale.item import filter as radicale_filter
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from caldav_bridge import freebusy
+from caldav_bridge.directory import Directory
+from caldav_bridge.errors import CalDavPrecondition, InvalidInput
+from caldav_bridge.ical_mapping import normalize_address
+from caldav_bridge.models import Interaction, Resource, ResourceKind, User, UserEmail
+
+INBOX = "inbox"
+OUTBOX = "outbox"
+INTERACTIONS = "interactions"
+AUTO_SCHEDULE = "calendar-auto-schedule"
+
+D = "DAV:"
+C = "urn:ietf:params:xml:ns:caldav"
+CS = "http://calendarserver.org/ns/"
+
+# The longest free-busy range one request may ask about.
+_LONGEST_RANGE = timedelta(days=400)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """A calendar user as scheduling sees it: a CRM user or a resource."""
+
+    name: str  # login or slug: the principal is /<name>/
+    display_name: str
+    addresses: tuple[str, ...]  # email addresses, the first one preferred
+    cutype: str  # RFC 5545 CUTYPE: INDIVIDUAL, ROOM or RESOURCE
+    user: User | None
+    resource: Resource | None
+
+
+def _of_user(user: User) -> Principal:
+    return Principal(
+        user.login,
+        user.display_name,
+        tuple(e.address for e in user.emails),
+        "INDIVIDUAL",
+        user,
+        None,
+    )
+
+
+def _of_resource(resource: Resource) -> Principal:
+    cutype = "ROOM" if resource.kind is ResourceKind.ROOM else "RESOURCE"
+    return Principal(resource.slug, resource.name, (resource.email,), cutype, None, resource)
+
+
+def principal(session: Session, name: str) -> Principal | None:
+    user = session.scalar(
+        select(User)
+        .where(User.login == name, User.active.is_(True))
+        .options(selectinload(User.emails))
+    )
+    if user is not None:
+        return _of_user(user)
+    resource = session.scalar(
+        select(Resource).where(Resource.slug == name, Resource.active.is_(True))
+    )
+    return _of_resource(resource) if resource is not None else None
+
+
+def principal_by_address(session: Session, address: str) -> Principal | None:
+    wanted = normalize_address(address)
+    directory = Directory(session)
+    user = directory.users_by_addresses([wanted]).get(wanted)
+    if user is not None and user.active:
+        return _of_user(user)
+    resource = directory.resources_by_addresses([wanted]).get(wanted)
+    if resource is not None and resource.active:
+        return _of_resource(resource)
+    return None
+
+
+def search(session: Session, words: Iterable[str], limit: int = 50) -> list[Principal]:
+    """Active users and resources whose name, login or address contains every word."""
+    found: list[Principal] = []
+    user_query = select(User).where(User.active.is_(True)).options(selectinload(User.emails))
+    resource_query = select(Resource).where(Resource.active.is_(True))
+    for word in (w.strip().lower() for w in words):
+        if not word:
+            continue
+        pattern = f"%{word}%"
+        with_address = select(UserEmail.user_id).where(UserEmail.address.like(pattern))
+        user_query = user_query.where(
+            or_(
+                func.lower(User.display_name).like(pattern),
+                User.login.like(pattern),
+                User.id.in_(with_address),
+            )
+        )
+        resource_query = resource_query.where(
+            or_(
+                func.lower(Resource.name).like(pattern),
+                Resource.slug.like(pattern),
+                Resource.email.like(pattern),
+            )
+        )
+    found += [_of_user(u) for u in session.scalars(user_query.order_by(User.login).limit(limit))]
+    found += [
+        _of_resource(r)
+        for r in session.scalars(resource_query.order_by(Resource.slug).limit(limit))
+    ]
+    return found[:limit]
+
+
+# ---------------------------------------------------------------------------- properties
+
+
+def _href(parent: ET.Element, text: str) -> None:
+    ET.SubElement(parent, f"{{{D}}}href").text = text
+
+
+def _fill(tag: str, kind: str, who: Principal, prefix: str) -> ET.Element | None:
+    """The value of a scheduling property of a principal (``kind`` "principal") or of its
+    inbox or outbox, or None when the property is not one of ours there."""
+    home = f"{prefix}/{quote(who.name)}/"
+    element = ET.Element(tag)
+    if kind == "principal":
+        if tag == f"{{{C}}}calendar-user-address-set":
+            for address in who.addresses:
+                _href(element, f"mailto:{address}")
+            _href(element, home)
+        elif tag == f"{{{C}}}calendar-user-type":
+            element.text = who.cutype
+        elif tag == f"{{{C}}}schedule-inbox-URL" and who.user is not None:
+            _href(element, f"{home}{INBOX}/")
+        elif tag == f"{{{C}}}schedule-outbox-URL" and who.user is not None:
+            _href(element, f"{home}{OUTBOX}/")
+        elif tag == f"{{{CS}}}email-address-set":
+            for address in who.addresses:
+                ET.SubElement(element, f"{{{CS}}}email-address").text = address
+        else:
+            return None
+        return element
+    if tag == f"{{{D}}}resourcetype":
+        ET.SubElement(element, f"{{{D}}}collection")
+        ET.SubElement(element, f"{{{C}}}schedule-{kind}")
+        return element
+    if kind == INBOX and tag == f"{{{C}}}schedule-default-calendar-URL":
+        _href(element, f"{home}{INTERACTIONS}/")
+        return element
+    return None
+
+
+def enrich(answer: bytes, prefix: str, describe: Callable[[str], Principal | None]) -> bytes:
+    """Radicale's PROPFIND multistatus, with the scheduling properties of principals and of
+    schedule inboxes and outboxes filled in (RFC 6638 sections 2.1, 2.2 and 2.4)."""
+    root = DefusedET.fromstring(answer)
+    changed = False
+    for response in root.findall(f"{{{D}}}response"):
+        path = unquote(response.findtext(f"{{{D}}}href") or "")[len(prefix) :]
+        parts = [p for p in path.split("/") if p]
+        if len(parts) == 1:
+            kind = "principal"
+        elif len(parts) == 2 and parts[1] in (INBOX, OUTBOX):
+            kind = parts[1]
+        else:
+            continue
+        who = describe(parts[0])
+        if who is None:
+            continue
+        filled: list[ET.Element] = []
+        for propstat in response.findall(f"{{{D}}}propstat"):
+            prop = propstat.find(f"{{{D}}}prop")
+            for element in list(prop if prop is not None else ()):
+                value = _fill(element.tag, kind, who, prefix)
+                if value is not None and prop is not None:
+                    prop.remove(element)
+                    filled.append(value)
+            if prop is not None and not len(prop):
+                response.remove(propstat)
+        if filled:
+            changed = True
+            response.append(_propstat(filled))
+    if not changed:
+        return answer
+    return _xml(root)
+
+
+def _xml(root: ET.Element) -> bytes:
+    text: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return text
+
+
+def _propstat(props: Iterable[ET.Element], status: str = "200 OK") -> ET.Element:
+    propstat = ET.Element(f"{{{D}}}propstat")
+    prop = ET.SubElement(propstat, f"{{{D}}}prop")
+    prop.extend(props)
+    ET.SubElement(propstat, f"{{{D}}}status").text = f"HTTP/1.1 {status}"
+    return propstat
+
+
+# ---------------------------------------------------------------------------- searches
+
+
+@dataclass(frozen=True)
+class PrincipalSearch:
+    words: list[str]
+    props: list[str]  # Clark names of the properties to return
+    limit: int
+
+
+def principal_search(raw: bytes) -> PrincipalSearch | None:
+    """A DAV:principal-property-search (RFC 3744 section 9.4) or a calendarserver-principal-
+    search (what macOS sends), else None."""
+    try:
+        root = DefusedET.fromstring(raw)
+    except Exception:
+        return None
+    prop = root.find(f"{{{D}}}prop")
+    props = [child.tag for child in prop] if prop is not None else []
+    if root.tag == f"{{{D}}}principal-property-search":
+        words = [
+            (search.findtext(f"{{{D}}}match") or "")
+            for search in root.findall(f"{{{D}}}property-search")
+        ]
+        limit = 50
+    elif root.tag == f"{{{CS}}}calendarserver-principal-search":
+        words = [token.text or "" for token in root.findall(f"{{{CS}}}search-token")]
+        limit_text = root.findtext(f"{{{CS}}}limit/{{{CS}}}nresults") or "50"
+        limit = int(limit_text) if limit_text.strip().isdigit() else 50
+    else:
+        return None
+    return PrincipalSearch([w for w in words if w.strip()], props, max(1, min(limit, 200)))
+
+
+def search_body(props: list[str]) -> bytes:
+    """The PROPFIND that asks Radicale for ``props`` of one principal."""
+    root = ET.Element(f"{{{D}}}propfind")
+    prop = ET.SubElement(root, f"{{{D}}}prop")
+    for tag in props:
+        ET.SubElement(prop, tag)
+    return _xml(root)
+
+
+def multistatus(responses: Iterable[ET.Element]) -> bytes:
+    root = ET.Element(f"{{{D}}}multistatus")
+    root.extend(responses)
+    return _xml(root)
+
+
+def responses_of(answer: bytes) -> list[ET.Element]:
+    return list(DefusedET.fromstring(answer).findall(f"{{{D}}}response"))
+
+
+# ---------------------------------------------------------------------------- the outbox
+
+
+def freebusy_request(text: str, sender: User) -> tuple[Calendar, datetime, datetime]:
+    """A free-busy request POSTed to ``sender``'s outbox (RFC 6638 section 5), checked."""
+    try:
+        calendar = Calendar.from_ical(text)
+    except ValueError as exc:
+        raise InvalidInput(f"malformed iCalendar: {exc}") from exc
+    method = str(calendar.get("METHOD", "")).upper()
+    requests = list(calendar.walk("VFREEBUSY"))
+    if method != "REQUEST" or len(requests) != 1:
+        raise CalDavPrecondition(
+            "C:valid-calendar-data",
+            "the outbox takes free-busy requests (METHOD:REQUEST with one VFREEBUSY): events "
+            "are scheduled by the server when they are saved",
+        )
+    request = requests[0]
+    organizer = request.get("ORGANIZER")
+    if organizer is None or normalize_address(organizer) not in {e.address for e in sender.emails}:
+        raise CalDavPrecondition(
+            "C:organizer-allowed", "the request's ORGANIZER must be one of your addresses"
+        )
+    try:
+        start = _utc(request.decoded("DTSTART"))
+        end = _utc(request.decoded("DTEND"))
+    except (KeyError, ValueError, TypeError) as exc:
+        raise InvalidInput("a free-busy request needs DTSTART and DTEND date-times") from exc
+    if not start < end or end - start > _LONGEST_RANGE:
+        raise InvalidInput(
+            f"the free-busy range must end after it starts and span at most "
+            f"{_LONGEST_RANGE.days} days"
+        )
+    if not request.get("ATTENDEE"):
+        raise InvalidInput("a free-busy request names at least one ATTENDEE")
+    return calendar, start, end
+
+
+def _utc(value: object) -> datetime:
+    if not isinstance(value, datetime):
+        raise TypeError("not a date-time")
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def attendees_of(calendar: Calendar) -> list[vCalAddress]:
+    found = calendar.walk("VFREEBUSY")[0].get("ATTENDEE")
+    return list(found) if isinstance(found, list) else [found]
+
+
+def freebusy_answers(
+    session: Session,
+    calendar: Calendar,
+    start: datetime,
+    end: datetime,
+    own_calendars: Callable[[User, datetime, datetime], list[freebusy.Busy]],
+) -> list[tuple[str, str, str | None]]:
+    """Each recipient's answer to a free-busy request: their VFREEBUSY reply, or why not.
+    ``own_calendars`` adds what a user's calendars of their own hold."""
+    request = calendar.walk("VFREEBUSY")[0]
+    answers: list[tuple[str, str, str | None]] = []
+    for attendee in attendees_of(calendar):
+        who = principal_by_address(session, attendee)
+        if who is None:
+            answers.append((str(attendee), "3.7;Invalid calendar user", None))
+            continue
+        if who.user is not None:
+            periods = freebusy.busy_user(session, who.user, start, end)
+            periods += own_calendars(who.user, start, end)
+        else:
+            assert who.resource is not None
+            periods = freebusy.busy_resource(session, who.resource, start, end)
+        reply = freebusy.vfreebusy(
+            periods,
+            start,
+            end,
+            method="REPLY",
+            uid=str(request.get("UID", "")) or None,
+            organizer=request.get("ORGANIZER"),
+            attendee=attendee,
+        )
+        answers.append((str(attendee), "2.0;Success", reply))
+    return answers
+
+
+def schedule_response(answers: Iterable[tuple[str, str, str | None]]) -> bytes:
+    """The C:schedule-response to an outbox POST: (recipient, request status, calendar data)
+    per recipient."""
+    root = ET.Element(f"{{{C}}}schedule-response")
+    for recipient, status, data in answers:
+        response = ET.SubElement(root, f"{{{C}}}response")
+        _href(ET.SubElement(response, f"{{{C}}}recipient"), recipient)
+        ET.SubElement(response, f"{{{C}}}request-status").text = status
+        if data is not None:
+            ET.SubElement(response, f"{{{C}}}calendar-data").text = data
+    return _xml(root)
+
+
+def schedule_tag(session: Session, href: str) -> str | None:
+    """The Schedule-Tag of the interaction stored as ``href`` (RFC 6638 section 3.2.10)."""
+    tag = session.scalar(select(Interaction.schedule_tag).where(Interaction.href == href))
+    return None if tag is None else f'"{tag}"'
+
+
+# ---------------------------------------------------------------------------- the HTTP layer
+
+Answer = tuple[int, dict[str, str], Any, Any]
+
+
+def _parts(path: str) -> list[str]:
+    return [p for p in path.split("/") if p]
+
+
+def interaction_href(path: str) -> str | None:
+    """The item name when ``path`` is an item of an interactions calendar."""
+    parts = _parts(path)
+    return parts[2] if len(parts) == 3 and parts[1] == INTERACTIONS else None
+
+
+def _fields(headers: Any) -> dict[str, str]:
+    return dict(headers)
+
+
+def _text(status: HTTPStatus, reason: str) -> Answer:
+    return int(status), {"Content-Type": "text/plain"}, f"{reason}\n", None
+
+
+class SchedulingApplication(Application):
+    """Radicale's application with what RFC 6638 adds; the bridge's application extends it."""
+
+    @property
+    def _bridge_storage(self) -> Any:
+        """The bridge's storage plugin (Radicale types it as any storage)."""
+        return self._storage
+
+    def _database_session(self) -> Any:
+        return self._bridge_storage.database.session()
+
+    def do_OPTIONS(
+        self,
+        environ: types.WSGIEnviron,
+        base_prefix: str,
+        path: str,
+        user: str,
+        user_groups: set[str],
+        request_info: dict[str, Any],
+    ) -> types.WSGIResponse:
+        """The DAV header says the server schedules (RFC 6638 section 2)."""
+        status, headers, answer, xml = super().do_OPTIONS(
+            environ, base_prefix, path, user, user_groups, request_info
+        )
+        fields = _fields(headers)
+        fields["DAV"] = f"{fields['DAV']}, {AUTO_SCHEDULE}"
+        return status, fields, answer, xml
+
+    def with_scheduling_props(
+        self, answer: types.WSGIResponse, base_prefix: str, path: str
+    ) -> types.WSGIResponse:
+        """A PROPFIND answer on a principal, an inbox or an outbox, with RFC 6638's
+        properties filled in; other answers as they are."""
+        status, headers, body, xml = answer
+        parts = _parts(path)
+        if status != 207 or not isinstance(body, bytes):
+            return answer
+        if len(parts) > 2 or (len(parts) == 2 and parts[1] not in (INBOX, OUTBOX)):
+            return answer
+        with self._database_session() as session:
+            enriched = enrich(body, base_prefix, lambda name: principal(session, name))
+        return status, headers, enriched, xml
+
+    def principal_search_report(
+        self,
+        request: PrincipalSearch,
+        environ: types.WSGIEnviron,
+        base_prefix: str,
+        user: str,
+        user_groups: set[str],
+        request_info: dict[str, Any],
+    ) -> types.WSGIResponse:
+        """principal-property-search and calendarserver-principal-search: each principal found
+        answered as a PROPFIND of it would be."""
+        with self._database_session() as session:
+            found = search(session, request.words, request.limit) if request.words else []
+        body = search_body(request.props or [f"{{{D}}}displayname"])
+        responses: list[ET.Element] = []
+        for who in found:
+            answer = Application.do_PROPFIND(
+                self,
+                {
+                    **environ,
+                    "HTTP_DEPTH": "0",
+                    "CONTENT_LENGTH": str(len(body)),
+                    "wsgi.input": io.BytesIO(body),
+                },
+                base_prefix,
+                f"/{who.name}/",
+                user,
+                user_groups,
+                request_info,
+            )
+            _, _, text, _ = self.with_scheduling_props(answer, base_prefix, f"/{who.name}/")
+            if isinstance(text, bytes):
+                responses += responses_of(text)
+        return 207, {"Content-Type": "text/xml; charset=utf-8"}, multistatus(responses), None
+
+    def free_busy_query_report(
+        self, raw: bytes, path: str, user: str, user_groups: set[str]
+    ) -> types.WSGIResponse | None:
+        """A free-busy-query REPORT (RFC 4791 section 7.10) on an interactions or bookings
+        calendar, answered by the same rule as the outbox; None for any other request."""
+        try:
+            root = DefusedET.fromstring(raw)
+        except Exception:
+            return None
+        if root.tag != f"{{{C}}}free-busy-query":
+            return None
+        collection = next(iter(self._storage.discover(path)), None)
+        if collection is None or not hasattr(collection, "busy"):
+            return None
+        if not set(self._rights.authorization(user, user_groups, path)) & set("rRfF"):
+            return _text(HTTPStatus.FORBIDDEN, "you may not see this calendar's free-busy time")
+        time_range = root.find(f"{{{C}}}time-range")
+        if time_range is None:
+            return _text(HTTPStatus.BAD_REQUEST, "a free-busy-query needs a time-range")
+        try:
+            start, end = radicale_filter.parse_time_range(time_range)
+        except ValueError as exc:
+            return _text(HTTPStatus.BAD_REQUEST, f"malformed time-range: {exc}")
+        start, end = _utc(start), _utc(end)
+        body = freebusy.vfreebusy(collection.busy(start, end), start, end)
+        return 200, {"Content-Type": "text/calendar; charset=utf-8"}, body, None
+
+    def do_POST(
+        self,
+        environ: types.WSGIEnviron,
+        base_prefix: str,
+        path: str,
+        user: str,
+        user_groups: set[str],
+        request_info: dict[str, Any],
+    ) -> types.WSGIResponse:
+        """A free-busy request POSTed to the user's own schedule outbox (RFC 6638 section
+        5); every other POST is Radicale's."""
+        parts = _parts(path)
+        if len(parts) != 2 or parts[1] != OUTBOX:
+            return super().do_POST(environ, base_prefix, path, user, user_groups, request_info)
+        if not user:
+            return _text(HTTPStatus.UNAUTHORIZED, "log in to use a schedule outbox")
+        if parts[0] != user:
+            return _text(HTTPStatus.FORBIDDEN, "you can only post to your own schedule outbox")
+        raw = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return _text(HTTPStatus.BAD_REQUEST, "the body is not valid UTF-8")
+        with self._database_session() as session:
+            sender = Directory(session).user(user)
+            calendar, start, end = freebusy_request(text, sender)
+            answers = freebusy_answers(session, calendar, start, end, self._own_busy)
+        return 200, {"Content-Type": "text/xml; charset=utf-8"}, schedule_response(answers), None
+
+    def _own_busy(self, user: User, start: datetime, end: datetime) -> list[freebusy.Busy]:
+        """What the calendars a user made themselves hold, by Radicale's free-busy rules
+        (recurrences expanded, transparent and cancelled events left out)."""
+        periods: list[freebusy.Busy] = []
+        for calendar in self._bridge_storage.own_calendars(user.login):
+            for item, _ in calendar.get_filtered([_time_filter(start, end)]):
+                for first, last, kind in radicale_report.freebusy_periods(
+                    item, start, end, _MAX_OCCURRENCES
+                ):
+                    if kind != "FREE":
+                        periods.append(freebusy.Busy(_utc(first), _utc(last), kind))
+        return periods
+
+    def with_schedule_tag(self, answer: types.WSGIResponse, path: str) -> types.WSGIResponse:
+        """GET, HEAD and PUT of an interaction carry its Schedule-Tag (RFC 6638 section
+        3.2.10). A PUT's answer carries no ETag: the server rewrote what was sent (RFC 4791
+        section 5.3.4), so the client reads it back."""
+        href = interaction_href(path)
+        status, headers, body, xml = answer
+        if href is None or status >= 300:
+            return answer
+        with self._database_session() as session:
+            tag = schedule_tag(session, href)
+        headers = _fields(headers)
+        if tag is not None:
+            headers["Schedule-Tag"] = tag
+        if body is None or status in (201, 204):
+            headers.pop("ETag", None)
+        return status, headers, body, xml
+
+    def schedule_tag_mismatch(self, environ: types.WSGIEnviron, path: str) -> bool:
+        """If-Schedule-Tag-Match (RFC 6638 section 8.3) names a tag the item no longer has."""
+        wanted = environ.get("HTTP_IF_SCHEDULE_TAG_MATCH")
+        href = interaction_href(path)
+        if wanted is None or href is None:
+            return False
+        with self._database_session() as session:
+            current = schedule_tag(session, href)
+        return current != str(wanted).strip()
+
+
+_MAX_OCCURRENCES = 10_000
+
+
+def _time_filter(start: datetime, end: datetime) -> ET.Element:
+    """A calendar-query filter for events overlapping [start, end), as Radicale reads it."""
+    stamp = "%Y%m%dT%H%M%SZ"
+    root = ET.Element(f"{{{C}}}filter")
+    calendar = ET.SubElement(root, f"{{{C}}}comp-filter", name="VCALENDAR")
+    event = ET.SubElement(calendar, f"{{{C}}}comp-filter", name="VEVENT")
+    ET.SubElement(event, f"{{{C}}}time-range", start=start.strftime(stamp), end=end.strftime(stamp))
+    return root

@@ -1,0 +1,535 @@
+"""RFC 6638 scheduling over HTTP: the requests Apple Calendar and Thunderbird send, replayed
+against the real server, and the iTIP messages that land in schedule inboxes."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from xml.etree import ElementTree as ET
+
+import httpx
+from icalendar import Calendar, Event
+from sqlalchemy import select
+
+from caldav_bridge.ical_mapping import Answer, normalize_address
+from caldav_bridge.interactions import InteractionService
+from caldav_bridge.models import (
+    Channel,
+    Interaction,
+    LinkStatus,
+    OutboxMessage,
+    ScheduleMessage,
+)
+from tests.conftest import RunningServer
+
+D, C, CS = "DAV:", "urn:ietf:params:xml:ns:caldav", "http://calendarserver.org/ns/"
+XML = {"Content-Type": "application/xml; charset=utf-8"}
+
+
+def _client(server: RunningServer, login: str) -> httpx.Client:
+    return httpx.Client(base_url=server.url, auth=(login, login), timeout=30)
+
+
+def _event(
+    uid: str,
+    *attendees: str,
+    organizer: str = "alice@example.com",
+    start: str = "20300108T120000Z",
+    end: str = "20300108T130000Z",
+    summary: str = "Steering committee",
+) -> str:
+    lines = [
+        "BEGIN:VCALENDAR",
+        "VERSION:2.0",
+        "PRODID:-//Apple Inc.//macOS 15.0//EN",
+        "BEGIN:VEVENT",
+        f"UID:{uid}",
+        "DTSTAMP:20300101T000000Z",
+        f"DTSTART:{start}",
+        f"DTEND:{end}",
+        f"SUMMARY:{summary}",
+        f"ORGANIZER;CN=Alice Martin:mailto:{organizer}",
+        f"ATTENDEE;CN=Alice Martin;PARTSTAT=ACCEPTED;ROLE=CHAIR:mailto:{organizer}",
+        *attendees,
+        "END:VEVENT",
+        "END:VCALENDAR",
+        "",
+    ]
+    return "\r\n".join(lines)
+
+
+def _attendee(address: str, **params: str) -> str:
+    """An ATTENDEE line as Apple writes it (no RSVP: DESIGN.md section 4, pitfall 2)."""
+    given = {"PARTSTAT": "NEEDS-ACTION", **params}
+    return "ATTENDEE;" + ";".join(f"{k}={v}" for k, v in given.items()) + f":mailto:{address}"
+
+
+def _put(client: httpx.Client, path: str, text: str, **headers: str) -> httpx.Response:
+    return client.put(path, content=text, headers={"Content-Type": "text/calendar", **headers})
+
+
+def _attendees(text: str) -> dict[str, dict[str, str]]:
+    event = Calendar.from_ical(text).events[0]
+    return {normalize_address(a): dict(a.params) for a in event.get("ATTENDEE", [])}
+
+
+def _answered(text: str, address: str, partstat: str) -> str:
+    """The attendee's copy with their PARTSTAT changed, as their client writes it."""
+    calendar = Calendar.from_ical(text)
+    for attendee in calendar.events[0]["ATTENDEE"]:
+        if normalize_address(attendee) == address:
+            attendee.params["PARTSTAT"] = partstat
+            attendee.params.pop("RSVP", None)
+    return str(calendar.to_ical().decode())
+
+
+def _unfolded(text: str) -> str:
+    return text.replace("\r\n ", "").replace("\n ", "")
+
+
+def _inbox(server: RunningServer, login: str) -> list[ScheduleMessage]:
+    with server.world.database.session() as session:
+        users = server.world.users(session)
+        return list(
+            session.scalars(
+                select(ScheduleMessage)
+                .where(ScheduleMessage.user_id == users[login].id)
+                .order_by(ScheduleMessage.id)
+            )
+        )
+
+
+def assert_itip(text: str, method: str) -> Event:
+    """What a strict iTIP reader (libical, RFC 5546 section 3.2) demands of a message."""
+    calendar = Calendar.from_ical(text)
+    assert str(calendar["METHOD"]) == method
+    (event,) = calendar.events
+    for name in ("UID", "DTSTAMP", "ORGANIZER", "ATTENDEE"):
+        assert name in event, f"{method} without {name}"
+    if method in ("REQUEST", "CANCEL"):
+        assert "DTSTART" in event
+        assert "SEQUENCE" in event
+    if method == "REPLY":
+        assert not isinstance(event["ATTENDEE"], list), "a REPLY names its one attendee"
+    found = event["ATTENDEE"]
+    for attendee in found if isinstance(found, list) else [found]:
+        assert not {"SCHEDULE-STATUS", "SCHEDULE-AGENT"} & set(attendee.params)
+    return event
+
+
+def _steering(server: RunningServer, client: httpx.Client, uid: str | None = None) -> str:
+    """Alice's event with Bob, Carol and the Everest room, PUT as Apple Calendar does."""
+    uid = uid or f"{uuid.uuid4()}"
+    text = _event(
+        uid,
+        _attendee("bob@example.com", CN="Bob Dupont", CUTYPE="INDIVIDUAL"),
+        _attendee("carol@example.com", CUTYPE="INDIVIDUAL"),
+        _attendee("everest@example.com", CUTYPE="ROOM"),
+    )
+    answer = _put(client, f"/alice/interactions/{uid}.ics", text, **{"If-None-Match": "*"})
+    assert answer.status_code == 201, answer.text
+    return uid
+
+
+# ------------------------------------------------------------------ what the server announces
+
+
+def test_the_server_announces_that_it_schedules(server: RunningServer) -> None:
+    with _client(server, "alice") as client:
+        dav = client.options("/alice/").headers["DAV"]
+    assert "calendar-auto-schedule" in [part.strip() for part in dav.split(",")]
+
+
+def test_principals_expose_their_inbox_outbox_addresses_and_type(server: RunningServer) -> None:
+    # Apple Calendar's discovery PROPFIND on the principal.
+    body = (
+        '<?xml version="1.0"?><A:propfind xmlns:A="DAV:" xmlns:B="urn:ietf:params:xml:ns:caldav">'
+        "<A:prop><B:calendar-user-address-set/><B:schedule-inbox-URL/><B:schedule-outbox-URL/>"
+        "<B:calendar-user-type/><B:calendar-home-set/><A:displayname/></A:prop></A:propfind>"
+    )
+    with _client(server, "alice") as client:
+        answer = client.request("PROPFIND", "/alice/", content=body, headers={"Depth": "0", **XML})
+        room = client.request("PROPFIND", "/everest/", content=body, headers={"Depth": "0", **XML})
+    assert answer.status_code == 207
+    root = ET.fromstring(answer.content)
+    addresses = [h.text for h in root.iter(f"{{{D}}}href") if h.text and "mailto:" in h.text]
+    assert addresses == ["mailto:alice@example.com"]
+    inbox = root.find(f".//{{{C}}}schedule-inbox-URL/{{{D}}}href")
+    outbox = root.find(f".//{{{C}}}schedule-outbox-URL/{{{D}}}href")
+    assert inbox is not None
+    assert inbox.text == "/alice/inbox/"
+    assert outbox is not None
+    assert outbox.text == "/alice/outbox/"
+    assert root.findtext(f".//{{{C}}}calendar-user-type") == "INDIVIDUAL"
+    room_root = ET.fromstring(room.content)
+    assert room_root.findtext(f".//{{{C}}}calendar-user-type") == "ROOM"
+    assert "mailto:everest@example.com" in [h.text for h in room_root.iter(f"{{{D}}}href")]
+
+
+def test_the_inbox_and_outbox_say_what_they_are_and_only_their_owner_sees_them(
+    server: RunningServer,
+) -> None:
+    body = '<propfind xmlns="DAV:"><prop><resourcetype/></prop></propfind>'
+    with _client(server, "alice") as alice, _client(server, "bob") as bob:
+        for name in ("inbox", "outbox"):
+            answer = alice.request(
+                "PROPFIND", f"/alice/{name}/", content=body, headers={"Depth": "0", **XML}
+            )
+            assert answer.status_code == 207, answer.text
+            kinds = {e.tag for e in ET.fromstring(answer.content).iter() if e.tag.startswith("{")}
+            assert f"{{{C}}}schedule-{name}" in kinds
+            assert f"{{{C}}}calendar" not in kinds
+            other = bob.request(
+                "PROPFIND", f"/alice/{name}/", content=body, headers={"Depth": "0", **XML}
+            )
+            assert other.status_code in (403, 404)
+
+
+# ------------------------------------------------------------------ implicit scheduling
+
+
+def test_an_organizer_put_invites_colleagues_into_their_inboxes_and_the_room_accepts(
+    server: RunningServer,
+) -> None:
+    with _client(server, "alice") as alice:
+        uid = _steering(server, alice)
+        stored = alice.get(f"/alice/interactions/{uid}.ics")
+    assert stored.headers.get("Schedule-Tag")
+    attendees = _attendees(stored.text)
+    assert attendees["bob@example.com"]["SCHEDULE-STATUS"] == "1.2"
+    assert attendees["carol@example.com"]["SCHEDULE-STATUS"] == "1.2"
+    assert attendees["everest@example.com"]["PARTSTAT"] == "ACCEPTED"
+    for login in ("bob", "carol"):
+        (message,) = _inbox(server, login)
+        event = assert_itip(message.ical, "REQUEST")
+        assert str(event["UID"]) == uid
+        with _client(server, login) as client:
+            listed = client.get(f"/{login}/interactions/{uid}.ics")
+            assert listed.status_code == 200
+            fetched = client.get(f"/{login}/inbox/{message.href}")
+            assert fetched.status_code == 200
+            assert "METHOD:REQUEST" in fetched.text
+
+
+def test_the_put_answer_has_no_etag_because_the_server_rewrote_the_event(
+    server: RunningServer,
+) -> None:
+    uid = f"{uuid.uuid4()}"
+    with _client(server, "alice") as alice:
+        answer = _put(alice, f"/alice/interactions/{uid}.ics", _event(uid))
+    assert answer.status_code == 201
+    assert "ETag" not in answer.headers
+    assert answer.headers["Schedule-Tag"]
+
+
+def test_colleagues_answer_in_their_clients_and_the_organizer_sees_both_answers(
+    server: RunningServer,
+) -> None:
+    with _client(server, "alice") as alice:
+        uid = _steering(server, alice)
+        tag = alice.get(f"/alice/interactions/{uid}.ics").headers["Schedule-Tag"]
+    for login, partstat in (("bob", "ACCEPTED"), ("carol", "DECLINED")):
+        with _client(server, login) as client:
+            path = f"/{login}/interactions/{uid}.ics"
+            mine = client.get(path)
+            text = _answered(mine.text, f"{login}@example.com", partstat)
+            answer = _put(
+                client, path, text, **{"If-Schedule-Tag-Match": mine.headers["Schedule-Tag"]}
+            )
+            assert answer.status_code in (201, 204), answer.text
+    with _client(server, "alice") as alice:
+        stored = alice.get(f"/alice/interactions/{uid}.ics")
+    attendees = _attendees(stored.text)
+    assert attendees["bob@example.com"]["PARTSTAT"] == "ACCEPTED"
+    assert attendees["carol@example.com"]["PARTSTAT"] == "DECLINED"
+    assert stored.headers["Schedule-Tag"] == tag  # answers are not the organizer's changes
+    replies = [m for m in _inbox(server, "alice") if m.method == "REPLY"]
+    assert len(replies) == 2
+    for reply in replies:
+        assert_itip(reply.ical, "REPLY")
+    with server.world.database.session() as session:
+        interaction = session.scalar(select(Interaction).where(Interaction.uid == uid))
+        assert interaction is not None
+        statuses = {k.user.login: k.status for k in interaction.links}
+    assert statuses == {"bob": LinkStatus.CONFIRMED, "carol": LinkStatus.DECLINED}
+
+
+def test_a_second_event_in_the_same_slot_gets_the_room_declined(server: RunningServer) -> None:
+    with _client(server, "alice") as alice:
+        _steering(server, alice)
+        second = f"{uuid.uuid4()}"
+        text = _event(second, _attendee("everest@example.com", CUTYPE="ROOM"), summary="Clash")
+        answer = _put(alice, f"/alice/interactions/{second}.ics", text)
+        assert answer.status_code == 201, answer.text
+        stored = alice.get(f"/alice/interactions/{second}.ics")
+        booked = alice.request(
+            "PROPFIND",
+            "/everest/bookings/",
+            content='<propfind xmlns="DAV:"><prop><getetag/></prop></propfind>',
+            headers={"Depth": "1", **XML},
+        )
+    assert _attendees(stored.text)["everest@example.com"]["PARTSTAT"] == "DECLINED"
+    assert "LOCATION" not in Calendar.from_ical(stored.text).events[0]
+    assert second not in booked.text  # a declined room holds nothing
+
+
+def test_two_clients_asking_for_the_same_room_at_once_get_one_acceptance(
+    server: RunningServer,
+) -> None:
+    answers: list[int] = []
+    start = threading.Barrier(2)
+
+    def book(login: str) -> None:
+        uid = f"{uuid.uuid4()}"
+        text = _event(
+            uid,
+            _attendee("kilimanjaro@example.com", CUTYPE="ROOM"),
+            organizer=f"{login}@example.com",
+        )
+        with _client(server, login) as client:
+            start.wait()
+            answers.append(_put(client, f"/{login}/interactions/{uid}.ics", text).status_code)
+
+    threads = [threading.Thread(target=book, args=(login,)) for login in ("alice", "dave")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert answers == [201, 201]
+    with server.world.database.session() as session:
+        bookings = session.scalars(select(Interaction)).all()
+        answered = sorted(b.declined for i in bookings for b in i.bookings)
+    assert answered == [False, True]
+
+
+def test_schedule_agent_client_means_the_server_does_not_deliver(server: RunningServer) -> None:
+    uid = f"{uuid.uuid4()}"
+    text = _event(uid, _attendee("bob@example.com", **{"SCHEDULE-AGENT": "CLIENT"}))
+    with _client(server, "alice") as alice:
+        assert _put(alice, f"/alice/interactions/{uid}.ics", text).status_code == 201
+        stored = alice.get(f"/alice/interactions/{uid}.ics")
+    assert _attendees(stored.text)["bob@example.com"]["SCHEDULE-AGENT"] == "CLIENT"
+    assert _inbox(server, "bob") == []
+    with server.world.database.session() as session:
+        emails = session.scalars(
+            select(OutboxMessage).where(OutboxMessage.channel == Channel.EMAIL)
+        ).all()
+    assert emails == []
+
+
+def test_schedule_force_send_sends_the_request_again(server: RunningServer) -> None:
+    uid = f"{uuid.uuid4()}"
+    with _client(server, "alice") as alice:
+        path = f"/alice/interactions/{uid}.ics"
+        assert _put(alice, path, _event(uid, _attendee("bob@example.com"))).status_code == 201
+        again = _event(uid, _attendee("bob@example.com", **{"SCHEDULE-FORCE-SEND": "REQUEST"}))
+        assert _put(alice, path, again).status_code in (201, 204)
+    assert [m.method for m in _inbox(server, "bob")] == ["REQUEST", "REQUEST"]
+
+
+def test_a_stale_schedule_tag_is_refused_with_412(server: RunningServer) -> None:
+    with _client(server, "alice") as alice:
+        uid = _steering(server, alice)
+    with _client(server, "bob") as bob:
+        path = f"/bob/interactions/{uid}.ics"
+        mine = bob.get(path)
+        answer = _put(bob, path, mine.text, **{"If-Schedule-Tag-Match": '"stale"'})
+    assert answer.status_code == 412
+
+
+def test_the_organizer_deleting_sends_cancel_to_every_inbox(server: RunningServer) -> None:
+    with _client(server, "alice") as alice:
+        uid = _steering(server, alice)
+        assert alice.delete(f"/alice/interactions/{uid}.ics").status_code in (200, 204)
+    for login in ("bob", "carol"):
+        assert [m.method for m in _inbox(server, login)] == ["REQUEST", "CANCEL"]
+        assert_itip(_inbox(server, login)[-1].ical, "CANCEL")
+
+
+def test_attendees_outside_the_crm_are_invited_by_email(server: RunningServer) -> None:
+    uid = f"{uuid.uuid4()}"
+    text = _event(uid, _attendee("zoe@partner.example", CN="Zoe"))
+    with _client(server, "alice") as alice:
+        assert _put(alice, f"/alice/interactions/{uid}.ics", text).status_code == 201
+    with server.world.database.session() as session:
+        (email,) = session.scalars(select(OutboxMessage)).all()
+    assert email.channel is Channel.EMAIL
+    assert email.recipient_address == "zoe@partner.example"
+    assert email.recipient_user_id is None
+    assert email.calendar is not None
+    assert_itip(email.calendar, "REQUEST")
+
+
+def test_the_inbox_is_listed_and_emptied_by_its_owner(server: RunningServer) -> None:
+    with _client(server, "alice") as alice:
+        _steering(server, alice)
+    with _client(server, "bob") as bob:
+        listing = bob.request(
+            "PROPFIND",
+            "/bob/inbox/",
+            content='<propfind xmlns="DAV:"><prop><getetag/></prop></propfind>',
+            headers={"Depth": "1", **XML},
+        )
+        (message,) = _inbox(server, "bob")
+        assert message.href in listing.text
+        assert bob.delete(f"/bob/inbox/{message.href}").status_code in (200, 204)
+    assert _inbox(server, "bob") == []
+
+
+# ------------------------------------------------------------------ free-busy
+
+
+def _freebusy_request(*attendees: str) -> str:
+    lines = [
+        "BEGIN:VCALENDAR",
+        "VERSION:2.0",
+        "PRODID:-//Mozilla.org/NONSGML Mozilla Calendar V1.1//EN",
+        "METHOD:REQUEST",
+        "BEGIN:VFREEBUSY",
+        f"UID:{uuid.uuid4()}",
+        "DTSTAMP:20300101T000000Z",
+        "DTSTART:20300108T000000Z",
+        "DTEND:20300109T000000Z",
+        "ORGANIZER:mailto:alice@example.com",
+        *(f"ATTENDEE:mailto:{a}" for a in attendees),
+        "END:VFREEBUSY",
+        "END:VCALENDAR",
+        "",
+    ]
+    return "\r\n".join(lines)
+
+
+def _schedule_answers(response: httpx.Response) -> dict[str, tuple[str, str]]:
+    root = ET.fromstring(response.content)
+    answers = {}
+    for item in root.iter(f"{{{C}}}response"):
+        recipient = item.findtext(f"{{{C}}}recipient/{{{D}}}href") or ""
+        answers[normalize_address(recipient)] = (
+            item.findtext(f"{{{C}}}request-status") or "",
+            item.findtext(f"{{{C}}}calendar-data") or "",
+        )
+    return answers
+
+
+def test_a_free_busy_post_answers_for_users_and_rooms(server: RunningServer) -> None:
+    with _client(server, "alice") as alice:
+        _steering(server, alice)
+        answer = alice.post(
+            "/alice/outbox/",
+            content=_freebusy_request(
+                "bob@example.com", "carol@example.com", "everest@example.com", "x@nowhere.example"
+            ),
+            headers={"Content-Type": "text/calendar", "Originator": "mailto:alice@example.com"},
+        )
+    assert answer.status_code == 200, answer.text
+    answers = _schedule_answers(answer)
+    assert answers["x@nowhere.example"][0].startswith("3.7")
+    for address in ("bob@example.com", "everest@example.com"):
+        status, data = answers[address]
+        data = _unfolded(data)
+        assert status.startswith("2.0")
+        assert "FREEBUSY" in data
+        assert "20300108T120000Z/20300108T130000Z" in data
+        assert "METHOD:REPLY" in data
+    assert "BUSY-TENTATIVE" in answers["bob@example.com"][1]  # invited, not yet answered
+
+
+def test_a_declined_interaction_leaves_the_attendee_free(server: RunningServer) -> None:
+    with _client(server, "alice") as alice:
+        uid = _steering(server, alice)
+    with server.world.database.session(write=True) as session:
+        service, users = InteractionService(session), server.world.users(session)
+        interaction = service.find_by_uid(uid)
+        assert interaction is not None
+        service.answer(users["carol"], interaction, Answer.DECLINE)
+    with _client(server, "alice") as alice:
+        answer = alice.post(
+            "/alice/outbox/",
+            content=_freebusy_request("carol@example.com"),
+            headers={"Content-Type": "text/calendar"},
+        )
+    assert "FREEBUSY;" not in _schedule_answers(answer)["carol@example.com"][1]
+
+
+def test_the_free_busy_report_agrees_with_the_outbox(server: RunningServer) -> None:
+    query = (
+        '<C:free-busy-query xmlns:C="urn:ietf:params:xml:ns:caldav">'
+        '<C:time-range start="20300108T000000Z" end="20300109T000000Z"/></C:free-busy-query>'
+    )
+    with _client(server, "alice") as alice:
+        _steering(server, alice)
+        posted = alice.post(
+            "/alice/outbox/",
+            content=_freebusy_request("bob@example.com"),
+            headers={"Content-Type": "text/calendar"},
+        )
+        report = alice.request(
+            "REPORT", "/bob/interactions/", content=query, headers={"Depth": "1", **XML}
+        )
+    assert report.status_code == 200, report.text
+
+    def periods(text: str) -> list[str]:
+        return [line for line in _unfolded(text).splitlines() if line.startswith("FREEBUSY")]
+
+    assert periods(report.text) == periods(_schedule_answers(posted)["bob@example.com"][1])
+    assert periods(report.text)
+
+
+def test_an_outbox_takes_only_its_owners_free_busy_requests(server: RunningServer) -> None:
+    with _client(server, "bob") as bob:
+        other = bob.post(
+            "/alice/outbox/",
+            content=_freebusy_request("carol@example.com"),
+            headers={"Content-Type": "text/calendar"},
+        )
+        spoofed = bob.post(
+            "/bob/outbox/",
+            content=_freebusy_request("carol@example.com"),
+            headers={"Content-Type": "text/calendar"},
+        )
+        broken = bob.post(
+            "/bob/outbox/",
+            content="BEGIN:VCALENDAR\r\nnot ical",
+            headers={"Content-Type": "text/calendar"},
+        )
+    assert other.status_code == 403
+    assert spoofed.status_code == 403
+    assert "organizer-allowed" in spoofed.text
+    assert broken.status_code == 400
+
+
+# ------------------------------------------------------------------ finding people and rooms
+
+
+def test_principal_property_search_finds_users_and_rooms_by_name_and_address(
+    server: RunningServer,
+) -> None:
+    body = (
+        '<D:principal-property-search xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
+        "<D:property-search><D:prop><D:displayname/></D:prop><D:match>{}</D:match>"
+        "</D:property-search><D:prop><D:displayname/><C:calendar-user-address-set/>"
+        "<C:calendar-user-type/></D:prop></D:principal-property-search>"
+    )
+    with _client(server, "alice") as alice:
+        people = alice.request("REPORT", "/", content=body.format("dupont"), headers=XML)
+        rooms = alice.request("REPORT", "/", content=body.format("everest"), headers=XML)
+    assert people.status_code == 207, people.text
+    assert [e.text for e in ET.fromstring(people.content).iter(f"{{{D}}}displayname")] == [
+        "Bob Dupont"
+    ]
+    assert ET.fromstring(rooms.content).findtext(f".//{{{C}}}calendar-user-type") == "ROOM"
+
+
+def test_the_macos_principal_search_finds_colleagues(server: RunningServer) -> None:
+    body = (
+        '<B:calendarserver-principal-search xmlns:A="DAV:" xmlns:B="http://calendarserver.org/ns/"'
+        ' context="attendee"><B:search-token>carol</B:search-token><B:limit><B:nresults>50'
+        "</B:nresults></B:limit><A:prop><A:displayname/><B:email-address-set/></A:prop>"
+        "</B:calendarserver-principal-search>"
+    )
+    with _client(server, "alice") as alice:
+        answer = alice.request("REPORT", "/", content=body, headers={"Depth": "0", **XML})
+    assert answer.status_code == 207, answer.text
+    root = ET.fromstring(answer.content)
+    assert [e.text for e in root.iter(f"{{{D}}}displayname")] == ["Carol Nguyễn"]
+    assert [e.text for e in root.iter(f"{{{CS}}}email-address")] == ["carol@example.com"]
