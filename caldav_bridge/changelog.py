@@ -28,12 +28,17 @@ def stored_calendar(collection_id: int) -> str:
 
 
 def record(session: Session, calendars: set[str], item_href: str, deleted: bool = False) -> None:
-    """One row per calendar, written at once (a meeting with twenty attendees is in twenty-one
-    calendars)."""
+    """One item changed in each of ``calendars`` (a meeting with twenty attendees is in
+    twenty-one calendars)."""
+    record_items(session, [(calendar, item_href) for calendar in sorted(calendars)], deleted)
+
+
+def record_items(session: Session, items: list[tuple[str, str]], deleted: bool = False) -> None:
+    """(calendar, item name) pairs that changed, written in one statement."""
     now = utcnow()
     rows = [
-        {"calendar": calendar, "item_href": item_href, "deleted": deleted, "changed_at": now}
-        for calendar in sorted(calendars)
+        {"calendar": calendar, "item_href": href, "deleted": deleted, "changed_at": now}
+        for calendar, href in items
     ]
     if rows:
         session.execute(insert(CalendarChange), rows)

@@ -413,6 +413,7 @@ class InteractionService:
             raise InvalidTransition(
                 "only the invited user can decline: link them as invited or confirmed"
             )
+        links = {k.user_id: k for k in interaction.links}
         changed = []
         for user in users:
             if user.id == interaction.owner_id:
@@ -422,7 +423,7 @@ class InteractionService:
                 )
             if not user.active:
                 raise NotAllowed(f"user {user.login} is inactive and cannot be linked")
-            existing = self._find_link(interaction, user)
+            existing = links.get(user.id)
             if existing is None:
                 changed.append(user)
             elif existing.status is not status or existing.tentative:
@@ -434,7 +435,7 @@ class InteractionService:
         if not changed:
             return []
         for user in changed:
-            existing = self._find_link(interaction, user)
+            existing = links.get(user.id)
             if existing is None:
                 interaction.links.append(
                     InteractionLink(
@@ -454,9 +455,9 @@ class InteractionService:
             if status is LinkStatus.INVITED
             else NotificationKind.CONFIRMATION
         )
+        links = {k.user_id: k for k in interaction.links}
         for user in changed:
-            link = self._find_link(interaction, user)
-            itip = link is not None and not link.client_scheduled
+            itip = not links[user.id].client_scheduled
             self.notifier.to_attendee(interaction, user, kind, itip)
         return changed
 

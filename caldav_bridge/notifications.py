@@ -11,6 +11,7 @@ import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
@@ -119,7 +120,7 @@ class Notifier:
         """Write the collected notices, each kind of row in one statement. Called when a
         change ends, after its interactions were published."""
         outbox: list[dict[str, object]] = []
-        inbox: list[dict[str, object]] = []
+        inbox: list[dict[str, Any]] = []
         for notice in self._pending.values():
             self._rows(notice, outbox, inbox)
         self._pending.clear()
@@ -127,12 +128,10 @@ class Notifier:
             self.session.execute(insert(OutboxMessage).execution_options(render_nulls=True), outbox)
         if inbox:
             self.session.execute(insert(ScheduleMessage), inbox)
-            for row in inbox:
-                user_id = row["user_id"]
-                assert isinstance(user_id, int)
-                changelog.record(
-                    self.session, {changelog.inbox_calendar(user_id)}, str(row["href"])
-                )
+            delivered = [(r["user_id"], r["href"]) for r in inbox]
+            changelog.record_items(
+                self.session, [(changelog.inbox_calendar(u), h) for u, h in delivered]
+            )
 
     def discard(self) -> None:
         self._pending.clear()
@@ -141,7 +140,7 @@ class Notifier:
         self,
         notice: _Notice,
         outbox: list[dict[str, object]],
-        inbox: list[dict[str, object]],
+        inbox: list[dict[str, Any]],
     ) -> None:
         interaction, recipient, kind = notice.interaction, notice.recipient, notice.kind
         title, text = self._words(notice)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from datetime import UTC, datetime
 from xml.etree import ElementTree as ET
 
 import httpx
@@ -533,3 +534,38 @@ def test_the_macos_principal_search_finds_colleagues(server: RunningServer) -> N
     root = ET.fromstring(answer.content)
     assert [e.text for e in root.iter(f"{{{D}}}displayname")] == ["Carol Nguyễn"]
     assert [e.text for e in root.iter(f"{{{CS}}}email-address")] == ["carol@example.com"]
+
+
+# ------------------------------------------------------------------ the caldav client library
+
+
+def test_the_caldav_library_invites_answers_and_asks_free_busy(server: RunningServer) -> None:
+    alice = server.client("alice").principal()
+    assert "mailto:alice@example.com" in alice.calendar_user_address_set()
+    (calendar,) = [c for c in alice.calendars() if str(c.url).endswith("/interactions/")]
+    uid = f"{uuid.uuid4()}"
+    event = _event(uid).replace(
+        "ORGANIZER;CN=Alice Martin:mailto:alice@example.com\r\n"
+        "ATTENDEE;CN=Alice Martin;PARTSTAT=ACCEPTED;ROLE=CHAIR:mailto:alice@example.com\r\n",
+        "",
+    )
+    calendar.save_with_invites(event, ["mailto:bob@example.com", "mailto:everest@example.com"])
+    bob_client = server.client("bob")
+    invitations = bob_client.principal().schedule_inbox().get_items()
+    assert len(invitations) == 1
+    (invitation,) = invitations
+    invitation.load()
+    assert invitation.is_invite_request()
+    invitation.accept_invite()
+    stored = calendar.event_by_uid(uid)
+    attendees = {
+        normalize_address(a): a.params["PARTSTAT"] for a in stored.icalendar_component["ATTENDEE"]
+    }
+    assert attendees["bob@example.com"] == "ACCEPTED"
+    assert attendees["everest@example.com"] == "ACCEPTED"
+    busy = alice.freebusy_request(
+        datetime(2030, 1, 8, tzinfo=UTC),
+        datetime(2030, 1, 9, tzinfo=UTC),
+        ["mailto:bob@example.com"],
+    )
+    assert busy
