@@ -130,10 +130,9 @@ def _listing_request(raw: bytes) -> list[str] | None:
     return _listing_props(root.find("{DAV:}prop"))
 
 
-def _sync_request(raw: bytes) -> tuple[str, list[str]] | None:
-    """(old token, properties) of a sync-collection REPORT that asks only for listing
-    properties at sync-level 1, else None."""
-    root = _parse(raw)
+def _sync_request(root: Any) -> tuple[str, list[str]] | None:
+    """(old token, properties) of a sync-collection REPORT (parsed) that asks only for
+    listing properties at sync-level 1, else None."""
     if root is None or root.tag != "{DAV:}sync-collection":
         return None
     if (root.findtext("{DAV:}sync-level") or "1").strip() != "1" or (
@@ -401,15 +400,16 @@ class BridgeApplication(SchedulingApplication):
         """Radicale's REPORT, with the same fast path for sync-collection (RFC 6578) when only
         listing properties are asked: names and ETags of what changed, 404 for what left."""
         raw, environ = _buffered(environ)
-        search = principal_search(raw) if user else None
+        root = _parse(raw) if user else None
+        search = principal_search(root)
         if search is not None:
             return self.principal_search_report(
                 search, environ, base_prefix, user, user_groups, request_info
             )
-        free_busy = self.free_busy_query_report(raw, path, user, user_groups) if user else None
+        free_busy = self.free_busy_query_report(root, path, user, user_groups)
         if free_busy is not None:
             return free_busy
-        request = _sync_request(raw) if user else None
+        request = _sync_request(root)
         listable = self._listable(path, user, user_groups) if request else None
         if request is None or listable is None:
             return super().do_REPORT(environ, base_prefix, path, user, user_groups, request_info)

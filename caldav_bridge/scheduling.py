@@ -228,12 +228,10 @@ class PrincipalSearch:
     limit: int
 
 
-def principal_search(raw: bytes) -> PrincipalSearch | None:
-    """A DAV:principal-property-search (RFC 3744 section 9.4) or a calendarserver-principal-
-    search (what macOS sends), else None."""
-    try:
-        root = DefusedET.fromstring(raw)
-    except Exception:
+def principal_search(root: Any) -> PrincipalSearch | None:
+    """A parsed DAV:principal-property-search (RFC 3744 section 9.4) or calendarserver-
+    principal-search (what macOS sends), else None."""
+    if root is None:
         return None
     prop = root.find(f"{{{D}}}prop")
     props = [child.tag for child in prop] if prop is not None else []
@@ -476,15 +474,11 @@ class SchedulingApplication(Application):
         return 207, {"Content-Type": "text/xml; charset=utf-8"}, multistatus(responses), None
 
     def free_busy_query_report(
-        self, raw: bytes, path: str, user: str, user_groups: set[str]
+        self, root: Any, path: str, user: str, user_groups: set[str]
     ) -> types.WSGIResponse | None:
-        """A free-busy-query REPORT (RFC 4791 section 7.10) on an interactions or bookings
-        calendar, answered by the same rule as the outbox; None for any other request."""
-        try:
-            root = DefusedET.fromstring(raw)
-        except Exception:
-            return None
-        if root.tag != f"{{{C}}}free-busy-query":
+        """A free-busy-query REPORT (RFC 4791 section 7.10, parsed) on an interactions or
+        bookings calendar, answered by the same rule as the outbox; None for any other."""
+        if root is None or root.tag != f"{{{C}}}free-busy-query":
             return None
         collection = next(iter(self._storage.discover(path)), None)
         if collection is None or not hasattr(collection, "busy"):
@@ -552,8 +546,10 @@ class SchedulingApplication(Application):
         status, headers, body, xml = answer
         if href is None or status >= 300:
             return answer
-        with self._database_session() as session:
-            tag = schedule_tag(session, href)
+        tag = self._bridge_storage.written_schedule_tag(href)
+        if tag is None:
+            with self._database_session() as session:
+                tag = schedule_tag(session, href)
         headers = _fields(headers)
         if tag is not None:
             headers["Schedule-Tag"] = tag

@@ -424,6 +424,7 @@ class InteractionsCalendar(_Projection):
             service = InteractionService(session, self._storage.public_url)
             interaction = ClientWrites(service).put(actor, href, item.serialize())
             stored = None if interaction.cancelled else self._item_of(interaction)
+            self._storage.written(interaction.href, interaction.schedule_tag)
         if stored is None:  # the organizer wrote it cancelled: it left the calendar
             raise NotAllowed("the event was saved as cancelled and left the calendar")
         return stored, None
@@ -719,6 +720,17 @@ class Storage(storage.BaseStorage):
         principal and calendar several times in one request; the CRM-made ones (homes,
         interactions and bookings calendars) are looked up once per request and thread."""
         self._request.known = {}
+        self._request.tags = {}
+
+    def written(self, href: str, schedule_tag: int) -> None:
+        """Remember, for the rest of the request, the Schedule-Tag of an interaction written."""
+        tags: dict[str, str] | None = getattr(self._request, "tags", None)
+        if tags is not None:
+            tags[href] = f'"{schedule_tag}"'
+
+    def written_schedule_tag(self, href: str) -> str | None:
+        tags: dict[str, str] = getattr(self._request, "tags", None) or {}
+        return tags.get(href)
 
     def _collection(self, session: Session, parts: list[str]) -> storage.BaseCollection | None:
         known: dict[tuple[str, ...], storage.BaseCollection] | None = getattr(

@@ -10,16 +10,19 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from caldav_bridge.db import Database
 from caldav_bridge.directory import Directory
 from caldav_bridge.interactions import InteractionService
+from caldav_bridge.models import Booking
 
 BIN = Path(sys.executable).parent
 
@@ -47,7 +50,7 @@ def _wait(url: str) -> None:
 
 
 @pytest.fixture
-def two_servers(postgres_database: str) -> Iterator[tuple[str, str]]:
+def two_servers(postgres_database: str) -> Iterator[tuple[tuple[str, str], str]]:
     database = Database(postgres_database)
     from tests.conftest import _empty_postgres
 
@@ -56,6 +59,7 @@ def two_servers(postgres_database: str) -> Iterator[tuple[str, str]]:
         directory = Directory(session)
         directory.add_user("alice", "Alice", ["alice@example.com"], "alice", "UTC")
         directory.add_user("bob", "Bob", ["bob@example.com"], "bob", "UTC")
+        directory.add_resource("everest", "Everest room", "everest@example.com")
         InteractionService(session).set_multi_user(True)
     database.dispose()
     env = {**os.environ, "CALDAV_BRIDGE_DATABASE_URL": postgres_database}
@@ -85,7 +89,7 @@ def two_servers(postgres_database: str) -> Iterator[tuple[str, str]]:
     try:
         for url in urls:
             _wait(url)
-        yield urls
+        yield urls, postgres_database
     finally:
         for process in processes:
             process.terminate()
@@ -94,9 +98,9 @@ def two_servers(postgres_database: str) -> Iterator[tuple[str, str]]:
 
 @pytest.mark.postgresql
 def test_processes_sharing_postgresql_see_each_others_changes(
-    two_servers: tuple[str, str],
+    two_servers: tuple[tuple[str, str], str],
 ) -> None:
-    first, second = two_servers
+    (first, second), _ = two_servers
     alice = ("alice", "alice")
     token_xml = httpx.request(
         "REPORT", f"{second}bob/interactions/", auth=("bob", "bob"), content=SYNC.format("")
@@ -125,3 +129,42 @@ def test_processes_sharing_postgresql_see_each_others_changes(
             "PROPFIND", f"{base}alice/interactions/", auth=alice, headers={"Depth": "1"}
         )
         assert listing.text.count(".ics</href>") == 4
+
+
+@pytest.mark.postgresql
+def test_clients_of_different_processes_racing_for_a_room_leave_it_booked_once(
+    two_servers: tuple[tuple[str, str], str],
+) -> None:
+    urls, database_url = two_servers
+    ready = threading.Barrier(6)
+    answers: list[int] = []
+
+    def ask_for_the_room(number: int) -> None:
+        login = ("alice", "bob")[number % 2]
+        event = (
+            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VEVENT\r\n"
+            f"UID:race-{number}\r\nDTSTAMP:20300101T000000Z\r\nDTSTART:20300108T120000Z\r\n"
+            f"DTEND:20300108T130000Z\r\nSUMMARY:Race {number}\r\n"
+            f"ORGANIZER:mailto:{login}@example.com\r\n"
+            "ATTENDEE;CUTYPE=ROOM:mailto:everest@example.com\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+        )
+        ready.wait()
+        answer = httpx.put(
+            f"{urls[number % 2]}{login}/interactions/race-{number}.ics",
+            content=event,
+            auth=(login, login),
+            timeout=60,
+        )
+        answers.append(answer.status_code)
+
+    threads = [threading.Thread(target=ask_for_the_room, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert answers == [201] * 6
+    database = Database(database_url)
+    with database.session() as session:
+        held = session.scalars(select(Booking.declined)).all()
+    database.dispose()
+    assert sorted(held) == [False] + [True] * 5
