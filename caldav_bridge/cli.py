@@ -337,7 +337,10 @@ def cmd_serve(ctx: Context, args: argparse.Namespace) -> None:
         raise ConfigurationError(
             "the database is not initialised or is out of date: run 'caldav-bridge migrate'"
         )
-    configuration = radicale_setup.radicale_configuration(ctx.settings)
+    configuration = radicale_setup.radicale_configuration(
+        ctx.settings, extra={"logging": {"level": args.log_level}}
+    )
+    radicale_setup.log_to_stderr(args.log_level)
     try:
         server = radicale_setup.Server(configuration, args.host, args.port)
     except OSError as exc:
@@ -397,6 +400,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--port", type=int, default=5232, help="port (default 5232)")
     sub.add_argument(
         "--demo", action="store_true", help="migrate and load the demo data first (empty database)"
+    )
+    sub.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error", "critical"],
+        default="info",
+        help="what the server logs (default info: every request; warning is lighter)",
     )
 
     users = commands.add_parser("user", help="manage users").add_subparsers(

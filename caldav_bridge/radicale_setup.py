@@ -9,12 +9,14 @@ several processes can serve one PostgreSQL database side by side.
 from __future__ import annotations
 
 import gc
+import logging
 import socket
 import threading
 from functools import cache
 from typing import Any
 
 from radicale import config as radicale_config
+from radicale import log as radicale_log
 from radicale import server as radicale_server
 
 from caldav_bridge.config import Settings
@@ -69,6 +71,13 @@ def radicale_configuration(
     if extra:
         configuration.update(extra, "caldav-bridge (overrides)", privileged=True)
     return configuration
+
+
+def log_to_stderr(level: str) -> None:
+    """Radicale's logging (one line per request at info) and the bridge's, on stderr."""
+    radicale_log.setup()
+    radicale_log.set_level(level, backtrace_on_debug=False)
+    logging.getLogger("caldav_bridge").setLevel(level.upper())
 
 
 def application(configuration: Any) -> Any:
