@@ -150,6 +150,7 @@ def load_crm(
                     all_day=False,
                     starts_at=sample.start,
                     ends_at=sample.end,
+                    last_ends_at=sample.end,
                     timezone="UTC",
                     location=sample.location,
                     status=InteractionStatus.PLANNED,

@@ -39,8 +39,8 @@ def _others(interaction: Interaction, user: User) -> str:
 def _row(entry: AgendaEntry, user: User) -> list[str]:
     interaction = entry.interaction
     tz = zone(user.timezone)
-    start = interaction.starts_at.astimezone(tz)
-    end = interaction.ends_at.astimezone(tz)
+    start = entry.starts_at.astimezone(tz)
+    end = entry.ends_at.astimezone(tz)
     when = (
         f"{start:%a %d %b}  all day"
         if interaction.all_day
@@ -62,13 +62,14 @@ HEADERS = ["When", "Id", "Subject", "Type", "Your status", "With", "Where"]
 
 def desk(user: User, entries: Sequence[AgendaEntry], first: date, days: int) -> str:
     """Pending invitations first, then every interaction of the period, in the user's zone."""
-    pending = [
-        e
-        for e in entries
+    waiting = {
+        e.interaction.id: e  # a repeating invitation is answered once
+        for e in reversed(entries)
         if e.link is not None
         and e.link.status is LinkStatus.INVITED
         and not e.interaction.cancelled
-    ]
+    }
+    pending = sorted(waiting.values(), key=lambda e: (e.starts_at, e.interaction.id))
     last = first + timedelta(days=days - 1)
     parts = [f"Desk of {user.display_name} ({user.login}), times in {user.timezone}"]
     if pending:

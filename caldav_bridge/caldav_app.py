@@ -26,6 +26,7 @@ from radicale import types
 from radicale.app import Application
 from sqlalchemy.exc import SQLAlchemyError
 
+from caldav_bridge import recurrence
 from caldav_bridge.errors import (
     AlreadyExists,
     BookingConflict,
@@ -195,6 +196,15 @@ def _item_responses(prefix: str, entries: list[Entry], names: list[str]) -> list
     ]
 
 
+def _check_rules(calendar: Calendar) -> None:
+    """Refuse an invalid RRULE with its reason (Radicale would refuse it without one)."""
+    for component in calendar.walk():
+        found = component.get("RRULE")
+        for rule in found if isinstance(found, list) else [found] if found is not None else []:
+            value = rule.to_ical()
+            recurrence.checked_rule(value.decode() if isinstance(value, bytes) else value, "UTC")
+
+
 def _buffered(environ: types.WSGIEnviron) -> tuple[bytes, types.WSGIEnviron]:
     """The request body, and an environ from which Radicale can still read it."""
     raw: bytes = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
@@ -306,9 +316,11 @@ class BridgeApplication(SchedulingApplication):
             return _text(HTTPStatus.BAD_REQUEST, "the body is not valid UTF-8")
         if text.lstrip().upper().startswith("BEGIN:VCALENDAR"):
             try:
-                Calendar.from_ical(text)
+                _check_rules(Calendar.from_ical(text))
             except ValueError as exc:
                 return _text(HTTPStatus.BAD_REQUEST, f"malformed iCalendar: {exc}")
+            except InvalidInput as exc:
+                return _text(HTTPStatus.BAD_REQUEST, str(exc))
         if self.schedule_tag_mismatch(environ, path):
             return _text(
                 HTTPStatus.PRECONDITION_FAILED,

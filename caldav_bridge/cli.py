@@ -175,6 +175,7 @@ def cmd_create(ctx: Context, args: argparse.Namespace) -> None:
             notes=args.notes or "",
             kind=args.type,
             location=args.location or "",
+            rrule=args.repeat or "",
         )
         interaction = ctx.service(session).create(owner, draft, uid=args.uid)
         print(f"interaction #{interaction.id} created (UID {interaction.uid})")
@@ -199,6 +200,7 @@ def cmd_edit(ctx: Context, args: argparse.Namespace) -> None:
         start=start,
         end=end,
         timezone=args.timezone,
+        rrule=args.repeat,
     )
     with ctx.database.session(write=True) as session:
         service = ctx.service(session)
@@ -369,6 +371,9 @@ def cmd_serve(ctx: Context, args: argparse.Namespace) -> None:
 # ---------------------------------------------------------------------------- the parser
 
 
+_REPEAT_HELP = "an iCalendar RRULE, e.g. 'FREQ=WEEKLY;COUNT=10' or 'FREQ=DAILY;UNTIL=20300131'"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="caldav-bridge", description=__doc__.splitlines()[0] if __doc__ else "")
     parser.add_argument(
@@ -453,6 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--location")
     sub.add_argument("--notes")
     sub.add_argument("--uid", help="keep this iCalendar UID")
+    sub.add_argument("--repeat", help=_REPEAT_HELP)
     sub = command("edit", cmd_edit, "change an interaction (time and place bump SEQUENCE)", actions)
     sub.add_argument("id", type=int)
     for option in (
@@ -465,6 +471,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--notes",
     ):
         sub.add_argument(option)
+    sub.add_argument("--repeat", help=f"{_REPEAT_HELP}; '' for a single interaction again")
     sub = command("cancel", _owner_action("cancelled", _cancel), "cancel an interaction", actions)
     sub.add_argument("id", type=int)
     sub = command("done", _owner_action("done", _done), "mark an interaction as done", actions)

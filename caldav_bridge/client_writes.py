@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from icalendar import Calendar, Event
 
+from caldav_bridge import recurrence
 from caldav_bridge.directory import Directory
 from caldav_bridge.errors import CalDavPrecondition, InvalidInput, NotAllowed
 from caldav_bridge.ical_mapping import (
@@ -47,9 +48,10 @@ def parse_event(text: str) -> Event:
             "C:supported-calendar-component",
             "the interactions calendar holds events (VEVENT) only",
         )
-    if len(components) > 1 or any(k in components[0] for k in ("RRULE", "RDATE", "RECURRENCE-ID")):
+    if len(components) > 1 or any(k in components[0] for k in ("RDATE", "RECURRENCE-ID")):
         raise NotAllowed(
-            "recurring events cannot be CRM interactions yet: save them in a calendar of your own"
+            "changes to single occurrences (RECURRENCE-ID) and RDATE cannot be CRM interactions "
+            "yet: change the whole series, or save the event in a calendar of your own"
         )
     event = components[0]
     assert isinstance(event, Event)
@@ -105,6 +107,8 @@ class ClientWrites:
             notes=fields.notes,
             kind=fields.kind,
             location=_typed_location(fields, attendees),
+            rrule=fields.rrule,
+            exdates=fields.exdates,
         )
         interaction = self.service.create(actor, draft, uid=uid, href=href)
         self._apply_attendees(actor, interaction, attendees)
@@ -128,6 +132,8 @@ class ClientWrites:
                 start=fields.start,
                 end=fields.end,
                 timezone=fields.timezone,
+                rrule=fields.rrule,
+                exdates=fields.exdates,
             ),
         )
         self._apply_attendees(actor, interaction, attendees)
@@ -214,9 +220,12 @@ def _typed_location(fields: EventFields, attendees: _Attendees) -> str:
 
 def _organizer_fields_changed(interaction: Interaction, fields: EventFields) -> bool:
     period = period_of(fields.start, fields.end, fields.timezone)
+    rule = recurrence.checked_rule(fields.rrule, interaction.timezone)
+    excluded = recurrence.exdate_text(fields.exdates) if rule else ""
     return (
         fields.subject != interaction.subject
         or fields.location != location_text(interaction)
         or (period.starts_at, period.ends_at, period.all_day)
         != (interaction.starts_at, interaction.ends_at, interaction.all_day)
+        or (rule, excluded) != (interaction.rrule, interaction.exdates)
     )

@@ -11,11 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from icalendar import Calendar, FreeBusy, vCalAddress
 from sqlalchemy import ColumnElement, and_, select
 from sqlalchemy.orm import Session
 
+from caldav_bridge import recurrence
 from caldav_bridge.ical_mapping import PRODID
 from caldav_bridge.models import (
     Booking,
@@ -43,19 +45,36 @@ def _overlapping(start: datetime, end: datetime) -> ColumnElement[bool]:
     return and_(
         Interaction.status != InteractionStatus.CANCELLED,
         Interaction.starts_at < end,
-        Interaction.ends_at > start,
+        Interaction.last_ends_at > start,
     )
 
 
+_SERIES = (
+    Interaction.starts_at,
+    Interaction.ends_at,
+    Interaction.all_day,
+    Interaction.timezone,
+    Interaction.rrule,
+    Interaction.exdates,
+)
+
+
+def _occurring(rows: Iterable[Any], start: datetime, end: datetime, kind: str) -> list[Busy]:
+    """Busy periods of the occurrences in [start, end) of each (series columns…) row."""
+    return [
+        Busy(s, e, kind)
+        for row in rows
+        for s, e in recurrence.occurrences(recurrence.Series(*row[:6]), start, end)
+    ]
+
+
 def busy_user(session: Session, user: User, start: datetime, end: datetime) -> list[Busy]:
-    """The periods of [start, end) taken by ``user``'s interactions."""
+    """The periods of [start, end) taken by ``user``'s interactions (every occurrence)."""
     owned = session.execute(
-        select(Interaction.starts_at, Interaction.ends_at).where(
-            Interaction.owner_id == user.id, _overlapping(start, end)
-        )
+        select(*_SERIES).where(Interaction.owner_id == user.id, _overlapping(start, end))
     ).all()
     linked = session.execute(
-        select(Interaction.starts_at, Interaction.ends_at, InteractionLink.status)
+        select(*_SERIES, InteractionLink.status)
         .join(InteractionLink, InteractionLink.interaction_id == Interaction.id)
         .where(
             InteractionLink.user_id == user.id,
@@ -63,10 +82,11 @@ def busy_user(session: Session, user: User, start: datetime, end: datetime) -> l
             _overlapping(start, end),
         )
     ).all()
-    periods = [Busy(s, e, BUSY) for s, e in owned]
-    periods += [
-        Busy(s, e, BUSY if status is LinkStatus.CONFIRMED else TENTATIVE) for s, e, status in linked
-    ]
+    periods = _occurring(owned, start, end, BUSY)
+    periods += _occurring([r for r in linked if r[6] is LinkStatus.CONFIRMED], start, end, BUSY)
+    periods += _occurring(
+        [r for r in linked if r[6] is not LinkStatus.CONFIRMED], start, end, TENTATIVE
+    )
     return _clipped(periods, start, end)
 
 
@@ -75,7 +95,7 @@ def busy_resource(
 ) -> list[Busy]:
     """The periods of [start, end) during which ``resource`` is booked."""
     rows = session.execute(
-        select(Interaction.starts_at, Interaction.ends_at)
+        select(*_SERIES)
         .join(Booking, Booking.interaction_id == Interaction.id)
         .where(
             Booking.resource_id == resource.id,
@@ -83,7 +103,7 @@ def busy_resource(
             _overlapping(start, end),
         )
     ).all()
-    return _clipped([Busy(s, e, BUSY) for s, e in rows], start, end)
+    return _clipped(_occurring(rows, start, end, BUSY), start, end)
 
 
 def _clipped(periods: Iterable[Busy], start: datetime, end: datetime) -> list[Busy]:

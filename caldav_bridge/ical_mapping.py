@@ -11,15 +11,15 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from icalendar import Calendar, Event, Timezone, vCalAddress
+from icalendar import Calendar, Event, Timezone, vCalAddress, vRecur
 from icalendar.timezone import tzid_from_dt
 from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 
-from caldav_bridge import __version__
+from caldav_bridge import __version__, recurrence
 from caldav_bridge.errors import InvalidInput
 from caldav_bridge.models import Guest, Interaction, LinkStatus, ResourceKind, User
 
@@ -133,6 +133,8 @@ def interaction_event(
     else:
         event.add("dtstart", _local(interaction, interaction.starts_at))
         event.add("dtend", _local(interaction, interaction.ends_at))
+    if interaction.rrule:
+        _add_recurrence(event, interaction)
     event.add("summary", interaction.subject)
     if interaction.notes:
         event.add("description", interaction.notes)
@@ -192,6 +194,30 @@ def interaction_event(
                 room.params["SCHEDULE-STATUS"] = _DELIVERED
             event.add("attendee", room)
     return event
+
+
+def series_of(interaction: Interaction) -> recurrence.Series:
+    return recurrence.Series(
+        interaction.starts_at,
+        interaction.ends_at,
+        interaction.all_day,
+        interaction.timezone,
+        interaction.rrule,
+        interaction.exdates,
+    )
+
+
+def _add_recurrence(event: Event, interaction: Interaction) -> None:
+    """RRULE (UNTIL as a date for all-day series, RFC 5545 3.3.10) and EXDATEs in the
+    interaction's zone, as DTSTART is."""
+    rule = vRecur.from_ical(interaction.rrule)
+    if interaction.all_day and "UNTIL" in rule:
+        tz = zone(interaction.timezone)
+        rule["UNTIL"] = [u.astimezone(tz).date() for u in rule["UNTIL"]]
+    event.add("rrule", rule)
+    excluded = recurrence.exdate_values(series_of(interaction))
+    if excluded:
+        event.add("exdate", excluded)
 
 
 # iTIP request statuses (RFC 5546 section 3.6) the organizer's copy shows per attendee.
@@ -254,6 +280,8 @@ class EventFields:
     start: datetime | date
     end: datetime | date
     timezone: str
+    rrule: str = ""  # the RRULE value as the client wrote it
+    exdates: tuple[datetime | date, ...] = ()
 
 
 @cache
@@ -308,6 +336,9 @@ def event_fields(event: Event, default_timezone: str) -> EventFields:
             end = end.replace(tzinfo=start.tzinfo)
         timezone = zone_name(start, default_timezone)
     categories = event.categories
+    rule = event.get("RRULE")
+    if isinstance(rule, list):
+        raise InvalidInput("an event with more than one RRULE is not supported")
     return EventFields(
         subject=_text(event, "SUMMARY"),
         notes=_text(event, "DESCRIPTION"),
@@ -316,7 +347,23 @@ def event_fields(event: Event, default_timezone: str) -> EventFields:
         start=start,
         end=end,
         timezone=timezone,
+        rrule=rule.to_ical().decode() if rule is not None else "",
+        exdates=_exdates(event, start),
     )
+
+
+def _exdates(event: Event, start: datetime | date) -> tuple[datetime | date, ...]:
+    """EXDATE values; floating ones take DTSTART's zone."""
+    found = event.get("EXDATE")
+    lists = found if isinstance(found, list) else [found] if found is not None else []
+    values: list[datetime | date] = []
+    for listed in lists:
+        for value in listed.dts:
+            moment = value.dt
+            if isinstance(moment, datetime) and moment.tzinfo is None:
+                moment = moment.replace(tzinfo=start.tzinfo if isinstance(start, datetime) else UTC)
+            values.append(moment)
+    return tuple(values)
 
 
 def attendee_answer(event: Event, addresses: Iterable[str]) -> Answer | None:

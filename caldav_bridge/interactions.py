@@ -21,7 +21,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from caldav_bridge import changelog, crm_settings
+from caldav_bridge import changelog, crm_settings, recurrence
 from caldav_bridge.config import DEFAULT_PUBLIC_URL
 from caldav_bridge.errors import (
     AlreadyExists,
@@ -33,7 +33,7 @@ from caldav_bridge.errors import (
     NotAllowed,
     NotFound,
 )
-from caldav_bridge.ical_mapping import Answer, interaction_ical, zone
+from caldav_bridge.ical_mapping import Answer, interaction_ical, series_of, zone
 from caldav_bridge.models import (
     Booking,
     Guest,
@@ -47,6 +47,7 @@ from caldav_bridge.models import (
     utcnow,
 )
 from caldav_bridge.notifications import Notifier, describe_when
+from caldav_bridge.recurrence import Series
 from caldav_bridge.validation import one_line
 
 P = ParamSpec("P")
@@ -76,6 +77,8 @@ class Draft:
     notes: str = ""
     kind: str = "meeting"
     location: str = ""
+    rrule: str = ""  # RFC 5545 RRULE value: a recurring interaction
+    exdates: tuple[datetime | date, ...] = ()  # occurrences left out
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,8 @@ class Changes:
     start: datetime | date | None = None
     end: datetime | date | None = None
     timezone: str | None = None
+    rrule: str | None = None  # "" makes it a single interaction again
+    exdates: tuple[datetime | date, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -103,8 +108,12 @@ class GuestEntry:
 
 @dataclass(frozen=True)
 class AgendaEntry:
+    """One occurrence of an interaction in a user's agenda (the only one, unless it repeats)."""
+
     interaction: Interaction
     link: InteractionLink | None  # None when the user is the owner
+    starts_at: datetime
+    ends_at: datetime
 
     @property
     def role(self) -> str:
@@ -144,10 +153,20 @@ def period_of(start: datetime | date, end: datetime | date, timezone: str) -> _P
     return _Period(starts_at, ends_at, False, timezone)
 
 
-def _period(interaction: Interaction) -> _Period:
-    return _Period(
-        interaction.starts_at, interaction.ends_at, interaction.all_day, interaction.timezone
-    )
+def _series(period: _Period, rule: str, excluded: str) -> Series:
+    return Series(period.starts_at, period.ends_at, period.all_day, period.timezone, rule, excluded)
+
+
+def _same_times(one: Series, other: Series) -> bool:
+    """The same occurrences: a new time zone alone changes nothing unless the interaction
+    repeats (its occurrences follow the zone's clock)."""
+    fields = ("starts_at", "ends_at", "all_day", "rrule", "exdates")
+    same = all(getattr(one, name) == getattr(other, name) for name in fields)
+    return same and (not one.rrule or one.timezone == other.timezone)
+
+
+def _last_end(period: _Period, rule: str, excluded: str) -> datetime:
+    return recurrence.last_end(_series(period, rule, excluded))
 
 
 def _notes(value: str) -> str:
@@ -241,7 +260,7 @@ class InteractionService:
         """The interactions ``user`` owns or is linked to that overlap [start, end)."""
         linked = select(InteractionLink.interaction_id).where(InteractionLink.user_id == user.id)
         overlapping = or_(
-            and_(Interaction.starts_at < end, Interaction.ends_at > start),
+            and_(Interaction.starts_at < end, Interaction.last_ends_at > start),
             and_(
                 Interaction.starts_at == Interaction.ends_at,
                 Interaction.starts_at >= start,
@@ -257,10 +276,10 @@ class InteractionService:
         entries = []
         for interaction in rows:
             link = next((k for k in interaction.links if k.user_id == user.id), None)
-            entries.append(
-                AgendaEntry(interaction, None if interaction.owner_id == user.id else link)
-            )
-        return entries
+            link = None if interaction.owner_id == user.id else link
+            for first, last in recurrence.occurrences(series_of(interaction), start, end):
+                entries.append(AgendaEntry(interaction, link, first, last))
+        return sorted(entries, key=lambda e: (e.starts_at, e.interaction.id))
 
     # ------------------------------------------------------------------ the owner's changes
 
@@ -279,6 +298,8 @@ class InteractionService:
         if self.session.scalar(select(Interaction.id).where(Interaction.href == href)):
             raise AlreadyExists(f"another interaction is already stored as {href!r}")
         period = period_of(draft.start, draft.end, draft.timezone or owner.timezone)
+        rule = recurrence.checked_rule(draft.rrule, period.timezone)
+        excluded = recurrence.exdate_text(draft.exdates) if rule else ""
         now = utcnow()
         interaction = Interaction(
             uid=uid,
@@ -291,6 +312,9 @@ class InteractionService:
             starts_at=period.starts_at,
             ends_at=period.ends_at,
             timezone=period.timezone,
+            rrule=rule,
+            exdates=excluded,
+            last_ends_at=_last_end(period, rule, excluded),
             status=InteractionStatus.PLANNED,
             sequence=0,
             created_at=now,
@@ -333,23 +357,35 @@ class InteractionService:
             location = one_line(changes.location, "the location", 500)
             reschedule = location != interaction.location
             interaction.location = location
-        if changes.start is not None or changes.end is not None or changes.timezone is not None:
-            period = self._edited_period(interaction, changes)
-            if (period.starts_at, period.ends_at, period.all_day) != (
-                interaction.starts_at,
-                interaction.ends_at,
-                interaction.all_day,
-            ):
-                reschedule = True
-                self._rooms_for(interaction, period, rooms_answer)
-            interaction.starts_at, interaction.ends_at = period.starts_at, period.ends_at
-            interaction.all_day, interaction.timezone = period.all_day, period.timezone
+        period = self._edited_period(interaction, changes)
+        rule = interaction.rrule
+        if changes.rrule is not None:
+            rule = recurrence.checked_rule(changes.rrule, period.timezone)
+        excluded = interaction.exdates
+        if changes.exdates is not None:
+            excluded = recurrence.exdate_text(changes.exdates)
+        excluded = excluded if rule else ""
+        new = _series(period, rule, excluded)
+        if not _same_times(new, series_of(interaction)):
+            reschedule = True
+            self._rooms_for(interaction, new, rooms_answer)
+        interaction.starts_at, interaction.ends_at = period.starts_at, period.ends_at
+        interaction.all_day, interaction.timezone = period.all_day, period.timezone
+        interaction.rrule, interaction.exdates = rule, excluded
+        interaction.last_ends_at = recurrence.last_end(new)
         if not reschedule and before == (interaction.subject, interaction.notes, interaction.kind):
             return False
         self._updated(interaction, reschedule)
         return True
 
     def _edited_period(self, interaction: Interaction, changes: Changes) -> _Period:
+        if changes.start is None and changes.end is None and changes.timezone is None:
+            return _Period(
+                interaction.starts_at,
+                interaction.ends_at,
+                interaction.all_day,
+                interaction.timezone,
+            )
         timezone = changes.timezone or interaction.timezone
         tz = zone(timezone)
         current_start: datetime | date = interaction.starts_at.astimezone(tz)
@@ -572,7 +608,7 @@ class InteractionService:
         existing = self._find_booking(interaction, resource)
         if existing is not None and not existing.declined:
             raise AlreadyExists(f"{resource.name} is already booked by this interaction")
-        self._check_free(resource, _period(interaction), interaction)
+        self._check_free(resource, series_of(interaction), interaction)
         if existing is not None:
             existing.declined = False
         else:
@@ -589,7 +625,7 @@ class InteractionService:
         if existing is not None and not existing.declined:
             return True
         try:
-            self._check_free(resource, _period(interaction), interaction)
+            self._check_free(resource, series_of(interaction), interaction)
         except BookingConflict:
             if existing is None:
                 interaction.bookings.append(Booking(resource=resource, declined=True))
@@ -626,37 +662,42 @@ class InteractionService:
     def _find_booking(self, interaction: Interaction, resource: Resource) -> Booking | None:
         return next((b for b in interaction.bookings if b.resource_id == resource.id), None)
 
-    def _rooms_for(self, interaction: Interaction, period: _Period, rooms_answer: bool) -> None:
-        """Check (or, with ``rooms_answer``, let answer) every room for a new period."""
+    def _rooms_for(self, interaction: Interaction, series: Series, rooms_answer: bool) -> None:
+        """Check (or, with ``rooms_answer``, let answer) every room for new times."""
         if not rooms_answer:
             for booking in interaction.bookings:
                 if not booking.declined:
-                    self._check_free(booking.resource, period, interaction)
+                    self._check_free(booking.resource, series, interaction)
             return
         for booking in interaction.bookings:
-            free = self._conflict(booking.resource, period, interaction) is None
+            free = self._conflict(booking.resource, series, interaction) is None
             if free == booking.declined:
                 booking.declined = not free
                 if not free:  # it leaves the room's calendar
                     room = changelog.resource_calendar(booking.resource_id)
                     changelog.record(self.session, {room}, interaction.href, True)
 
-    def _check_free(self, resource: Resource, period: _Period, interaction: Interaction) -> None:
-        other = self._conflict(resource, period, interaction)
+    def _check_free(self, resource: Resource, series: Series, interaction: Interaction) -> None:
+        other = self._conflict(resource, series, interaction)
         if other is not None:
             when = describe_when(other, other.timezone)
             raise BookingConflict(resource.name, other.id, other.subject, when)
 
     def _conflict(
-        self, resource: Resource, period: _Period, interaction: Interaction
+        self, resource: Resource, series: Series, interaction: Interaction
     ) -> Interaction | None:
-        """The first other interaction holding ``resource`` during ``period``, if any."""
+        """The first other interaction holding ``resource`` during one of the occurrences of
+        ``series`` (expanded up to the recurrence horizon), if any."""
         # Serialise bookings of this resource: on PostgreSQL by locking its row; on SQLite the
         # write transaction already holds the database's write lock (BEGIN IMMEDIATE).
         self.session.execute(
             select(Resource.id).where(Resource.id == resource.id).with_for_update()
         )
-        return self.session.scalar(
+        mine = recurrence.occurrences(series)
+        if not mine:
+            return None
+        first, last = mine[0][0], max(end for _, end in mine)
+        candidates = self.session.scalars(
             select(Interaction)
             .join(Booking, Booking.interaction_id == Interaction.id)
             .where(
@@ -664,12 +705,16 @@ class InteractionService:
                 Booking.declined.is_(False),
                 Interaction.id != interaction.id,
                 Interaction.status != InteractionStatus.CANCELLED,
-                Interaction.starts_at < period.ends_at,
-                Interaction.ends_at > period.starts_at,
+                Interaction.starts_at < last,
+                Interaction.last_ends_at > first,
             )
             .order_by(Interaction.starts_at)
-            .limit(1)
         )
+        for other in candidates:
+            theirs = recurrence.occurrences(series_of(other), first, last)
+            if recurrence.overlap(mine, theirs):
+                return other
+        return None
 
     # ------------------------------------------------------------------ helpers
 

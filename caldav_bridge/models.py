@@ -157,7 +157,10 @@ class Resource(Base):
 
 class Interaction(Base):
     __tablename__ = "interactions"
-    __table_args__ = (Index("ix_interactions_period", "starts_at", "ends_at"),)
+    __table_args__ = (
+        Index("ix_interactions_period", "starts_at", "ends_at"),
+        Index("ix_interactions_span", "starts_at", "last_ends_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     uid: Mapped[str] = mapped_column(String(255), unique=True)
@@ -171,6 +174,12 @@ class Interaction(Base):
     starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
     ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    # A recurring interaction: its RRULE value and excluded occurrences (EXDATE values, UTC
+    # "YYYYMMDDTHHMMSSZ" or "YYYYMMDD" for all-day, comma-separated). ``last_ends_at`` is the
+    # end of its last occurrence (bounded by the recurrence horizon), ``ends_at`` the first's.
+    rrule: Mapped[str] = mapped_column(String(500), default="", server_default="")
+    exdates: Mapped[str] = mapped_column(Text, default="", server_default="")
+    last_ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
     location: Mapped[str] = mapped_column(String(500), default="")
     status: Mapped[InteractionStatus] = mapped_column(
         _enum(InteractionStatus), default=InteractionStatus.PLANNED

@@ -55,14 +55,16 @@ def describe_when(interaction: Interaction, timezone: str) -> str:
         tz = zone(interaction.timezone)
         first = interaction.starts_at.astimezone(tz)
         last = interaction.ends_at.astimezone(tz) - timedelta(days=1)
+        repeating = ", repeating" if interaction.rrule else ""
         if last.date() <= first.date():
-            return f"{first:%a %d %b %Y} (all day)"
-        return f"{first:%a %d %b %Y} to {last:%a %d %b %Y} (all day)"
+            return f"{first:%a %d %b %Y} (all day{repeating})"
+        return f"{first:%a %d %b %Y} to {last:%a %d %b %Y} (all day{repeating})"
     tz = zone(timezone)
     start = interaction.starts_at.astimezone(tz)
     end = interaction.ends_at.astimezone(tz)
     end_text = f"{end:%H:%M}" if end.date() == start.date() else f"{end:%a %d %b %Y %H:%M}"
-    return f"{start:%a %d %b %Y %H:%M}–{end_text} ({timezone})"
+    repeats = ", repeating" if interaction.rrule else ""
+    return f"{start:%a %d %b %Y %H:%M}–{end_text} ({timezone}){repeats}"
 
 
 _RANK = {NotificationKind.UPDATE: 0}  # every other kind outranks an update

@@ -348,7 +348,7 @@ class _Projection(_Calendar):
             Interaction.uid,
             literal("VEVENT").label("component"),
             Interaction.starts_at.label("start"),
-            Interaction.ends_at.label("end"),
+            Interaction.last_ends_at.label("end"),  # a recurring one: its last occurrence
             Interaction.modified_at.label("modified"),
         ).where(self._visible())
 
@@ -359,9 +359,9 @@ class _Projection(_Calendar):
         return and_(
             Interaction.starts_at < _moment(end),
             or_(
-                Interaction.ends_at > _moment(start),
+                Interaction.last_ends_at > _moment(start),
                 and_(
-                    Interaction.ends_at == Interaction.starts_at,
+                    Interaction.last_ends_at == Interaction.starts_at,
                     Interaction.starts_at >= _moment(start),
                 ),
             ),
@@ -431,7 +431,7 @@ class InteractionsCalendar(_Projection):
 
     def _item_of(self, interaction: Interaction) -> radicale_item.Item:
         """The item as stored, from the interaction just written (no second read)."""
-        start, end = _timestamp(interaction.starts_at), _timestamp(interaction.ends_at)
+        start, end = _timestamp(interaction.starts_at), _timestamp(interaction.last_ends_at)
         return radicale_item.Item(
             collection=self,
             href=interaction.href,

@@ -179,6 +179,7 @@ def test_text_and_times_survive_the_round_trip(subject: str, notes: str, minutes
         all_day=False,
         starts_at=start,
         ends_at=start + timedelta(minutes=minutes),
+        last_ends_at=start + timedelta(minutes=minutes),
         timezone="Europe/Paris",
         location="",
         status=InteractionStatus.PLANNED,

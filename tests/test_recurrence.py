@@ -1,0 +1,219 @@
+"""Recurring interactions: rules checked, occurrences expanded for rooms, free-busy and
+calendar queries, and RRULE/EXDATE carried both ways through CalDAV."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime, timedelta
+
+import httpx
+import pytest
+from icalendar import Calendar
+
+from caldav_bridge import freebusy, recurrence
+from caldav_bridge.errors import BookingConflict, InvalidInput
+from caldav_bridge.ical_mapping import normalize_address, series_of
+from caldav_bridge.interactions import Changes, Draft, InteractionService
+from tests.conftest import RunningServer, World
+from tests.helpers import PARIS, at, create
+
+
+def test_a_weekly_rule_keeps_the_local_time_across_a_clock_change() -> None:
+    start = datetime(2030, 3, 20, 10, 0, tzinfo=PARIS)
+    series = recurrence.Series(
+        start.astimezone(UTC),
+        (start + timedelta(hours=1)).astimezone(UTC),
+        False,
+        "Europe/Paris",
+        "FREQ=WEEKLY;COUNT=3",
+    )
+    local = [s.astimezone(PARIS).strftime("%d %H:%M") for s, _ in recurrence.occurrences(series)]
+    assert local == ["20 10:00", "27 10:00", "03 10:00"]  # 31 March 2030: summer time
+
+
+def test_rules_without_end_stop_at_the_horizon_and_excluded_dates_are_left_out() -> None:
+    start = datetime(2030, 1, 7, 9, tzinfo=UTC)
+    series = recurrence.Series(
+        start, start + timedelta(hours=1), False, "UTC", "FREQ=DAILY", "20300108T090000Z"
+    )
+    found = recurrence.occurrences(series)
+    assert found[0][0] == start
+    assert start + timedelta(days=1) not in [s for s, _ in found]
+    assert found[-1][0] <= start + recurrence.HORIZON
+    assert len(found) <= recurrence.MAX_OCCURRENCES
+
+
+@pytest.mark.parametrize("rule", ["FREQ=SOMETIMES", "COUNT=3", "FREQ=WEEKLY;BYDAY=XX"])
+def test_a_malformed_rule_is_refused_with_its_reason(rule: str) -> None:
+    with pytest.raises(InvalidInput, match="recurrence rule"):
+        recurrence.checked_rule(rule, "UTC")
+
+
+def test_a_weekly_interaction_holds_the_room_for_every_occurrence(world: World) -> None:
+    with world.database.session(write=True) as session:
+        service, users = InteractionService(session), world.users(session)
+        alice, everest = users["alice"], world.rooms(session)["everest"]
+        weekly = service.create(
+            alice, Draft("Weekly review", at(7, 10), at(7, 11), rrule="FREQ=WEEKLY;COUNT=4")
+        )
+        service.book(alice, weekly, everest)
+        assert weekly.last_ends_at == at(28, 11)
+        third_week = create(service, users["bob"], "Clash", at(21, 10, 30), at(21, 11, 30))
+        with pytest.raises(BookingConflict, match="Weekly review"):
+            service.book(users["bob"], third_week, everest)
+        fifth = datetime(2030, 2, 4, 10, tzinfo=PARIS)
+        fifth_week = create(service, users["bob"], "Free", fifth, fifth + timedelta(hours=1))
+        service.book(users["bob"], fifth_week, everest)
+
+
+def test_excluding_an_occurrence_frees_the_room_then(world: World) -> None:
+    with world.database.session(write=True) as session:
+        service, users = InteractionService(session), world.users(session)
+        alice, everest = users["alice"], world.rooms(session)["everest"]
+        weekly = service.create(
+            alice, Draft("Weekly review", at(7, 10), at(7, 11), rrule="FREQ=WEEKLY;COUNT=4")
+        )
+        service.book(alice, weekly, everest)
+        assert service.edit(alice, weekly, Changes(exdates=(at(21, 10),)))
+        assert weekly.sequence == 2  # booking, then the new exclusion
+        clash = create(service, users["bob"], "Now free", at(21, 10), at(21, 11))
+        service.book(users["bob"], clash, everest)
+
+
+def test_free_busy_counts_every_occurrence(world: World) -> None:
+    with world.database.session(write=True) as session:
+        service, users = InteractionService(session), world.users(session)
+        service.create(
+            users["alice"],
+            Draft("Daily stand-up", at(7, 9), at(7, 9, 15), rrule="FREQ=DAILY;COUNT=5"),
+        )
+        busy = freebusy.busy_user(session, users["alice"], at(7, 0), at(14, 0))
+    assert [b.start for b in busy] == [at(day, 9).astimezone(UTC) for day in range(7, 12)]
+
+
+def test_an_all_day_series_renders_its_until_as_a_date(world: World) -> None:
+    with world.database.session(write=True) as session:
+        service, users = InteractionService(session), world.users(session)
+        holiday = service.create(
+            users["alice"],
+            Draft(
+                "Trade fair",
+                date(2030, 3, 4),
+                date(2030, 3, 5),
+                rrule="FREQ=DAILY;UNTIL=20300306",
+            ),
+        )
+        event = Calendar.from_ical(holiday.ical).events[0]
+        assert event["RRULE"]["UNTIL"] == [date(2030, 3, 6)]
+        assert len(recurrence.occurrences(series_of(holiday))) == 3
+
+
+# ------------------------------------------------------------------ through CalDAV
+
+
+def _series_event(uid: str, *extra: str, organizer: str = "alice@example.com") -> str:
+    return "\r\n".join(
+        [
+            "BEGIN:VCALENDAR",
+            "VERSION:2.0",
+            "PRODID:-//Mozilla.org/NONSGML Mozilla Calendar V1.1//EN",
+            "BEGIN:VTIMEZONE",
+            "TZID:Europe/Paris",
+            "BEGIN:STANDARD",
+            "DTSTART:19701025T030000",
+            "RRULE:FREQ=YEARLY;BYDAY=-1SU;BYMONTH=10",
+            "TZOFFSETFROM:+0200",
+            "TZOFFSETTO:+0100",
+            "END:STANDARD",
+            "BEGIN:DAYLIGHT",
+            "DTSTART:19700329T020000",
+            "RRULE:FREQ=YEARLY;BYDAY=-1SU;BYMONTH=3",
+            "TZOFFSETFROM:+0100",
+            "TZOFFSETTO:+0200",
+            "END:DAYLIGHT",
+            "END:VTIMEZONE",
+            "BEGIN:VEVENT",
+            f"UID:{uid}",
+            "DTSTAMP:20300101T000000Z",
+            "DTSTART;TZID=Europe/Paris:20300108T120000",
+            "DTEND;TZID=Europe/Paris:20300108T130000",
+            "RRULE:FREQ=WEEKLY;COUNT=4",
+            "SUMMARY:Weekly lunch",
+            f"ORGANIZER:mailto:{organizer}",
+            *extra,
+            "END:VEVENT",
+            "END:VCALENDAR",
+            "",
+        ]
+    )
+
+
+def _put(server: RunningServer, login: str, uid: str, text: str) -> httpx.Response:
+    return httpx.put(
+        f"{server.url}{login}/interactions/{uid}.ics",
+        content=text,
+        auth=(login, login),
+        headers={"Content-Type": "text/calendar"},
+    )
+
+
+def _room_answer(server: RunningServer, uid: str) -> str:
+    text = httpx.get(f"{server.url}alice/interactions/{uid}.ics", auth=("alice", "alice")).text
+    event = Calendar.from_ical(text).events[0]
+    attendees = event.get("ATTENDEE", [])
+    for attendee in attendees if isinstance(attendees, list) else [attendees]:
+        if normalize_address(attendee) == "everest@example.com":
+            return str(attendee.params["PARTSTAT"])
+    raise AssertionError("no room attendee")
+
+
+def test_a_room_declines_a_series_when_one_occurrence_is_busy(server: RunningServer) -> None:
+    with server.world.database.session(write=True) as session:
+        service, users = InteractionService(session), server.world.users(session)
+        taken = create(service, users["bob"], "Bob's lunch", at(22, 12), at(22, 13))
+        service.book(users["bob"], taken, server.world.rooms(session)["everest"])
+    room = "ATTENDEE;CUTYPE=ROOM:mailto:everest@example.com"
+    clashing, sparing = f"{uuid.uuid4()}", f"{uuid.uuid4()}"
+    assert _put(server, "alice", clashing, _series_event(clashing, room)).status_code == 201
+    assert _room_answer(server, clashing) == "DECLINED"
+    spared = _series_event(sparing, room, "EXDATE;TZID=Europe/Paris:20300122T120000")
+    assert _put(server, "alice", sparing, spared).status_code == 201
+    assert _room_answer(server, sparing) == "ACCEPTED"
+
+
+def test_a_series_comes_back_with_its_rule_and_is_found_in_a_later_week(
+    server: RunningServer,
+) -> None:
+    uid = f"{uuid.uuid4()}"
+    text = _series_event(uid, "EXDATE;TZID=Europe/Paris:20300115T120000")
+    assert _put(server, "alice", uid, text).status_code == 201
+    stored = httpx.get(f"{server.url}alice/interactions/{uid}.ics", auth=("alice", "alice"))
+    event = Calendar.from_ical(stored.text).events[0]
+    assert event["RRULE"]["FREQ"] == ["WEEKLY"]
+    assert event["RRULE"]["COUNT"] == [4]
+    excluded = [d.dt for d in event["EXDATE"].dts]
+    assert excluded == [datetime(2030, 1, 15, 12, tzinfo=PARIS)]
+    query = (
+        '<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
+        '<D:prop><D:getetag/></D:prop><C:filter><C:comp-filter name="VCALENDAR">'
+        '<C:comp-filter name="VEVENT"><C:time-range start="{day}T000000Z" '
+        'end="{day}T235959Z"/></C:comp-filter></C:comp-filter></C:filter></C:calendar-query>'
+    )
+    for day, expected in (("20300129", True), ("20300115", False), ("20300205", False)):
+        found = httpx.request(
+            "REPORT",
+            f"{server.url}alice/interactions/",
+            content=query.format(day=day),
+            headers={"Depth": "1"},
+            auth=("alice", "alice"),
+        )
+        assert found.status_code == 207
+        assert (f"{uid}.ics" in found.text) is expected, day
+
+
+def test_an_invalid_rule_from_a_client_is_refused_with_400(server: RunningServer) -> None:
+    uid = f"{uuid.uuid4()}"
+    text = _series_event(uid).replace("RRULE:FREQ=WEEKLY;COUNT=4", "RRULE:FREQ=NEVER")
+    answer = _put(server, "alice", uid, text)
+    assert answer.status_code == 400
+    assert "recurrence rule" in answer.text or "RRULE" in answer.text
