@@ -322,10 +322,7 @@ class BridgeApplication(SchedulingApplication):
             except InvalidInput as exc:
                 return _text(HTTPStatus.BAD_REQUEST, str(exc))
         if self.schedule_tag_mismatch(environ, path):
-            return _text(
-                HTTPStatus.PRECONDITION_FAILED,
-                "the event changed since you read it (If-Schedule-Tag-Match): read it again",
-            )
+            return _STALE_SCHEDULE_TAG
         answer = _put(self, environ, base_prefix, path, user, user_groups, request_info)
         return self.with_schedule_tag(answer, path)
 
@@ -362,7 +359,11 @@ class BridgeApplication(SchedulingApplication):
         user_groups: set[str],
         request_info: dict[str, Any],
     ) -> types.WSGIResponse:
+        raw, environ = _buffered(environ)
         answer = self._propfind(environ, base_prefix, path, user, user_groups, request_info)
+        root = _parse(raw)
+        if root is not None and root.find("{DAV:}propname") is not None:
+            return answer  # names only (RFC 4918 section 9.1)
         return self.with_scheduling_props(answer, base_prefix, path)
 
     def _propfind(
@@ -455,7 +456,19 @@ class BridgeApplication(SchedulingApplication):
         collection = next(iter(self._storage.discover(path)), None)
         return collection if hasattr(collection, "entries") else None  # type: ignore[return-value]
 
-    do_DELETE = _refusals_answered(Application.do_DELETE)
+    def do_DELETE(
+        self,
+        environ: types.WSGIEnviron,
+        base_prefix: str,
+        path: str,
+        user: str,
+        user_groups: set[str],
+        request_info: dict[str, Any],
+    ) -> types.WSGIResponse:
+        if self.schedule_tag_mismatch(environ, path):
+            return _STALE_SCHEDULE_TAG
+        return _delete(self, environ, base_prefix, path, user, user_groups, request_info)
+
     do_POST = _refusals_answered(SchedulingApplication.do_POST)
     do_MOVE = _refusals_answered(Application.do_MOVE)
     do_MKCALENDAR = _refusals_answered(Application.do_MKCALENDAR)
@@ -464,3 +477,8 @@ class BridgeApplication(SchedulingApplication):
 
 
 _put = _refusals_answered(Application.do_PUT)
+_delete = _refusals_answered(Application.do_DELETE)
+_STALE_SCHEDULE_TAG = _text(
+    HTTPStatus.PRECONDITION_FAILED,
+    "the event changed since you read it (If-Schedule-Tag-Match): read it again",
+)

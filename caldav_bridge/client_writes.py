@@ -87,7 +87,7 @@ class ClientWrites:
         if interaction.owner_id == actor.id:
             self.service.cancel(actor, interaction)
         elif not interaction.cancelled:
-            self.service.answer(actor, interaction, Answer.DECLINE)
+            self.service.answer(actor, interaction, Answer.DECLINE, remove=True)
 
     # ------------------------------------------------------------------ the organizer
 
@@ -115,6 +115,9 @@ class ClientWrites:
         return interaction
 
     def _owner_edit(self, actor: User, interaction: Interaction, event: Event) -> None:
+        if str(event.get("STATUS", "")).upper() == "CANCELLED":  # RFC 5546 3.2.5
+            self.service.cancel(actor, interaction)
+            return
         fields = event_fields(event, interaction.timezone)
         attendees = self._attendees(event, actor)
         # Rooms the event no longer names are released first, so that a move cannot conflict
@@ -204,8 +207,10 @@ class ClientWrites:
                 "only the organizer can change the time, place or subject of this interaction",
             )
         answer = attendee_answer(event, _addresses(actor))
-        if answer is not None:
-            self.service.answer(actor, interaction, answer)
+        organizer = event.get("ORGANIZER")
+        agent = str(organizer.params.get("SCHEDULE-AGENT", "SERVER")) if organizer else ""
+        if answer is not None:  # SCHEDULE-AGENT=CLIENT: the client sends the REPLY itself
+            self.service.answer(actor, interaction, answer, itip=agent.upper() == "SERVER")
 
 
 def _addresses(user: User) -> set[str]:

@@ -483,6 +483,7 @@ class InteractionService:
                 )
             else:
                 existing.status, existing.tentative, existing.answered_at = status, False, None
+                existing.removed = False
         interaction.modified_at = utcnow()
         self.session.flush()
         self.publish(interaction)
@@ -540,13 +541,28 @@ class InteractionService:
             )
 
     @_one_change
-    def answer(self, user: User, interaction: Interaction, answer: Answer) -> bool:
-        """A linked user's own answer; never bumps SEQUENCE. False if it changes nothing."""
+    def answer(
+        self,
+        user: User,
+        interaction: Interaction,
+        answer: Answer,
+        itip: bool = True,
+        remove: bool = False,
+    ) -> bool:
+        """A linked user's own answer; never bumps SEQUENCE. False if it changes nothing.
+
+        ``itip`` False when the attendee's client sends the REPLY itself (SCHEDULE-AGENT=CLIENT
+        on the ORGANIZER): the owner gets the messenger notice only. ``remove`` with a decline:
+        the user also took the event out of their calendar (a client's DELETE)."""
         self._require_active(user)
         self._require_open(interaction)
         link = self._find_link(interaction, user)
         if link is None:
             raise NotAllowed(f"{user.login} is not linked to interaction #{interaction.id}")
+        if remove and answer is Answer.DECLINE and not link.removed:
+            link.removed = True
+            own = changelog.user_calendar(user.id)
+            changelog.record(self.session, {own}, interaction.href, deleted=True)
         status, tentative = {
             Answer.ACCEPT: (LinkStatus.CONFIRMED, False),
             Answer.DECLINE: (LinkStatus.DECLINED, False),
@@ -557,7 +573,7 @@ class InteractionService:
         link.status, link.tentative, link.answered_at = status, tentative, utcnow()
         interaction.modified_at = utcnow()
         self.publish(interaction, by_organizer=False)
-        self.notifier.to_owner(interaction, user, answer)
+        self.notifier.to_owner(interaction, user, answer, itip)
         return True
 
     @_one_change
@@ -778,7 +794,9 @@ class InteractionService:
         interaction.ical = interaction_ical(interaction)
         interaction.etag = f'"{hashlib.sha256(interaction.ical.encode()).hexdigest()}"'
         calendars = {changelog.user_calendar(interaction.owner_id)}
-        calendars.update(changelog.user_calendar(k.user_id) for k in interaction.links)
+        calendars.update(
+            changelog.user_calendar(k.user_id) for k in interaction.links if not k.removed
+        )
         calendars.update(
             changelog.resource_calendar(b.resource_id)
             for b in interaction.bookings

@@ -111,11 +111,14 @@ class Notifier:
         if earlier is None or _RANK.get(kind, 1) >= _RANK.get(earlier.kind, 1):
             self._pending[key] = _Notice(interaction, attendee, kind, attendee, itip)
 
-    def to_owner(self, interaction: Interaction, attendee: User, answer: Answer) -> None:
-        """Tell the owner what a linked user answered (an iTIP REPLY)."""
+    def to_owner(
+        self, interaction: Interaction, attendee: User, answer: Answer, itip: bool = True
+    ) -> None:
+        """Tell the owner what a linked user answered (an iTIP REPLY, unless ``itip`` is False:
+        the attendee's client sends it)."""
         key = (interaction.id, _key(interaction.owner), attendee.id)
         self._pending[key] = _Notice(
-            interaction, interaction.owner, NotificationKind.REPLY, attendee, True, answer
+            interaction, interaction.owner, NotificationKind.REPLY, attendee, itip, answer
         )
 
     def flush(self) -> None:

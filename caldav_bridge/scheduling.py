@@ -19,7 +19,7 @@ from urllib.parse import quote, unquote
 
 import defusedxml.ElementTree as DefusedET
 from icalendar import Calendar, vCalAddress
-from radicale import types
+from radicale import httputils, types
 from radicale.app import Application
 from radicale.app import report as radicale_report
 from radicale.item import filter as radicale_filter
@@ -99,28 +99,36 @@ def principal_by_address(session: Session, address: str) -> Principal | None:
     return None
 
 
+def _search_word(text: str) -> str:
+    word = text.strip().lower()
+    if word.startswith("mailto:") or "@" in word:
+        return normalize_address(word)  # an address, searched for as clients write it
+    return word
+
+
 def search(session: Session, words: Iterable[str], limit: int = 50) -> list[Principal]:
     """Active users and resources whose name, login or address contains every word."""
     found: list[Principal] = []
     user_query = select(User).where(User.active.is_(True)).options(selectinload(User.emails))
     resource_query = select(Resource).where(Resource.active.is_(True))
-    for word in (w.strip().lower() for w in words):
+    for word in (_search_word(w) for w in words):
         if not word:
             continue
-        pattern = f"%{word}%"
-        with_address = select(UserEmail.user_id).where(UserEmail.address.like(pattern))
+        with_address = select(UserEmail.user_id).where(
+            UserEmail.address.contains(word, autoescape=True)
+        )
         user_query = user_query.where(
             or_(
-                func.lower(User.display_name).like(pattern),
-                User.login.like(pattern),
+                func.lower(User.display_name).contains(word, autoescape=True),
+                User.login.contains(word, autoescape=True),
                 User.id.in_(with_address),
             )
         )
         resource_query = resource_query.where(
             or_(
-                func.lower(Resource.name).like(pattern),
-                Resource.slug.like(pattern),
-                Resource.email.like(pattern),
+                func.lower(Resource.name).contains(word, autoescape=True),
+                Resource.slug.contains(word, autoescape=True),
+                Resource.email.contains(word, autoescape=True),
             )
         )
     found += [_of_user(u) for u in session.scalars(user_query.order_by(User.login).limit(limit))]
@@ -494,7 +502,7 @@ class SchedulingApplication(Application):
             return _text(HTTPStatus.BAD_REQUEST, f"malformed time-range: {exc}")
         start, end = _utc(start), _utc(end)
         body = freebusy.vfreebusy(collection.busy(start, end), start, end)
-        return 200, {"Content-Type": "text/calendar; charset=utf-8"}, body, None
+        return 200, {"Content-Type": "text/calendar"}, body, None  # Radicale adds the charset
 
     def do_POST(
         self,
@@ -510,8 +518,8 @@ class SchedulingApplication(Application):
         parts = _parts(path)
         if len(parts) != 2 or parts[1] != OUTBOX:
             return super().do_POST(environ, base_prefix, path, user, user_groups, request_info)
-        if not user:
-            return _text(HTTPStatus.UNAUTHORIZED, "log in to use a schedule outbox")
+        if not user:  # Radicale answers 401 with the authentication challenge
+            return httputils.NOT_ALLOWED
         if parts[0] != user:
             return _text(HTTPStatus.FORBIDDEN, "you can only post to your own schedule outbox")
         raw = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
@@ -531,11 +539,15 @@ class SchedulingApplication(Application):
         periods: list[freebusy.Busy] = []
         for calendar in self._bridge_storage.own_calendars(user.login):
             for item, _ in calendar.get_filtered([_time_filter(start, end)]):
-                for first, last, kind in radicale_report.freebusy_periods(
-                    item, start, end, _MAX_OCCURRENCES
-                ):
-                    if kind != "FREE":
-                        periods.append(freebusy.Busy(_utc(first), _utc(last), kind))
+                try:
+                    found = radicale_report.freebusy_periods(item, start, end, _MAX_OCCURRENCES)
+                except ValueError:  # too many occurrences to list: busy all along, to be safe
+                    found = [(start, end, freebusy.BUSY)]
+                periods += [
+                    freebusy.Busy(_utc(first), _utc(last), kind)
+                    for first, last, kind in found
+                    if kind != "FREE"
+                ]
         return periods
 
     def with_schedule_tag(self, answer: types.WSGIResponse, path: str) -> types.WSGIResponse:

@@ -408,7 +408,7 @@ class InteractionsCalendar(_Projection):
         # A union of two index lookups: an OR across the tables would scan every interaction.
         owned = select(Interaction.id).where(Interaction.owner_id == self.user_id)
         linked = select(InteractionLink.interaction_id).where(
-            InteractionLink.user_id == self.user_id
+            InteractionLink.user_id == self.user_id, InteractionLink.removed.is_(False)
         )
         return Interaction.id.in_(union(owned, linked))
 
@@ -423,10 +423,9 @@ class InteractionsCalendar(_Projection):
             actor = Directory(session).user(self.login)
             service = InteractionService(session, self._storage.public_url)
             interaction = ClientWrites(service).put(actor, href, item.serialize())
-            stored = None if interaction.cancelled else self._item_of(interaction)
+            # Saved cancelled, it leaves the calendar: the client's next sync says so.
+            stored = self._item_of(interaction)
             self._storage.written(interaction.href, interaction.schedule_tag)
-        if stored is None:  # the organizer wrote it cancelled: it left the calendar
-            raise NotAllowed("the event was saved as cancelled and left the calendar")
         return stored, None
 
     def _item_of(self, interaction: Interaction) -> radicale_item.Item:

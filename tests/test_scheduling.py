@@ -569,3 +569,103 @@ def test_the_caldav_library_invites_answers_and_asks_free_busy(server: RunningSe
         ["mailto:bob@example.com"],
     )
     assert busy
+
+
+# ------------------------------------------------------------------ what clients also do
+
+
+def test_an_attendee_deleting_the_event_declines_and_it_stays_out_of_their_calendar(
+    server: RunningServer,
+) -> None:
+    with _client(server, "alice") as alice:
+        uid = _steering(server, alice)
+    with _client(server, "bob") as bob:
+        path = f"/bob/interactions/{uid}.ics"
+        assert bob.delete(path).status_code in (200, 204)
+        assert bob.get(path).status_code == 404
+    with server.world.database.session(write=True) as session:
+        service, users = InteractionService(session), server.world.users(session)
+        interaction = service.find_by_uid(uid)
+        assert interaction is not None
+        assert {k.user.login: k.status for k in interaction.links}["bob"] is LinkStatus.DECLINED
+        service.link(users["alice"], interaction, users["bob"], LinkStatus.INVITED)
+    with _client(server, "bob") as bob:
+        assert bob.get(f"/bob/interactions/{uid}.ics").status_code == 200  # invited again
+
+
+def test_the_organizer_saving_the_event_cancelled_cancels_it(server: RunningServer) -> None:
+    with _client(server, "alice") as alice:
+        uid = _steering(server, alice)
+        path = f"/alice/interactions/{uid}.ics"
+        text = alice.get(path).text.replace("STATUS:CONFIRMED", "STATUS:CANCELLED")
+        assert _put(alice, path, text).status_code in (201, 204)
+        assert alice.get(path).status_code == 404
+    assert [m.method for m in _inbox(server, "bob")] == ["REQUEST", "CANCEL"]
+
+
+def test_an_attendee_whose_client_replies_itself_gets_no_server_reply(
+    server: RunningServer,
+) -> None:
+    with _client(server, "alice") as alice:
+        uid = _steering(server, alice)
+    with _client(server, "bob") as bob:
+        path = f"/bob/interactions/{uid}.ics"
+        text = _answered(bob.get(path).text, "bob@example.com", "ACCEPTED").replace(
+            "ORGANIZER;", "ORGANIZER;SCHEDULE-AGENT=CLIENT;"
+        )
+        assert _put(bob, path, text).status_code in (201, 204)
+    assert [m for m in _inbox(server, "alice") if m.method == "REPLY"] == []
+    with server.world.database.session() as session:
+        interaction = InteractionService(session).find_by_uid(uid)
+        assert interaction is not None
+        assert {k.user.login: k.status for k in interaction.links}["bob"] is LinkStatus.CONFIRMED
+
+
+def test_an_anonymous_outbox_post_is_challenged(server: RunningServer) -> None:
+    answer = httpx.post(
+        f"{server.url}alice/outbox/",
+        content=_freebusy_request("bob@example.com"),
+        headers={"Content-Type": "text/calendar"},
+    )
+    assert answer.status_code == 401
+    assert "WWW-Authenticate" in answer.headers
+
+
+def test_a_stale_schedule_tag_refuses_a_delete_too(server: RunningServer) -> None:
+    with _client(server, "alice") as alice:
+        uid = _steering(server, alice)
+        answer = alice.delete(
+            f"/alice/interactions/{uid}.ics", headers={"If-Schedule-Tag-Match": '"stale"'}
+        )
+    assert answer.status_code == 412
+
+
+def test_a_search_by_address_finds_the_user_and_wildcards_are_plain_text(
+    server: RunningServer,
+) -> None:
+    body = (
+        '<D:principal-property-search xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
+        "<D:property-search><D:prop><C:calendar-user-address-set/></D:prop>"
+        "<D:match>{}</D:match></D:property-search><D:prop><D:displayname/></D:prop>"
+        "</D:principal-property-search>"
+    )
+    with _client(server, "alice") as alice:
+        found = alice.request("REPORT", "/", content=body.format("mailto:bob@example.com"))
+        wildcard = alice.request("REPORT", "/", content=body.format("_"))
+    names = [e.text for e in ET.fromstring(found.content).iter(f"{{{D}}}displayname")]
+    assert names == ["Bob Dupont"]
+    assert list(ET.fromstring(wildcard.content).iter(f"{{{D}}}displayname")) == []
+
+
+def test_propname_on_a_principal_names_the_properties_without_values(
+    server: RunningServer,
+) -> None:
+    with _client(server, "alice") as alice:
+        answer = alice.request(
+            "PROPFIND",
+            "/alice/",
+            content='<propfind xmlns="DAV:"><propname/></propfind>',
+            headers={"Depth": "0", **XML},
+        )
+    assert answer.status_code == 207
+    assert "mailto:" not in answer.text
