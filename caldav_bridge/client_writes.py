@@ -17,6 +17,7 @@ from caldav_bridge.errors import CalDavPrecondition, InvalidInput, NotAllowed
 from caldav_bridge.ical_mapping import (
     Answer,
     EventFields,
+    addresses_of,
     attendee_answer,
     event_fields,
     location_text,
@@ -214,7 +215,7 @@ class ClientWrites:
 
 
 def _addresses(user: User) -> set[str]:
-    return {e.address for e in user.emails}
+    return addresses_of(user)
 
 
 def _typed_location(fields: EventFields, attendees: _Attendees) -> str:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from caldav_bridge.errors import AlreadyExists, InvalidInput, NotFound
-from caldav_bridge.ical_mapping import normalize_address, zone
+from caldav_bridge.ical_mapping import USER_URN, addresses_of, normalize_address, zone
 from caldav_bridge.models import Resource, ResourceKind, User, UserEmail
 from caldav_bridge.passwords import hash_password
 from caldav_bridge.validation import one_line
@@ -103,17 +103,19 @@ class Directory:
         )
 
     def users_by_addresses(self, addresses: Sequence[str]) -> dict[str, User]:
-        """The users owning any of ``addresses`` (normalised), by address, in one query."""
+        """The users owning any of ``addresses`` (normalised), by address, in one query; a
+        user without email is found by the address events name them with."""
         wanted = {normalize_address(a) for a in addresses}
         if not wanted:
             return {}
+        logins = {a[len(USER_URN) :] for a in wanted if a.startswith(USER_URN)}
+        with_email = select(UserEmail.user_id).where(UserEmail.address.in_(wanted))
         users = self.session.scalars(
             select(User)
-            .join(UserEmail, User.id == UserEmail.user_id)
-            .where(UserEmail.address.in_(wanted))
+            .where(or_(User.id.in_(with_email), User.login.in_(logins)))
             .options(selectinload(User.emails))
         ).unique()
-        return {e.address: user for user in users for e in user.emails if e.address in wanted}
+        return {a: user for user in users for a in addresses_of(user) if a in wanted}
 
     def resources_by_addresses(self, addresses: Sequence[str]) -> dict[str, Resource]:
         wanted = {normalize_address(a) for a in addresses}

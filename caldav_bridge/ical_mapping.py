@@ -78,8 +78,17 @@ def _address(email: str | None, fallback: str) -> vCalAddress:
     return vCalAddress(f"mailto:{email}" if email else fallback)
 
 
+USER_URN = "urn:x-caldav-bridge:user:"
+
+
+def addresses_of(user: User) -> set[str]:
+    """Every calendar address of a user, normalised: their emails, and the address that names
+    them in events when they have none."""
+    return {e.address for e in user.emails} | {f"{USER_URN}{user.login}"}
+
+
 def _person(user: User, **params: str) -> vCalAddress:
-    address = _address(user.email, f"urn:x-caldav-bridge:user:{user.login}")
+    address = _address(user.email, f"{USER_URN}{user.login}")
     address.params["CN"] = user.display_name
     address.params.update(params)
     return address

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session, selectinload
 from caldav_bridge import freebusy
 from caldav_bridge.directory import Directory
 from caldav_bridge.errors import CalDavPrecondition, InvalidInput
-from caldav_bridge.ical_mapping import normalize_address
+from caldav_bridge.ical_mapping import USER_URN, addresses_of, normalize_address
 from caldav_bridge.models import Interaction, Resource, ResourceKind, User, UserEmail
 
 INBOX = "inbox"
@@ -155,6 +155,8 @@ def _fill(tag: str, kind: str, who: Principal, prefix: str) -> ET.Element | None
         if tag == f"{{{C}}}calendar-user-address-set":
             for address in who.addresses:
                 _href(element, f"mailto:{address}")
+            if who.user is not None and not who.addresses:  # how events name them
+                _href(element, f"{USER_URN}{who.user.login}")
             _href(element, home)
         elif tag == f"{{{C}}}calendar-user-type":
             element.text = who.cutype
@@ -296,7 +298,7 @@ def freebusy_request(text: str, sender: User) -> tuple[Calendar, datetime, datet
         )
     request = requests[0]
     organizer = request.get("ORGANIZER")
-    if organizer is None or normalize_address(organizer) not in {e.address for e in sender.emails}:
+    if organizer is None or normalize_address(organizer) not in addresses_of(sender):
         raise CalDavPrecondition(
             "C:organizer-allowed", "the request's ORGANIZER must be one of your addresses"
         )

@@ -13,7 +13,7 @@ from icalendar import Calendar, Event
 from sqlalchemy import select
 
 from caldav_bridge.ical_mapping import Answer, normalize_address
-from caldav_bridge.interactions import InteractionService
+from caldav_bridge.interactions import Draft, InteractionService
 from caldav_bridge.models import (
     Channel,
     Interaction,
@@ -22,6 +22,7 @@ from caldav_bridge.models import (
     ScheduleMessage,
 )
 from tests.conftest import RunningServer
+from tests.helpers import at
 
 D, C, CS = "DAV:", "urn:ietf:params:xml:ns:caldav", "http://calendarserver.org/ns/"
 XML = {"Content-Type": "application/xml; charset=utf-8"}
@@ -669,3 +670,24 @@ def test_propname_on_a_principal_names_the_properties_without_values(
         )
     assert answer.status_code == 207
     assert "mailto:" not in answer.text
+
+
+def test_a_colleague_without_email_stays_linked_when_the_organizer_saves_again(
+    server: RunningServer,
+) -> None:
+    with server.world.database.session(write=True) as session:
+        service, users = InteractionService(session), server.world.users(session)
+        users["dave"].emails.clear()
+        interaction = service.create(users["alice"], Draft("No email", at(9, 10), at(9, 11)))
+        service.link(users["alice"], interaction, users["dave"], LinkStatus.INVITED)
+        href = interaction.href
+    with _client(server, "alice") as alice:
+        path = f"/alice/interactions/{href}"
+        text = alice.get(path).text.replace("SUMMARY:No email", "SUMMARY:Still no email")
+        assert "urn:x-caldav-bridge:user:dave" in text
+        assert _put(alice, path, text).status_code in (201, 204)
+    with server.world.database.session() as session:
+        interaction = InteractionService(session).find_by_uid(href.removesuffix(".ics"))
+        assert interaction is not None
+        assert interaction.subject == "Still no email"
+        assert [k.user.login for k in interaction.links] == ["dave"]
