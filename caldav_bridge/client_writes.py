@@ -7,7 +7,8 @@ PARTSTAT is their answer and deleting the event declines it; anything else is re
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, time
 
 from icalendar import Calendar, Event
 
@@ -22,6 +23,7 @@ from caldav_bridge.ical_mapping import (
     event_fields,
     location_text,
     normalize_address,
+    zone,
 )
 from caldav_bridge.interactions import Changes, Draft, GuestEntry, InteractionService, period_of
 from caldav_bridge.models import Interaction, LinkStatus, Resource, User
@@ -37,8 +39,17 @@ class _Attendees:
     force_send: set[int] = field(default_factory=set)  # SCHEDULE-FORCE-SEND=REQUEST users
 
 
-def parse_event(text: str) -> Event:
-    """The one VEVENT of an item; what the interaction model cannot hold is refused."""
+@dataclass
+class _Item:
+    """A client's calendar object: the event (a series, or a single one) and the instances
+    of occurrences it overrides (RECURRENCE-ID)."""
+
+    event: Event
+    instances: list[Event]
+
+
+def parse_item(text: str) -> _Item:
+    """The VEVENTs of an item; what the interaction model cannot hold is refused."""
     try:
         calendar = Calendar.from_ical(text)
     except ValueError as exc:
@@ -49,14 +60,19 @@ def parse_event(text: str) -> Event:
             "C:supported-calendar-component",
             "the interactions calendar holds events (VEVENT) only",
         )
-    if len(components) > 1 or any(k in components[0] for k in ("RDATE", "RECURRENCE-ID")):
+    events = [c for c in components if isinstance(c, Event)]
+    series = [e for e in events if "RECURRENCE-ID" not in e]
+    instances = [e for e in events if "RECURRENCE-ID" in e]
+    if len(series) != 1 or "RDATE" in series[0]:
         raise NotAllowed(
-            "changes to single occurrences (RECURRENCE-ID) and RDATE cannot be CRM interactions "
-            "yet: change the whole series, or save the event in a calendar of your own"
+            "occurrences without their series, and RDATE, cannot be CRM interactions yet: "
+            "save such events in a calendar of your own"
         )
-    event = components[0]
-    assert isinstance(event, Event)
-    return event
+    if len({str(e.get("UID", "")) for e in events}) != 1:
+        raise InvalidInput("the events of one calendar object must share their UID")
+    if instances and "RRULE" not in series[0]:
+        raise InvalidInput("RECURRENCE-ID names an occurrence of an event that does not repeat")
+    return _Item(series[0], instances)
 
 
 class ClientWrites:
@@ -70,15 +86,16 @@ class ClientWrites:
             return self._put(actor, href, text)
 
     def _put(self, actor: User, href: str, text: str) -> Interaction:
-        event = parse_event(text)
+        item = parse_item(text)
+        event = item.event
         uid = one_line(str(event.get("UID", "")), "the UID", 255, required=True)
         interaction = self.service.find_by_uid(uid)
         if interaction is None:
-            return self._create(actor, href, uid, event)
+            return self._create(actor, href, uid, item)
         if interaction.owner_id == actor.id:
-            self._owner_edit(actor, interaction, event)
+            self._owner_edit(actor, interaction, item)
         elif any(k.user_id == actor.id for k in interaction.links):
-            self._attendee_save(actor, interaction, event)
+            self._attendee_save(actor, interaction, item)
         else:
             raise NotAllowed(f"{actor.login} is neither the organizer nor an attendee of {uid!r}")
         return interaction
@@ -92,13 +109,14 @@ class ClientWrites:
 
     # ------------------------------------------------------------------ the organizer
 
-    def _create(self, actor: User, href: str, uid: str, event: Event) -> Interaction:
+    def _create(self, actor: User, href: str, uid: str, item: _Item) -> Interaction:
+        event = item.event
         organizer = event.get("ORGANIZER")
         if organizer is not None and normalize_address(organizer) not in _addresses(actor):
             raise NotAllowed(
                 "only events you organise can be created in your interactions calendar"
             )
-        fields = event_fields(event, actor.timezone)
+        fields = _with_cancelled_instances(event_fields(event, actor.timezone), item)
         attendees = self._attendees(event, actor)
         draft = Draft(
             subject=fields.subject or "(no subject)",
@@ -115,11 +133,12 @@ class ClientWrites:
         self._apply_attendees(actor, interaction, attendees)
         return interaction
 
-    def _owner_edit(self, actor: User, interaction: Interaction, event: Event) -> None:
+    def _owner_edit(self, actor: User, interaction: Interaction, item: _Item) -> None:
+        event = item.event
         if str(event.get("STATUS", "")).upper() == "CANCELLED":  # RFC 5546 3.2.5
             self.service.cancel(actor, interaction)
             return
-        fields = event_fields(event, interaction.timezone)
+        fields = _with_cancelled_instances(event_fields(event, interaction.timezone), item)
         attendees = self._attendees(event, actor)
         # Rooms the event no longer names are released first, so that a move cannot conflict
         # with them; what is new is added once the interaction has its new time.
@@ -200,18 +219,62 @@ class ClientWrites:
 
     # ------------------------------------------------------------------ an attendee
 
-    def _attendee_save(self, actor: User, interaction: Interaction, event: Event) -> None:
+    def _attendee_save(self, actor: User, interaction: Interaction, item: _Item) -> None:
+        """The attendee's answers: to the series, and to each occurrence they answered apart."""
+        event = item.event
         fields = event_fields(event, interaction.timezone)
-        if _organizer_fields_changed(interaction, fields):
+        moved = [i for i in item.instances if _instance_moved(i, fields)]
+        if _organizer_fields_changed(interaction, fields) or moved:
             raise CalDavPrecondition(
                 "C:allowed-attendee-scheduling-object-change",
                 "only the organizer can change the time, place or subject of this interaction",
             )
-        answer = attendee_answer(event, _addresses(actor))
         organizer = event.get("ORGANIZER")
         agent = str(organizer.params.get("SCHEDULE-AGENT", "SERVER")) if organizer else ""
-        if answer is not None:  # SCHEDULE-AGENT=CLIENT: the client sends the REPLY itself
-            self.service.answer(actor, interaction, answer, itip=agent.upper() == "SERVER")
+        itip = agent.upper() == "SERVER"  # CLIENT: the attendee's client sends the REPLY
+        answer = attendee_answer(event, _addresses(actor))
+        if answer is not None:
+            self.service.answer(actor, interaction, answer, itip=itip)
+        for instance in item.instances:
+            answer = attendee_answer(instance, _addresses(actor))
+            if answer is not None:
+                occurrence = _instant(instance.decoded("RECURRENCE-ID"), fields.timezone)
+                self.service.answer_occurrence(actor, interaction, occurrence, answer, itip=itip)
+
+
+def _instant(value: object, timezone: str) -> datetime:
+    """A RECURRENCE-ID as the UTC start of the occurrence it names."""
+    if isinstance(value, datetime):
+        local = value if value.tzinfo else value.replace(tzinfo=zone(timezone))
+        return local.astimezone(UTC)
+    if isinstance(value, date):
+        return datetime.combine(value, time(0), zone(timezone)).astimezone(UTC)
+    raise InvalidInput("RECURRENCE-ID must be a date or a date-time")
+
+
+def _instance_moved(instance: Event, series: EventFields) -> bool:
+    """Whether an overridden occurrence starts or ends other than the series says."""
+    occurrence = _instant(instance.decoded("RECURRENCE-ID"), series.timezone)
+    fields = event_fields(instance, series.timezone)
+    period = period_of(fields.start, fields.end, fields.timezone)
+    first = period_of(series.start, series.end, series.timezone)
+    duration = first.ends_at - first.starts_at
+    return (period.starts_at, period.ends_at) != (occurrence, occurrence + duration)
+
+
+def _with_cancelled_instances(fields: EventFields, item: _Item) -> EventFields:
+    """The organizer's series with its cancelled occurrences as EXDATEs; moving one
+    occurrence is refused for now."""
+    cancelled: list[datetime | date] = []
+    for instance in item.instances:
+        if str(instance.get("STATUS", "")).upper() == "CANCELLED":
+            cancelled.append(_instant(instance.decoded("RECURRENCE-ID"), fields.timezone))
+        elif _instance_moved(instance, fields):
+            raise NotAllowed(
+                "moving a single occurrence of a CRM interaction is not supported yet: move "
+                "the series, or cancel that occurrence and create another event"
+            )
+    return replace(fields, exdates=(*fields.exdates, *cancelled)) if cancelled else fields
 
 
 def _addresses(user: User) -> set[str]:

@@ -25,6 +25,7 @@ from caldav_bridge.models import (
     InteractionLink,
     InteractionStatus,
     LinkStatus,
+    OccurrenceAnswer,
     Resource,
     User,
     utcnow,
@@ -69,24 +70,31 @@ def _occurring(rows: Iterable[Any], start: datetime, end: datetime, kind: str) -
 
 
 def busy_user(session: Session, user: User, start: datetime, end: datetime) -> list[Busy]:
-    """The periods of [start, end) taken by ``user``'s interactions (every occurrence)."""
+    """The periods of [start, end) taken by ``user``'s interactions (every occurrence; an
+    occurrence the user answered apart counts by that answer)."""
     owned = session.execute(
         select(*_SERIES).where(Interaction.owner_id == user.id, _overlapping(start, end))
     ).all()
     linked = session.execute(
-        select(*_SERIES, InteractionLink.status)
+        select(*_SERIES, InteractionLink.status, InteractionLink.id)
         .join(InteractionLink, InteractionLink.interaction_id == Interaction.id)
-        .where(
-            InteractionLink.user_id == user.id,
-            InteractionLink.status != LinkStatus.DECLINED,
-            _overlapping(start, end),
-        )
+        .where(InteractionLink.user_id == user.id, _overlapping(start, end))
     ).all()
+    apart = {
+        (link_id, moment): status
+        for link_id, moment, status in session.execute(
+            select(
+                OccurrenceAnswer.link_id, OccurrenceAnswer.recurrence_id, OccurrenceAnswer.status
+            ).where(OccurrenceAnswer.link_id.in_([row[7] for row in linked]))
+        )
+    }
     periods = _occurring(owned, start, end, BUSY)
-    periods += _occurring([r for r in linked if r[6] is LinkStatus.CONFIRMED], start, end, BUSY)
-    periods += _occurring(
-        [r for r in linked if r[6] is not LinkStatus.CONFIRMED], start, end, TENTATIVE
-    )
+    for row in linked:
+        for first, last in recurrence.occurrences(recurrence.Series(*row[:6]), start, end):
+            status = apart.get((row[7], first), row[6])
+            if status is not LinkStatus.DECLINED:
+                kind = BUSY if status is LinkStatus.CONFIRMED else TENTATIVE
+                periods.append(Busy(first, last, kind))
     return _clipped(periods, start, end)
 
 

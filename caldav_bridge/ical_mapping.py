@@ -21,7 +21,14 @@ from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 
 from caldav_bridge import __version__, recurrence
 from caldav_bridge.errors import InvalidInput
-from caldav_bridge.models import Guest, Interaction, LinkStatus, ResourceKind, User
+from caldav_bridge.models import (
+    Guest,
+    Interaction,
+    InteractionLink,
+    LinkStatus,
+    ResourceKind,
+    User,
+)
 
 PRODID = f"-//caldav-bridge//caldav-bridge {__version__}//EN"
 
@@ -124,25 +131,24 @@ def interaction_event(
     only_attendee: User | Guest | None = None,
     stamp: datetime | None = None,
     method: str | None = None,
+    occurrence: tuple[datetime, datetime] | None = None,
 ) -> Event:
     """The VEVENT; ``only_attendee`` limits the attendees to one (a REPLY, or the CANCEL that
-    tells a removed user, who is then no longer linked but still named)."""
+    tells a removed user, who is then no longer linked but still named). With ``occurrence``
+    (its UTC start and end), the instance of a recurring interaction (RECURRENCE-ID), with
+    the answers given to that occurrence."""
     event = Event()
     event.add("uid", interaction.uid)
     event.add("dtstamp", stamp or interaction.modified_at)
     event.add("created", interaction.created_at)
     event.add("last-modified", interaction.modified_at)
     event.add("sequence", interaction.sequence)
-    if interaction.all_day:
-        event.add("dtstart", _local(interaction, interaction.starts_at).date())
-        event.add("dtend", _local(interaction, interaction.ends_at).date())
-    elif interaction.timezone == "UTC":
-        event.add("dtstart", interaction.starts_at)
-        event.add("dtend", interaction.ends_at)
-    else:
-        event.add("dtstart", _local(interaction, interaction.starts_at))
-        event.add("dtend", _local(interaction, interaction.ends_at))
-    if interaction.rrule:
+    start, end = occurrence or (interaction.starts_at, interaction.ends_at)
+    _add_moment(event, "dtstart", interaction, start)
+    _add_moment(event, "dtend", interaction, end)
+    if occurrence is not None:
+        _add_moment(event, "recurrence-id", interaction, start)
+    elif interaction.rrule:
         _add_recurrence(event, interaction)
     event.add("summary", interaction.subject)
     if interaction.notes:
@@ -169,12 +175,13 @@ def interaction_event(
     for link in interaction.links:
         if only_attendee is not None and (only_user is None or link.user_id != only_user.id):
             continue
+        status, tentative = answer_to(link, occurrence[0] if occurrence else None)
         params = {
             "CUTYPE": "INDIVIDUAL",
             "ROLE": "REQ-PARTICIPANT",
-            "PARTSTAT": partstat(link.status, link.tentative),
+            "PARTSTAT": partstat(status, tentative),
         }
-        if link.status is LinkStatus.INVITED:
+        if status is LinkStatus.INVITED:
             params["RSVP"] = "TRUE"
         if stored:
             params.update(_schedule_params(link.client_scheduled, _DELIVERED))
@@ -253,7 +260,10 @@ def interaction_calendar(
     method: str | None = None,
     only_attendee: User | Guest | None = None,
     stamp: datetime | None = None,
+    occurrence: datetime | None = None,
 ) -> Calendar:
+    """The series (with an instance for each occurrence someone answered apart), or, with
+    ``occurrence``, that one instance (the REPLY to one occurrence)."""
     calendar = Calendar()
     calendar.add("prodid", PRODID)
     calendar.add("version", "2.0")
@@ -261,8 +271,45 @@ def interaction_calendar(
         calendar.add("method", method)
     if not interaction.all_day and interaction.timezone != "UTC":
         calendar.add_component(_vtimezone(interaction))
-    calendar.add_component(interaction_event(interaction, only_attendee, stamp, method))
+    instances = _answered_apart(interaction)
+    if occurrence is None:
+        calendar.add_component(interaction_event(interaction, only_attendee, stamp, method))
+    else:
+        instances = [i for i in instances if i[0] == occurrence]
+    for instance in instances:
+        calendar.add_component(
+            interaction_event(interaction, only_attendee, stamp, method, occurrence=instance)
+        )
     return calendar
+
+
+def answer_to(link: InteractionLink, occurrence: datetime | None) -> tuple[LinkStatus, bool]:
+    """A linked user's (status, tentative) for the series, or for one occurrence of it."""
+    if occurrence is not None:
+        for answer in link.occurrence_answers:
+            if answer.recurrence_id == occurrence:
+                return answer.status, answer.tentative
+    return link.status, link.tentative
+
+
+def _answered_apart(interaction: Interaction) -> list[tuple[datetime, datetime]]:
+    """The occurrences (UTC start, end) that someone answered apart from the series."""
+    if not interaction.rrule:
+        return []
+    answered = {a.recurrence_id for k in interaction.links for a in k.occurrence_answers}
+    if not answered:
+        return []
+    return [o for o in recurrence.occurrences(series_of(interaction)) if o[0] in answered]
+
+
+def _add_moment(event: Event, name: str, interaction: Interaction, moment: datetime) -> None:
+    """A date-time property as DTSTART is written: a date (all day), UTC, or local with TZID."""
+    if interaction.all_day:
+        event.add(name, _local(interaction, moment).date())
+    elif interaction.timezone == "UTC":
+        event.add(name, moment)
+    else:
+        event.add(name, _local(interaction, moment))
 
 
 def interaction_ical(
@@ -270,8 +317,9 @@ def interaction_ical(
     method: str | None = None,
     only_attendee: User | Guest | None = None,
     stamp: datetime | None = None,
+    occurrence: datetime | None = None,
 ) -> str:
-    calendar = interaction_calendar(interaction, method, only_attendee, stamp)
+    calendar = interaction_calendar(interaction, method, only_attendee, stamp, occurrence)
     return str(calendar.to_ical().decode())
 
 

@@ -33,7 +33,7 @@ from caldav_bridge.errors import (
     NotAllowed,
     NotFound,
 )
-from caldav_bridge.ical_mapping import Answer, interaction_ical, series_of, zone
+from caldav_bridge.ical_mapping import Answer, answer_to, interaction_ical, series_of, zone
 from caldav_bridge.models import (
     Booking,
     Guest,
@@ -42,6 +42,7 @@ from caldav_bridge.models import (
     InteractionStatus,
     LinkStatus,
     NotificationKind,
+    OccurrenceAnswer,
     Resource,
     User,
     utcnow,
@@ -155,6 +156,14 @@ def period_of(start: datetime | date, end: datetime | date, timezone: str) -> _P
 
 def _series(period: _Period, rule: str, excluded: str) -> Series:
     return Series(period.starts_at, period.ends_at, period.all_day, period.timezone, rule, excluded)
+
+
+# What each answer makes of a linked user: (status, tentative).
+_ANSWERED = {
+    Answer.ACCEPT: (LinkStatus.CONFIRMED, False),
+    Answer.DECLINE: (LinkStatus.DECLINED, False),
+    Answer.TENTATIVE: (LinkStatus.INVITED, True),
+}
 
 
 def _same_times(one: Series, other: Series) -> bool:
@@ -563,17 +572,51 @@ class InteractionService:
             link.removed = True
             own = changelog.user_calendar(user.id)
             changelog.record(self.session, {own}, interaction.href, deleted=True)
-        status, tentative = {
-            Answer.ACCEPT: (LinkStatus.CONFIRMED, False),
-            Answer.DECLINE: (LinkStatus.DECLINED, False),
-            Answer.TENTATIVE: (LinkStatus.INVITED, True),
-        }[answer]
+        status, tentative = _ANSWERED[answer]
         if (link.status, link.tentative) == (status, tentative):
             return False
         link.status, link.tentative, link.answered_at = status, tentative, utcnow()
         interaction.modified_at = utcnow()
         self.publish(interaction, by_organizer=False)
         self.notifier.to_owner(interaction, user, answer, itip)
+        return True
+
+    @_one_change
+    def answer_occurrence(
+        self,
+        user: User,
+        interaction: Interaction,
+        occurrence: datetime,
+        answer: Answer,
+        itip: bool = True,
+    ) -> bool:
+        """A linked user's answer to one occurrence (its UTC start) of a recurring
+        interaction: only that occurrence changes. False if it changes nothing."""
+        self._require_active(user)
+        self._require_open(interaction)
+        link = self._find_link(interaction, user)
+        if link is None:
+            raise NotAllowed(f"{user.login} is not linked to interaction #{interaction.id}")
+        starts = [s for s, _ in recurrence.occurrences(series_of(interaction))]
+        if occurrence not in starts:
+            raise InvalidInput(f"interaction #{interaction.id} has no occurrence at {occurrence}")
+        wanted = _ANSWERED[answer]
+        if answer_to(link, occurrence) == wanted:
+            return False
+        mine = next((a for a in link.occurrence_answers if a.recurrence_id == occurrence), None)
+        if wanted == (link.status, link.tentative):  # back to the series' answer
+            if mine is not None:
+                link.occurrence_answers.remove(mine)
+        elif mine is None:
+            link.occurrence_answers.append(
+                OccurrenceAnswer(recurrence_id=occurrence, status=wanted[0], tentative=wanted[1])
+            )
+        else:
+            mine.status, mine.tentative = wanted
+        interaction.modified_at = utcnow()
+        self.session.flush()
+        self.publish(interaction, by_organizer=False)
+        self.notifier.to_owner(interaction, user, answer, itip, occurrence)
         return True
 
     @_one_change

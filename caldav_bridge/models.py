@@ -232,6 +232,29 @@ class InteractionLink(Base):
 
     interaction: Mapped[Interaction] = relationship(back_populates="links")
     user: Mapped[User] = relationship()
+    occurrence_answers: Mapped[list[OccurrenceAnswer]] = relationship(
+        back_populates="link",
+        cascade="all, delete-orphan",
+        order_by="OccurrenceAnswer.recurrence_id",
+    )
+
+
+class OccurrenceAnswer(Base):
+    """A linked user's answer to one occurrence of a recurring interaction, where it differs
+    from their answer to the series (RECURRENCE-ID, RFC 5545 section 3.8.4.4)."""
+
+    __tablename__ = "occurrence_answers"
+    __table_args__ = (UniqueConstraint("link_id", "recurrence_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    link_id: Mapped[int] = mapped_column(
+        ForeignKey("interaction_links.id", ondelete="CASCADE"), index=True
+    )
+    recurrence_id: Mapped[datetime] = mapped_column(UTCDateTime)  # the occurrence's start
+    status: Mapped[LinkStatus] = mapped_column(_enum(LinkStatus))
+    tentative: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    link: Mapped[InteractionLink] = relationship(back_populates="occurrence_answers")
 
 
 class Guest(Base):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import insert
@@ -88,7 +88,7 @@ class Notifier:
     def __init__(self, session: Session, public_url: str) -> None:
         self.session = session
         self.public_url = public_url.rstrip("/")
-        self._pending: dict[tuple[int, str, int | None], _Notice] = {}
+        self._pending: dict[tuple[int, str, int | None, datetime | None], _Notice] = {}
         # One change telling many people renders each iTIP message once.
         self._rendered: dict[tuple[object, ...], str] = {}
 
@@ -106,19 +106,30 @@ class Notifier:
         ``itip`` False when the organizer's client schedules them itself."""
         if isinstance(attendee, Guest) and not itip:
             return
-        key = (interaction.id, _key(attendee), None)
+        key = (interaction.id, _key(attendee), None, None)
         earlier = self._pending.get(key)
         if earlier is None or _RANK.get(kind, 1) >= _RANK.get(earlier.kind, 1):
             self._pending[key] = _Notice(interaction, attendee, kind, attendee, itip)
 
     def to_owner(
-        self, interaction: Interaction, attendee: User, answer: Answer, itip: bool = True
+        self,
+        interaction: Interaction,
+        attendee: User,
+        answer: Answer,
+        itip: bool = True,
+        occurrence: datetime | None = None,
     ) -> None:
-        """Tell the owner what a linked user answered (an iTIP REPLY, unless ``itip`` is False:
-        the attendee's client sends it)."""
-        key = (interaction.id, _key(interaction.owner), attendee.id)
+        """Tell the owner what a linked user answered, to the series or to one ``occurrence``
+        (an iTIP REPLY, unless ``itip`` is False: the attendee's client sends it)."""
+        key = (interaction.id, _key(interaction.owner), attendee.id, occurrence)
         self._pending[key] = _Notice(
-            interaction, interaction.owner, NotificationKind.REPLY, attendee, itip, answer
+            interaction,
+            interaction.owner,
+            NotificationKind.REPLY,
+            attendee,
+            itip,
+            answer,
+            occurrence,
         )
 
     def flush(self) -> None:
@@ -178,7 +189,10 @@ class Notifier:
             return
         method = _METHOD[kind]
         calendar = self._calendar(
-            interaction, method, notice.attendee if kind in _ONE_ATTENDEE else None
+            interaction,
+            method,
+            notice.attendee if kind in _ONE_ATTENDEE else None,
+            notice.occurrence,
         )
         address = user.email if user is not None else _address(recipient)
         if address:
@@ -214,6 +228,9 @@ class Notifier:
             assert isinstance(notice.attendee, User)
             name, words = notice.attendee.display_name, _ANSWER_WORDS[notice.answer]
             when = describe_when(interaction, interaction.owner.timezone)
+            if notice.occurrence is not None:
+                local = notice.occurrence.astimezone(zone(interaction.owner.timezone))
+                when = f"the occurrence of {local:%a %d %b %Y %H:%M} only"
             return (
                 f"{name} {words}: {subject}",
                 f"{name} {words} {subject!r}, {when}. Details: {link}",
@@ -245,17 +262,24 @@ class Notifier:
             ),
         }[kind]
 
-    def _calendar(self, interaction: Interaction, method: str, only: Attendee | None) -> str:
+    def _calendar(
+        self,
+        interaction: Interaction,
+        method: str,
+        only: Attendee | None,
+        occurrence: datetime | None = None,
+    ) -> str:
         key = (
             interaction.id,
             interaction.sequence,
             interaction.modified_at,
             method,
             _key(only) if only is not None else None,
+            occurrence,
         )
         if key not in self._rendered:
             self._rendered[key] = interaction_ical(
-                interaction, method, only, stamp=interaction.modified_at
+                interaction, method, only, stamp=interaction.modified_at, occurrence=occurrence
             )
         return self._rendered[key]
 
@@ -268,6 +292,7 @@ class _Notice:
     attendee: Attendee  # the attendee concerned: the one a REPLY or a removal's CANCEL names
     itip: bool  # False: messenger only (SCHEDULE-AGENT=CLIENT)
     answer: Answer | None = None
+    occurrence: datetime | None = None  # the one occurrence a REPLY answers
 
 
 def _key(attendee: Attendee) -> str:

@@ -8,12 +8,14 @@ from datetime import UTC, date, datetime, timedelta
 
 import httpx
 import pytest
-from icalendar import Calendar
+from icalendar import Calendar, Event, vCalAddress
+from sqlalchemy import select
 
 from caldav_bridge import freebusy, recurrence
 from caldav_bridge.errors import BookingConflict, InvalidInput
 from caldav_bridge.ical_mapping import normalize_address, series_of
 from caldav_bridge.interactions import Changes, Draft, InteractionService
+from caldav_bridge.models import LinkStatus, ScheduleMessage
 from tests.conftest import RunningServer, World
 from tests.helpers import PARIS, at, create
 
@@ -217,3 +219,120 @@ def test_an_invalid_rule_from_a_client_is_refused_with_400(server: RunningServer
     answer = _put(server, "alice", uid, text)
     assert answer.status_code == 400
     assert "recurrence rule" in answer.text or "RRULE" in answer.text
+
+
+def _invite_bob_weekly(server: RunningServer) -> str:
+    uid = f"{uuid.uuid4()}"
+    text = _series_event(uid, "ATTENDEE;PARTSTAT=NEEDS-ACTION:mailto:bob@example.com")
+    assert _put(server, "alice", uid, text).status_code == 201
+    return uid
+
+
+def _bob_answers(text: str, series: str, occurrence: str | None = None) -> str:
+    """Bob's copy with his answer to the series, and to the second occurrence apart."""
+    calendar = Calendar.from_ical(text)
+    (event,) = [e for e in calendar.events if "RECURRENCE-ID" not in e]
+    for attendee in event["ATTENDEE"]:
+        if normalize_address(attendee) == "bob@example.com":
+            attendee.params["PARTSTAT"] = series
+    if occurrence:
+        instance = Event()
+        for name in ("UID", "DTSTAMP", "SUMMARY", "ORGANIZER", "SEQUENCE"):
+            instance.add(name, event[name])
+        second = datetime(2030, 1, 15, 12, tzinfo=PARIS)
+        instance.add("recurrence-id", second)
+        instance.add("dtstart", second)
+        instance.add("dtend", second + timedelta(hours=1))
+        bob = vCalAddress("mailto:bob@example.com")
+        bob.params["PARTSTAT"] = occurrence
+        instance.add("attendee", bob)
+        calendar.add_component(instance)
+    return str(calendar.to_ical().decode())
+
+
+def test_an_attendee_declining_one_occurrence_changes_only_that_occurrence(
+    server: RunningServer,
+) -> None:
+    uid = _invite_bob_weekly(server)
+    bob_path = f"{server.url}bob/interactions/{uid}.ics"
+    mine = httpx.get(bob_path, auth=("bob", "bob")).text
+    answer = httpx.put(
+        bob_path,
+        content=_bob_answers(mine, "ACCEPTED", "DECLINED"),
+        auth=("bob", "bob"),
+        headers={"Content-Type": "text/calendar"},
+    )
+    assert answer.status_code in (201, 204), answer.text
+    organizer_copy = httpx.get(
+        f"{server.url}alice/interactions/{uid}.ics", auth=("alice", "alice")
+    ).text
+    events = Calendar.from_ical(organizer_copy).events
+    (series,) = [e for e in events if "RECURRENCE-ID" not in e]
+    (instance,) = [e for e in events if "RECURRENCE-ID" in e]
+    assert instance.decoded("RECURRENCE-ID") == datetime(2030, 1, 15, 12, tzinfo=PARIS)
+
+    def bob_in(event: Event) -> str:
+        found = event["ATTENDEE"]
+        for attendee in found if isinstance(found, list) else [found]:
+            if normalize_address(attendee) == "bob@example.com":
+                return str(attendee.params["PARTSTAT"])
+        raise AssertionError("bob is not an attendee")
+
+    assert (bob_in(series), bob_in(instance)) == ("ACCEPTED", "DECLINED")
+    with server.world.database.session() as session:
+        interaction = InteractionService(session).find_by_uid(uid)
+        assert interaction is not None
+        assert interaction.links[0].status is LinkStatus.CONFIRMED
+        busy = freebusy.busy_user(session, server.world.users(session)["bob"], at(7, 0), at(31, 0))
+        replies = [
+            Calendar.from_ical(m.ical).events[0]
+            for m in session.scalars(
+                select(ScheduleMessage).where(ScheduleMessage.method == "REPLY")
+            )
+        ]
+    assert [b.start.astimezone(PARIS).day for b in busy] == [8, 22, 29]  # not the 15th
+    assert sorted("RECURRENCE-ID" in r for r in replies) == [False, True]
+    # The organizer's client saving its copy back (with the instance) changes nothing.
+    again = httpx.put(
+        f"{server.url}alice/interactions/{uid}.ics",
+        content=organizer_copy,
+        auth=("alice", "alice"),
+        headers={"Content-Type": "text/calendar"},
+    )
+    assert again.status_code in (201, 204), again.text
+
+
+def test_the_organizer_cancelling_one_occurrence_excludes_it(server: RunningServer) -> None:
+    uid = _invite_bob_weekly(server)
+    path = f"{server.url}alice/interactions/{uid}.ics"
+    calendar = Calendar.from_ical(httpx.get(path, auth=("alice", "alice")).text)
+    (series,) = calendar.events
+    cancelled = Event()
+    second = datetime(2030, 1, 15, 12, tzinfo=PARIS)
+    for name in ("UID", "DTSTAMP", "SUMMARY", "ORGANIZER"):
+        cancelled.add(name, series[name])
+    cancelled.add("recurrence-id", second)
+    cancelled.add("dtstart", second)
+    cancelled.add("dtend", second + timedelta(hours=1))
+    cancelled.add("status", "CANCELLED")
+    calendar.add_component(cancelled)
+    answer = httpx.put(
+        path,
+        content=calendar.to_ical(),
+        auth=("alice", "alice"),
+        headers={"Content-Type": "text/calendar"},
+    )
+    assert answer.status_code in (201, 204), answer.text
+    stored = Calendar.from_ical(httpx.get(path, auth=("alice", "alice")).text).events[0]
+    assert [d.dt for d in stored["EXDATE"].dts] == [second]
+    moved = calendar.to_ical().decode().replace("STATUS:CANCELLED", "STATUS:CONFIRMED")
+    for name, hour in (("DTSTART", 12), ("DTEND", 13)):  # two hours later
+        moved = moved.replace(
+            f"{name};TZID=Europe/Paris:20300115T{hour}0000",
+            f"{name};TZID=Europe/Paris:20300115T{hour + 2}0000",
+            1,
+        )
+    refused = httpx.put(
+        path, content=moved, auth=("alice", "alice"), headers={"Content-Type": "text/calendar"}
+    )
+    assert refused.status_code == 403, refused.text
