@@ -23,9 +23,17 @@ from caldav_bridge.ical_mapping import (
     event_fields,
     location_text,
     normalize_address,
+    series_of,
     zone,
 )
-from caldav_bridge.interactions import Changes, Draft, GuestEntry, InteractionService, period_of
+from caldav_bridge.interactions import (
+    Changes,
+    Draft,
+    GuestEntry,
+    InteractionService,
+    Move,
+    period_of,
+)
 from caldav_bridge.models import Interaction, LinkStatus, Resource, User
 from caldav_bridge.validation import one_line
 
@@ -116,9 +124,10 @@ class ClientWrites:
             raise NotAllowed(
                 "only events you organise can be created in your interactions calendar"
             )
-        fields = _with_cancelled_instances(event_fields(event, actor.timezone), item)
+        fields, moves = _organizer_instances(event_fields(event, actor.timezone), item)
         attendees = self._attendees(event, actor)
         draft = Draft(
+            moves=moves,
             subject=fields.subject or "(no subject)",
             start=fields.start,
             end=fields.end,
@@ -138,7 +147,7 @@ class ClientWrites:
         if str(event.get("STATUS", "")).upper() == "CANCELLED":  # RFC 5546 3.2.5
             self.service.cancel(actor, interaction)
             return
-        fields = _with_cancelled_instances(event_fields(event, interaction.timezone), item)
+        fields, moves = _organizer_instances(event_fields(event, interaction.timezone), item)
         attendees = self._attendees(event, actor)
         # Rooms the event no longer names are released first, so that a move cannot conflict
         # with them; what is new is added once the interaction has its new time.
@@ -157,6 +166,7 @@ class ClientWrites:
                 timezone=fields.timezone,
                 rrule=fields.rrule,
                 exdates=fields.exdates,
+                moves=moves,
             ),
         )
         self._apply_attendees(actor, interaction, attendees)
@@ -223,7 +233,13 @@ class ClientWrites:
         """The attendee's answers: to the series, and to each occurrence they answered apart."""
         event = item.event
         fields = event_fields(event, interaction.timezone)
-        moved = [i for i in item.instances if _instance_moved(i, fields)]
+        expected = {rid: (s, e) for rid, s, e in recurrence.instances(series_of(interaction))}
+        moved = [
+            i
+            for i in item.instances
+            if _times(i, fields.timezone)
+            != expected.get(_instant(i.decoded("RECURRENCE-ID"), fields.timezone))
+        ]
         if _organizer_fields_changed(interaction, fields) or moved:
             raise CalDavPrecondition(
                 "C:allowed-attendee-scheduling-object-change",
@@ -252,29 +268,31 @@ def _instant(value: object, timezone: str) -> datetime:
     raise InvalidInput("RECURRENCE-ID must be a date or a date-time")
 
 
-def _instance_moved(instance: Event, series: EventFields) -> bool:
-    """Whether an overridden occurrence starts or ends other than the series says."""
-    occurrence = _instant(instance.decoded("RECURRENCE-ID"), series.timezone)
-    fields = event_fields(instance, series.timezone)
+def _times(instance: Event, timezone: str) -> tuple[datetime, datetime]:
+    """An instance's start and end, UTC."""
+    fields = event_fields(instance, timezone)
     period = period_of(fields.start, fields.end, fields.timezone)
-    first = period_of(series.start, series.end, series.timezone)
+    return period.starts_at, period.ends_at
+
+
+def _organizer_instances(fields: EventFields, item: _Item) -> tuple[EventFields, tuple[Move, ...]]:
+    """The organizer's series with its cancelled occurrences as EXDATEs, and the occurrences
+    moved (instances whose times differ from where the rule puts them)."""
+    first = period_of(fields.start, fields.end, fields.timezone)
     duration = first.ends_at - first.starts_at
-    return (period.starts_at, period.ends_at) != (occurrence, occurrence + duration)
-
-
-def _with_cancelled_instances(fields: EventFields, item: _Item) -> EventFields:
-    """The organizer's series with its cancelled occurrences as EXDATEs; moving one
-    occurrence is refused for now."""
     cancelled: list[datetime | date] = []
+    moves: list[Move] = []
     for instance in item.instances:
+        rid = _instant(instance.decoded("RECURRENCE-ID"), fields.timezone)
         if str(instance.get("STATUS", "")).upper() == "CANCELLED":
-            cancelled.append(_instant(instance.decoded("RECURRENCE-ID"), fields.timezone))
-        elif _instance_moved(instance, fields):
-            raise NotAllowed(
-                "moving a single occurrence of a CRM interaction is not supported yet: move "
-                "the series, or cancel that occurrence and create another event"
-            )
-    return replace(fields, exdates=(*fields.exdates, *cancelled)) if cancelled else fields
+            cancelled.append(rid)
+            continue
+        start, end = _times(instance, fields.timezone)
+        if (start, end) != (rid, rid + duration):
+            moves.append((rid, start, end))
+    if cancelled:
+        fields = replace(fields, exdates=(*fields.exdates, *cancelled))
+    return fields, tuple(moves)
 
 
 def _addresses(user: User) -> set[str]:

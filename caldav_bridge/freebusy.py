@@ -8,7 +8,7 @@ A resource is busy during the interactions that booked it (a room that declined 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -26,6 +26,7 @@ from caldav_bridge.models import (
     InteractionStatus,
     LinkStatus,
     OccurrenceAnswer,
+    OccurrenceMove,
     Resource,
     User,
     utcnow,
@@ -57,15 +58,41 @@ _SERIES = (
     Interaction.timezone,
     Interaction.rrule,
     Interaction.exdates,
+    Interaction.id,
 )
 
 
-def _occurring(rows: Iterable[Any], start: datetime, end: datetime, kind: str) -> list[Busy]:
-    """Busy periods of the occurrences in [start, end) of each (series columns…) row."""
+def _series(session: Session, rows: Sequence[Any]) -> list[recurrence.Series]:
+    """The series of each row (the ``_SERIES`` columns first), moved occurrences included."""
+    moves: dict[int, list[tuple[datetime, datetime, datetime]]] = {}
+    recurring = [row[6] for row in rows if row[4]]
+    if recurring:
+        for move in session.scalars(
+            select(OccurrenceMove).where(OccurrenceMove.interaction_id.in_(recurring))
+        ):
+            moves.setdefault(move.interaction_id, []).append(
+                (move.recurrence_id, move.starts_at, move.ends_at)
+            )
     return [
-        Busy(s, e, kind)
+        recurrence.Series(
+            row[0], row[1], row[2], row[3], row[4], row[5], tuple(moves.get(row[6], ()))
+        )
         for row in rows
-        for s, e in recurrence.occurrences(recurrence.Series(*row[:6]), start, end)
+    ]
+
+
+def _within(
+    series: recurrence.Series, start: datetime, end: datetime
+) -> list[tuple[datetime, datetime, datetime]]:
+    """The instances (RECURRENCE-ID, start, end) of ``series`` overlapping [start, end)."""
+    return [i for i in recurrence.instances(series) if i[1] < end and i[2] > start]
+
+
+def _busy(session: Session, rows: Sequence[Any], start: datetime, end: datetime) -> list[Busy]:
+    return [
+        Busy(s, e, BUSY)
+        for series in _series(session, rows)
+        for _, s, e in _within(series, start, end)
     ]
 
 
@@ -85,13 +112,17 @@ def busy_user(session: Session, user: User, start: datetime, end: datetime) -> l
         for link_id, moment, status in session.execute(
             select(
                 OccurrenceAnswer.link_id, OccurrenceAnswer.recurrence_id, OccurrenceAnswer.status
-            ).where(OccurrenceAnswer.link_id.in_([row[7] for row in linked]))
+            ).where(OccurrenceAnswer.link_id.in_([row[8] for row in linked]))
         )
     }
-    periods = _occurring(owned, start, end, BUSY)
-    for row in linked:
-        for first, last in recurrence.occurrences(recurrence.Series(*row[:6]), start, end):
-            status = apart.get((row[7], first), row[6])
+    periods = [
+        Busy(s, e, BUSY)
+        for series in _series(session, owned)
+        for _, s, e in _within(series, start, end)
+    ]
+    for row, series in zip(linked, _series(session, linked), strict=True):
+        for rid, first, last in _within(series, start, end):
+            status = apart.get((row[8], rid), row[7])
             if status is not LinkStatus.DECLINED:
                 kind = BUSY if status is LinkStatus.CONFIRMED else TENTATIVE
                 periods.append(Busy(first, last, kind))
@@ -111,7 +142,12 @@ def busy_resource(
             _overlapping(start, end),
         )
     ).all()
-    return _clipped(_occurring(rows, start, end, BUSY), start, end)
+    periods = [
+        Busy(s, e, BUSY)
+        for series in _series(session, rows)
+        for _, s, e in _within(series, start, end)
+    ]
+    return _clipped(periods, start, end)
 
 
 def _clipped(periods: Iterable[Busy], start: datetime, end: datetime) -> list[Busy]:

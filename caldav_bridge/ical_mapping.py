@@ -131,23 +131,23 @@ def interaction_event(
     only_attendee: User | Guest | None = None,
     stamp: datetime | None = None,
     method: str | None = None,
-    occurrence: tuple[datetime, datetime] | None = None,
+    occurrence: tuple[datetime, datetime, datetime] | None = None,
 ) -> Event:
     """The VEVENT; ``only_attendee`` limits the attendees to one (a REPLY, or the CANCEL that
     tells a removed user, who is then no longer linked but still named). With ``occurrence``
     (its UTC start and end), the instance of a recurring interaction (RECURRENCE-ID), with
-    the answers given to that occurrence."""
+    the answers given to that occurrence: (RECURRENCE-ID, start, end), UTC."""
     event = Event()
     event.add("uid", interaction.uid)
     event.add("dtstamp", stamp or interaction.modified_at)
     event.add("created", interaction.created_at)
     event.add("last-modified", interaction.modified_at)
     event.add("sequence", interaction.sequence)
-    start, end = occurrence or (interaction.starts_at, interaction.ends_at)
+    rid, start, end = occurrence or (None, interaction.starts_at, interaction.ends_at)
     _add_moment(event, "dtstart", interaction, start)
     _add_moment(event, "dtend", interaction, end)
-    if occurrence is not None:
-        _add_moment(event, "recurrence-id", interaction, start)
+    if rid is not None:
+        _add_moment(event, "recurrence-id", interaction, rid)
     elif interaction.rrule:
         _add_recurrence(event, interaction)
     event.add("summary", interaction.subject)
@@ -175,7 +175,7 @@ def interaction_event(
     for link in interaction.links:
         if only_attendee is not None and (only_user is None or link.user_id != only_user.id):
             continue
-        status, tentative = answer_to(link, occurrence[0] if occurrence else None)
+        status, tentative = answer_to(link, rid)
         params = {
             "CUTYPE": "INDIVIDUAL",
             "ROLE": "REQ-PARTICIPANT",
@@ -213,6 +213,11 @@ def interaction_event(
 
 
 def series_of(interaction: Interaction) -> recurrence.Series:
+    moves = (
+        tuple((m.recurrence_id, m.starts_at, m.ends_at) for m in interaction.moves)
+        if interaction.rrule
+        else ()
+    )
     return recurrence.Series(
         interaction.starts_at,
         interaction.ends_at,
@@ -220,6 +225,7 @@ def series_of(interaction: Interaction) -> recurrence.Series:
         interaction.timezone,
         interaction.rrule,
         interaction.exdates,
+        moves,
     )
 
 
@@ -271,11 +277,12 @@ def interaction_calendar(
         calendar.add("method", method)
     if not interaction.all_day and interaction.timezone != "UTC":
         calendar.add_component(_vtimezone(interaction))
-    instances = _answered_apart(interaction)
     if occurrence is None:
         calendar.add_component(interaction_event(interaction, only_attendee, stamp, method))
+        instances = _apart(interaction)
     else:
-        instances = [i for i in instances if i[0] == occurrence]
+        all_ = recurrence.instances(series_of(interaction))
+        instances = [i for i in all_ if i[0] == occurrence]
     for instance in instances:
         calendar.add_component(
             interaction_event(interaction, only_attendee, stamp, method, occurrence=instance)
@@ -292,14 +299,16 @@ def answer_to(link: InteractionLink, occurrence: datetime | None) -> tuple[LinkS
     return link.status, link.tentative
 
 
-def _answered_apart(interaction: Interaction) -> list[tuple[datetime, datetime]]:
-    """The occurrences (UTC start, end) that someone answered apart from the series."""
+def _apart(interaction: Interaction) -> list[tuple[datetime, datetime, datetime]]:
+    """The occurrences (RECURRENCE-ID, start, end; UTC) that were moved, or that someone
+    answered apart from the series: each is written as an instance of its own."""
     if not interaction.rrule:
         return []
-    answered = {a.recurrence_id for k in interaction.links for a in k.occurrence_answers}
-    if not answered:
+    apart = {a.recurrence_id for k in interaction.links for a in k.occurrence_answers}
+    apart |= {m.recurrence_id for m in interaction.moves}
+    if not apart:
         return []
-    return [o for o in recurrence.occurrences(series_of(interaction)) if o[0] in answered]
+    return [i for i in recurrence.instances(series_of(interaction)) if i[0] in apart]
 
 
 def _add_moment(event: Event, name: str, interaction: Interaction, moment: datetime) -> None:

@@ -43,6 +43,7 @@ from caldav_bridge.models import (
     LinkStatus,
     NotificationKind,
     OccurrenceAnswer,
+    OccurrenceMove,
     Resource,
     User,
     utcnow,
@@ -66,6 +67,10 @@ def _one_change(
     return in_one_change
 
 
+# A moved occurrence: its RECURRENCE-ID and its new start and end (aware datetimes).
+Move = tuple[datetime, datetime, datetime]
+
+
 @dataclass(frozen=True)
 class Draft:
     """A new interaction. ``start``/``end`` are both dates (all day) or both datetimes;
@@ -80,6 +85,7 @@ class Draft:
     location: str = ""
     rrule: str = ""  # RFC 5545 RRULE value: a recurring interaction
     exdates: tuple[datetime | date, ...] = ()  # occurrences left out
+    moves: tuple[Move, ...] = ()  # occurrences moved: (RECURRENCE-ID, start, end)
 
 
 @dataclass(frozen=True)
@@ -95,6 +101,7 @@ class Changes:
     timezone: str | None = None
     rrule: str | None = None  # "" makes it a single interaction again
     exdates: tuple[datetime | date, ...] | None = None
+    moves: tuple[Move, ...] | None = None  # every moved occurrence (those not named move back)
 
 
 @dataclass(frozen=True)
@@ -154,8 +161,25 @@ def period_of(start: datetime | date, end: datetime | date, timezone: str) -> _P
     return _Period(starts_at, ends_at, False, timezone)
 
 
-def _series(period: _Period, rule: str, excluded: str) -> Series:
-    return Series(period.starts_at, period.ends_at, period.all_day, period.timezone, rule, excluded)
+def _series(period: _Period, rule: str, excluded: str, moves: tuple[Move, ...] = ()) -> Series:
+    return Series(
+        period.starts_at, period.ends_at, period.all_day, period.timezone, rule, excluded, moves
+    )
+
+
+def _checked_moves(series: Series, moves: Sequence[Move]) -> tuple[Move, ...]:
+    """Moved occurrences in UTC, each naming an occurrence of the series and ending after
+    it starts."""
+    rids = {rid for rid, _, _ in recurrence.instances(series)} if moves else set()
+    checked = []
+    for move in moves:
+        rid, start, end = (m.astimezone(UTC) for m in move)
+        if rid not in rids:
+            raise InvalidInput(f"the series has no occurrence at {rid:%Y-%m-%d %H:%M} UTC")
+        if end < start:
+            raise InvalidInput("a moved occurrence ends before it starts")
+        checked.append((rid, start, end))
+    return tuple(sorted(checked))
 
 
 # What each answer makes of a linked user: (status, tentative).
@@ -169,13 +193,9 @@ _ANSWERED = {
 def _same_times(one: Series, other: Series) -> bool:
     """The same occurrences: a new time zone alone changes nothing unless the interaction
     repeats (its occurrences follow the zone's clock)."""
-    fields = ("starts_at", "ends_at", "all_day", "rrule", "exdates")
+    fields = ("starts_at", "ends_at", "all_day", "rrule", "exdates", "moves")
     same = all(getattr(one, name) == getattr(other, name) for name in fields)
     return same and (not one.rrule or one.timezone == other.timezone)
-
-
-def _last_end(period: _Period, rule: str, excluded: str) -> datetime:
-    return recurrence.last_end(_series(period, rule, excluded))
 
 
 def _notes(value: str) -> str:
@@ -309,6 +329,7 @@ class InteractionService:
         period = period_of(draft.start, draft.end, draft.timezone or owner.timezone)
         rule = recurrence.checked_rule(draft.rrule, period.timezone)
         excluded = recurrence.exdate_text(draft.exdates) if rule else ""
+        moves = _checked_moves(_series(period, rule, excluded), draft.moves) if rule else ()
         now = utcnow()
         interaction = Interaction(
             uid=uid,
@@ -323,7 +344,8 @@ class InteractionService:
             timezone=period.timezone,
             rrule=rule,
             exdates=excluded,
-            last_ends_at=_last_end(period, rule, excluded),
+            last_ends_at=recurrence.last_end(_series(period, rule, excluded, moves)),
+            moves=[OccurrenceMove(recurrence_id=r, starts_at=s, ends_at=e) for r, s, e in moves],
             status=InteractionStatus.PLANNED,
             sequence=0,
             created_at=now,
@@ -374,13 +396,20 @@ class InteractionService:
         if changes.exdates is not None:
             excluded = recurrence.exdate_text(changes.exdates)
         excluded = excluded if rule else ""
-        new = _series(period, rule, excluded)
+        moves = series_of(interaction).moves if rule else ()
+        if changes.moves is not None and rule:
+            moves = _checked_moves(_series(period, rule, excluded), changes.moves)
+        new = _series(period, rule, excluded, moves)
         if not _same_times(new, series_of(interaction)):
             reschedule = True
             self._rooms_for(interaction, new, rooms_answer)
         interaction.starts_at, interaction.ends_at = period.starts_at, period.ends_at
         interaction.all_day, interaction.timezone = period.all_day, period.timezone
         interaction.rrule, interaction.exdates = rule, excluded
+        if new.moves != series_of(interaction).moves:
+            interaction.moves = [
+                OccurrenceMove(recurrence_id=r, starts_at=s, ends_at=e) for r, s, e in new.moves
+            ]
         interaction.last_ends_at = recurrence.last_end(new)
         if not reschedule and before == (interaction.subject, interaction.notes, interaction.kind):
             return False
@@ -597,8 +626,8 @@ class InteractionService:
         link = self._find_link(interaction, user)
         if link is None:
             raise NotAllowed(f"{user.login} is not linked to interaction #{interaction.id}")
-        starts = [s for s, _ in recurrence.occurrences(series_of(interaction))]
-        if occurrence not in starts:
+        rids = [rid for rid, _, _ in recurrence.instances(series_of(interaction))]
+        if occurrence not in rids:
             raise InvalidInput(f"interaction #{interaction.id} has no occurrence at {occurrence}")
         wanted = _ANSWERED[answer]
         if answer_to(link, occurrence) == wanted:

@@ -205,6 +205,9 @@ class Interaction(Base):
     guests: Mapped[list[Guest]] = relationship(
         back_populates="interaction", cascade="all, delete-orphan", order_by="Guest.id"
     )
+    moves: Mapped[list[OccurrenceMove]] = relationship(
+        cascade="all, delete-orphan", order_by="OccurrenceMove.recurrence_id"
+    )
 
     @property
     def cancelled(self) -> bool:
@@ -237,6 +240,22 @@ class InteractionLink(Base):
         cascade="all, delete-orphan",
         order_by="OccurrenceAnswer.recurrence_id",
     )
+
+
+class OccurrenceMove(Base):
+    """One occurrence of a recurring interaction that the organizer moved (an instance with
+    RECURRENCE-ID and other times)."""
+
+    __tablename__ = "occurrence_moves"
+    __table_args__ = (UniqueConstraint("interaction_id", "recurrence_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    interaction_id: Mapped[int] = mapped_column(
+        ForeignKey("interactions.id", ondelete="CASCADE"), index=True
+    )
+    recurrence_id: Mapped[datetime] = mapped_column(UTCDateTime)  # where the rule puts it
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class OccurrenceAnswer(Base):

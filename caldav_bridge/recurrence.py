@@ -35,6 +35,8 @@ class Series:
     timezone: str
     rrule: str = ""
     exdates: str = ""
+    # Occurrences the organizer moved: (RECURRENCE-ID, new start, new end), all UTC.
+    moves: tuple[tuple[datetime, datetime, datetime], ...] = ()
 
 
 def checked_rule(text: str, timezone: str) -> str:
@@ -90,26 +92,31 @@ def exdate_values(series: Series) -> list[datetime | date]:
     return found
 
 
+def instances(series: Series) -> list[tuple[datetime, datetime, datetime]]:
+    """Every occurrence within the horizon as (RECURRENCE-ID, start, end), all UTC, moved
+    occurrences at their new times, in order of start."""
+    duration = series.ends_at - series.starts_at
+    if not series.rrule:
+        return [(series.starts_at, series.starts_at, series.ends_at)]
+    moved = {rid: (s, e) for rid, s, e in series.moves}
+    found = [(rid, *moved.get(rid, (rid, end))) for rid, end in _expanded(series, duration)]
+    return sorted(found, key=lambda i: (i[1], i[0]))
+
+
 def occurrences(
     series: Series, start: datetime | None = None, end: datetime | None = None
 ) -> list[tuple[datetime, datetime]]:
     """The occurrences (UTC start, UTC end) that overlap [start, end), within the horizon."""
-    duration = series.ends_at - series.starts_at
-    if not series.rrule:
-        found = [(series.starts_at, series.ends_at)]
-    else:
-        found = list(_expanded(series, duration))
     return [
         (s, e)
-        for s, e in found
+        for _, s, e in instances(series)
         if (start is None or e > start or (s == e and s >= start)) and (end is None or s < end)
     ]
 
 
 def last_end(series: Series) -> datetime:
     """The end of the last occurrence within the horizon."""
-    found = occurrences(series)
-    return found[-1][1] if found else series.ends_at
+    return max((e for _, e in occurrences(series)), default=series.ends_at)
 
 
 def overlap(

@@ -302,20 +302,26 @@ def test_an_attendee_declining_one_occurrence_changes_only_that_occurrence(
     assert again.status_code in (201, 204), again.text
 
 
-def test_the_organizer_cancelling_one_occurrence_excludes_it(server: RunningServer) -> None:
+def _instance(series: Event, occurrence: datetime, start: datetime, **extra: str) -> Event:
+    instance = Event()
+    for name in ("UID", "DTSTAMP", "SUMMARY", "ORGANIZER"):
+        instance.add(name, series[name])
+    instance.add("recurrence-id", occurrence)
+    instance.add("dtstart", start)
+    instance.add("dtend", start + timedelta(hours=1))
+    for name, value in extra.items():
+        instance.add(name, value)
+    return instance
+
+
+def test_the_organizer_cancels_one_occurrence_and_moves_another(server: RunningServer) -> None:
     uid = _invite_bob_weekly(server)
     path = f"{server.url}alice/interactions/{uid}.ics"
     calendar = Calendar.from_ical(httpx.get(path, auth=("alice", "alice")).text)
     (series,) = calendar.events
-    cancelled = Event()
-    second = datetime(2030, 1, 15, 12, tzinfo=PARIS)
-    for name in ("UID", "DTSTAMP", "SUMMARY", "ORGANIZER"):
-        cancelled.add(name, series[name])
-    cancelled.add("recurrence-id", second)
-    cancelled.add("dtstart", second)
-    cancelled.add("dtend", second + timedelta(hours=1))
-    cancelled.add("status", "CANCELLED")
-    calendar.add_component(cancelled)
+    second, third = (datetime(2030, 1, day, 12, tzinfo=PARIS) for day in (15, 22))
+    calendar.add_component(_instance(series, second, second, status="CANCELLED"))
+    calendar.add_component(_instance(series, third, third + timedelta(hours=2)))
     answer = httpx.put(
         path,
         content=calendar.to_ical(),
@@ -323,16 +329,22 @@ def test_the_organizer_cancelling_one_occurrence_excludes_it(server: RunningServ
         headers={"Content-Type": "text/calendar"},
     )
     assert answer.status_code in (201, 204), answer.text
-    stored = Calendar.from_ical(httpx.get(path, auth=("alice", "alice")).text).events[0]
-    assert [d.dt for d in stored["EXDATE"].dts] == [second]
-    moved = calendar.to_ical().decode().replace("STATUS:CANCELLED", "STATUS:CONFIRMED")
-    for name, hour in (("DTSTART", 12), ("DTEND", 13)):  # two hours later
-        moved = moved.replace(
-            f"{name};TZID=Europe/Paris:20300115T{hour}0000",
-            f"{name};TZID=Europe/Paris:20300115T{hour + 2}0000",
-            1,
+    stored = Calendar.from_ical(httpx.get(path, auth=("alice", "alice")).text).events
+    (master,) = [e for e in stored if "RECURRENCE-ID" not in e]
+    (moved,) = [e for e in stored if "RECURRENCE-ID" in e]
+    assert [d.dt for d in master["EXDATE"].dts] == [second]
+    assert moved.decoded("RECURRENCE-ID") == third
+    assert moved.decoded("DTSTART") == third + timedelta(hours=2)
+    with server.world.database.session() as session:
+        busy = freebusy.busy_user(
+            session, server.world.users(session)["alice"], at(7, 0), at(31, 0)
         )
-    refused = httpx.put(
-        path, content=moved, auth=("alice", "alice"), headers={"Content-Type": "text/calendar"}
-    )
-    assert refused.status_code == 403, refused.text
+        update = session.scalars(
+            select(ScheduleMessage)
+            .where(ScheduleMessage.method == "REQUEST")
+            .order_by(ScheduleMessage.id.desc())
+        ).first()
+    starts = [b.start.astimezone(PARIS) for b in busy]
+    assert [(s.day, s.hour) for s in starts] == [(8, 12), (22, 14), (29, 12)]
+    assert update is not None
+    assert "RECURRENCE-ID" in update.ical  # the attendee is sent the moved occurrence too

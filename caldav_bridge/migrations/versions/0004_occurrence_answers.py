@@ -1,4 +1,4 @@
-"""answers to one occurrence of a recurring interaction
+"""answers to one occurrence of a recurring interaction, and occurrences moved
 
 Revision ID: 0004
 Revises: 0003
@@ -16,6 +16,28 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    op.create_table(
+        "occurrence_moves",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("interaction_id", sa.Integer(), nullable=False),
+        sa.Column("recurrence_id", sa.DateTime(), nullable=False),
+        sa.Column("starts_at", sa.DateTime(), nullable=False),
+        sa.Column("ends_at", sa.DateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["interaction_id"],
+            ["interactions.id"],
+            name=op.f("fk_occurrence_moves_interaction_id_interactions"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_occurrence_moves")),
+        sa.UniqueConstraint(
+            "interaction_id", "recurrence_id", name=op.f("uq_occurrence_moves_interaction_id")
+        ),
+    )
+    with op.batch_alter_table("occurrence_moves", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_occurrence_moves_interaction_id"), ["interaction_id"], unique=False
+        )
     op.create_table(
         "occurrence_answers",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -45,6 +67,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("occurrence_moves", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_occurrence_moves_interaction_id"))
+    op.drop_table("occurrence_moves")
     with op.batch_alter_table("occurrence_answers", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_occurrence_answers_link_id"))
     op.drop_table("occurrence_answers")
