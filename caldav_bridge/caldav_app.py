@@ -197,7 +197,14 @@ def _item_responses(prefix: str, entries: list[Entry], names: list[str]) -> list
 
 
 def _check_rules(calendar: Calendar) -> None:
-    """Refuse an invalid RRULE with its reason (Radicale would refuse it without one)."""
+    """Refuse, with a reason, what Radicale would refuse without one: an invalid RRULE, and
+    occurrences (RECURRENCE-ID) sent without their series."""
+    events = calendar.walk("VEVENT")
+    if events and all("RECURRENCE-ID" in e for e in events):
+        raise InvalidInput(
+            "the object holds single occurrences (RECURRENCE-ID) without their series: "
+            "send the whole recurring event"
+        )
     for component in calendar.walk():
         found = component.get("RRULE")
         for rule in found if isinstance(found, list) else [found] if found is not None else []:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -348,3 +349,31 @@ def test_the_organizer_cancels_one_occurrence_and_moves_another(server: RunningS
     assert [(s.day, s.hour) for s in starts] == [(8, 12), (22, 14), (29, 12)]
     assert update is not None
     assert "RECURRENCE-ID" in update.ical  # the attendee is sent the moved occurrence too
+
+
+SAMPLES = Path(__file__).parent / "fixtures" / "samples"
+
+
+@pytest.mark.parametrize(
+    ("sample", "expected"),
+    [
+        ("exchange2010-master-and-override-rid-tzid-vs-allday.ics", {201}),
+        ("exchange2010-overrides-before-master-rid-dtstart-mismatch.ics", {201}),
+        ("google-publish-overrides-without-master.ics", {400}),  # instances, no series
+        ("lotus-notes6-request-instance-override.ics", {400}),  # one instance, no series
+    ],
+)
+def test_real_clients_series_with_instances_are_taken_or_refused_with_a_reason(
+    server: RunningServer, sample: str, expected: set[int]
+) -> None:
+    text = (SAMPLES / sample).read_text(encoding="utf-8")
+    answer = _put(server, "alice", f"sample-{uuid.uuid4().hex}", text)
+    assert answer.status_code in expected, answer.text
+    if answer.status_code >= 400:
+        assert answer.text.strip()  # a reason, not a bare status
+        return
+    uid = str(Calendar.from_ical(text).events[0]["UID"])
+    with server.world.database.session() as session:
+        interaction = InteractionService(session).find_by_uid(uid)
+        assert interaction is not None
+        assert interaction.rrule
