@@ -371,6 +371,7 @@ class BridgeApplication(SchedulingApplication):
         root = _parse(raw)
         if root is not None and root.find("{DAV:}propname") is not None:
             return answer  # names only (RFC 4918 section 9.1)
+        answer = self.with_schedule_tag_props(answer, root, base_prefix)
         return self.with_scheduling_props(answer, base_prefix, path)
 
     def _propfind(
@@ -432,7 +433,8 @@ class BridgeApplication(SchedulingApplication):
         request = _sync_request(root)
         listable = self._listable(path, user, user_groups) if request else None
         if request is None or listable is None:
-            return super().do_REPORT(environ, base_prefix, path, user, user_groups, request_info)
+            answer = super().do_REPORT(environ, base_prefix, path, user, user_groups, request_info)
+            return self.with_schedule_tag_props(answer, root, base_prefix)
         old_token, names = request
         try:
             token, hrefs = listable.sync(old_token)

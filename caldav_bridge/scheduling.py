@@ -571,6 +571,49 @@ class SchedulingApplication(Application):
             headers.pop("ETag", None)
         return status, headers, body, xml
 
+    def with_schedule_tag_props(
+        self, answer: types.WSGIResponse, request: Any, base_prefix: str
+    ) -> types.WSGIResponse:
+        """A multistatus answering a request (parsed) that asked for C:schedule-tag, with the
+        tag of each interaction in it (RFC 6638 section 3.2.10)."""
+        status, headers, body, xml = answer
+        wanted = f"{{{C}}}schedule-tag"
+        if status != 207 or not isinstance(body, bytes) or request is None:
+            return answer
+        if request.find(f".//{{{D}}}prop/{wanted}") is None:
+            return answer
+        root = DefusedET.fromstring(body)
+        items: dict[str, Any] = {}
+        for response in root.findall(f"{{{D}}}response"):
+            href = interaction_href(
+                unquote(response.findtext(f"{{{D}}}href") or "")[len(base_prefix) :]
+            )
+            if href is not None:
+                items[href] = response
+        if not items:
+            return answer
+        with self._database_session() as session:
+            rows = session.execute(
+                select(Interaction.href, Interaction.schedule_tag).where(
+                    Interaction.href.in_(list(items))
+                )
+            )
+            tags: dict[str, int] = dict(rows.all())
+        for href, response in items.items():
+            if href not in tags:
+                continue
+            for propstat in response.findall(f"{{{D}}}propstat"):
+                prop = propstat.find(f"{{{D}}}prop")
+                missing = prop.find(wanted) if prop is not None else None
+                if prop is not None and missing is not None:
+                    prop.remove(missing)
+                    if not len(prop):
+                        response.remove(propstat)
+            tag = ET.Element(wanted)
+            tag.text = f'"{tags[href]}"'
+            response.append(_propstat([tag]))
+        return status, headers, _xml(root), xml
+
     def schedule_tag_mismatch(self, environ: types.WSGIEnviron, path: str) -> bool:
         """If-Schedule-Tag-Match (RFC 6638 section 8.3) names a tag the item no longer has."""
         wanted = environ.get("HTTP_IF_SCHEDULE_TAG_MATCH")

@@ -691,3 +691,32 @@ def test_a_colleague_without_email_stays_linked_when_the_organizer_saves_again(
         assert interaction is not None
         assert interaction.subject == "Still no email"
         assert [k.user.login for k in interaction.links] == ["dave"]
+
+
+def test_the_schedule_tag_is_a_property_of_each_event(server: RunningServer) -> None:
+    with _client(server, "alice") as alice:
+        uid = _steering(server, alice)
+        tag = alice.get(f"/alice/interactions/{uid}.ics").headers["Schedule-Tag"]
+        multiget = alice.request(
+            "REPORT",
+            "/alice/interactions/",
+            content=(
+                '<C:calendar-multiget xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
+                "<D:prop><D:getetag/><C:schedule-tag/></D:prop>"
+                f"<D:href>/alice/interactions/{uid}.ics</D:href></C:calendar-multiget>"
+            ),
+            headers={"Depth": "1", **XML},
+        )
+        listing = alice.request(
+            "PROPFIND",
+            "/alice/interactions/",
+            content=(
+                '<D:propfind xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
+                "<D:prop><D:getetag/><C:schedule-tag/></D:prop></D:propfind>"
+            ),
+            headers={"Depth": "1", **XML},
+        )
+    for answer in (multiget, listing):
+        assert answer.status_code == 207, answer.text
+        tags = [e.text for e in ET.fromstring(answer.content).iter(f"{{{C}}}schedule-tag")]
+        assert [t for t in tags if t] == [tag]  # the calendar itself has none
