@@ -720,3 +720,164 @@ def test_the_schedule_tag_is_a_property_of_each_event(server: RunningServer) -> 
         assert answer.status_code == 207, answer.text
         tags = [e.text for e in ET.fromstring(answer.content).iter(f"{{{C}}}schedule-tag")]
         assert [t for t in tags if t] == [tag]  # the calendar itself has none
+
+
+# ------------------------------------------------------------------ whole client sessions
+
+
+def _propfind(client: httpx.Client, path: str, props: str, depth: str = "0") -> ET.Element:
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?><A:propfind xmlns:A="DAV:" '
+        'xmlns:B="urn:ietf:params:xml:ns:caldav" xmlns:C="http://calendarserver.org/ns/">'
+        f"<A:prop>{props}</A:prop></A:propfind>"
+    )
+    answer = client.request("PROPFIND", path, content=body, headers={"Depth": depth, **XML})
+    assert answer.status_code == 207, answer.text
+    return ET.fromstring(answer.content)
+
+
+def _href_of(root: ET.Element, tag: str) -> str:
+    found = root.find(f".//{tag}/{{{D}}}href")
+    assert found is not None, tag
+    assert found.text is not None
+    return found.text
+
+
+def test_an_apple_calendar_session_invites_and_gets_the_answer(server: RunningServer) -> None:
+    """What macOS Calendar sends, in its order: discovery, attendee look-up, availability,
+    the invitation, the colleague's answer from their inbox, and the organizer's sync."""
+    with _client(server, "alice") as alice, _client(server, "bob") as bob:
+        root = _propfind(alice, "/", "<A:current-user-principal/>")
+        principal = _href_of(root, f"{{{D}}}current-user-principal")
+        root = _propfind(
+            alice,
+            principal,
+            "<B:calendar-home-set/><B:calendar-user-address-set/><B:schedule-inbox-URL/>"
+            "<B:schedule-outbox-URL/><A:displayname/><C:email-address-set/><A:principal-URL/>",
+        )
+        home = _href_of(root, f"{{{C}}}calendar-home-set")
+        outbox = _href_of(root, f"{{{C}}}schedule-outbox-URL")
+        listing = _propfind(alice, home, "<A:resourcetype/><C:getctag/><A:displayname/>", depth="1")
+        calendars = [
+            r.findtext(f"{{{D}}}href")
+            for r in listing.iter(f"{{{D}}}response")
+            if r.find(f".//{{{C}}}calendar") is not None
+        ]
+        assert f"{home}interactions/" in calendars
+        search = alice.request(
+            "REPORT",
+            principal,
+            content=(
+                '<C:calendarserver-principal-search xmlns:A="DAV:" '
+                'xmlns:C="http://calendarserver.org/ns/" context="attendee">'
+                "<C:search-token>bob</C:search-token><A:prop><A:displayname/>"
+                "<C:email-address-set/></A:prop></C:calendarserver-principal-search>"
+            ),
+            headers={"Depth": "0", **XML},
+        )
+        assert "bob@example.com" in search.text
+        availability = alice.post(
+            outbox,
+            content=_freebusy_request("bob@example.com", "everest@example.com"),
+            headers={
+                "Content-Type": "text/calendar",
+                "Originator": "mailto:alice@example.com",
+                "Recipient": "mailto:bob@example.com, mailto:everest@example.com",
+            },
+        )
+        assert all(s.startswith("2.0") for s, _ in _schedule_answers(availability).values())
+        uid = _steering(server, alice)
+        organizer_copy = alice.get(f"{home}interactions/{uid}.ics")
+        assert organizer_copy.status_code == 200
+
+        bob_root = _propfind(bob, "/bob/", "<B:schedule-inbox-URL/>")
+        inbox = _href_of(bob_root, f"{{{C}}}schedule-inbox-URL")
+        listed = _propfind(bob, inbox, "<A:getetag/>", depth="1")
+        items = [h.text for h in listed.iter(f"{{{D}}}href") if h.text and h.text.endswith(".ics")]
+        assert len(items) == 1
+        got = bob.request(
+            "REPORT",
+            inbox,
+            content=(
+                '<B:calendar-multiget xmlns:A="DAV:" xmlns:B="urn:ietf:params:xml:ns:caldav">'
+                f"<A:prop><A:getetag/><B:calendar-data/></A:prop><A:href>{items[0]}</A:href>"
+                "</B:calendar-multiget>"
+            ),
+            headers={"Depth": "1", **XML},
+        )
+        assert "METHOD:REQUEST" in got.text
+        path = f"/bob/interactions/{uid}.ics"
+        mine = bob.get(path)
+        answered = _put(
+            bob,
+            path,
+            _answered(mine.text, "bob@example.com", "ACCEPTED"),
+            **{"If-Schedule-Tag-Match": mine.headers["Schedule-Tag"]},
+        )
+        assert answered.status_code in (201, 204), answered.text
+        assert bob.delete(items[0]).status_code in (200, 204)
+
+        synced = alice.request(
+            "REPORT",
+            f"{home}interactions/",
+            content=(
+                '<A:sync-collection xmlns:A="DAV:"><A:sync-token/><A:sync-level>1'
+                "</A:sync-level><A:prop><A:getetag/></A:prop></A:sync-collection>"
+            ),
+            headers=XML,
+        )
+        assert f"{uid}.ics" in synced.text
+        attendees = _attendees(alice.get(f"{home}interactions/{uid}.ics").text)
+        assert attendees["bob@example.com"]["PARTSTAT"] == "ACCEPTED"
+        assert attendees["everest@example.com"]["PARTSTAT"] == "ACCEPTED"
+    (reply,) = [m for m in _inbox(server, "alice") if m.method == "REPLY"]
+    assert_itip(reply.ical, "REPLY")
+
+
+def test_a_thunderbird_session_schedules_through_the_server(server: RunningServer) -> None:
+    """What Thunderbird sends: the scheduling check, a range query, an invitation with
+    RSVP=TRUE (and one it emails itself), free-busy, and the attendee accepting."""
+    with _client(server, "alice") as alice, _client(server, "carol") as carol:
+        dav = alice.options("/alice/interactions/").headers["DAV"]
+        assert "calendar-auto-schedule" in dav
+        root = _propfind(
+            alice,
+            "/alice/",
+            "<B:calendar-user-address-set/><B:schedule-inbox-URL/><B:schedule-outbox-URL/>",
+        )
+        assert _href_of(root, f"{{{C}}}schedule-outbox-URL") == "/alice/outbox/"
+        query = alice.request(
+            "REPORT",
+            "/alice/interactions/",
+            content=(
+                '<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
+                '<D:prop><D:getetag/></D:prop><C:filter><C:comp-filter name="VCALENDAR">'
+                '<C:comp-filter name="VEVENT"><C:time-range start="20300101T000000Z" '
+                'end="20300201T000000Z"/></C:comp-filter></C:comp-filter></C:filter>'
+                "</C:calendar-query>"
+            ),
+            headers={"Depth": "1", **XML},
+        )
+        assert query.status_code == 207
+        by_server, by_client = f"{uuid.uuid4()}", f"{uuid.uuid4()}"
+        for uid, agent in ((by_server, {}), (by_client, {"SCHEDULE-AGENT": "CLIENT"})):
+            text = _event(
+                uid,
+                _attendee("carol@example.com", RSVP="TRUE", ROLE="REQ-PARTICIPANT", **agent),
+            ).replace(
+                "PRODID:-//Apple Inc.//macOS 15.0//EN",
+                "PRODID:-//Mozilla.org/NONSGML Mozilla Calendar V1.1//EN",
+            )
+            assert _put(alice, f"/alice/interactions/{uid}.ics", text).status_code == 201
+        busy = alice.post(
+            "/alice/outbox/",
+            content=_freebusy_request("carol@example.com"),
+            headers={"Content-Type": "text/calendar"},
+        )
+        assert "BUSY-TENTATIVE" in _unfolded(_schedule_answers(busy)["carol@example.com"][1])
+        path = f"/carol/interactions/{by_server}.ics"
+        accepted = _answered(carol.get(path).text, "carol@example.com", "ACCEPTED")
+        assert _put(carol, path, accepted).status_code in (201, 204)
+    assert [m.uid for m in _inbox(server, "carol")] == [by_server]  # not the one it emailed
+    (reply,) = [m for m in _inbox(server, "alice") if m.method == "REPLY"]
+    assert_itip(reply.ical, "REPLY")
