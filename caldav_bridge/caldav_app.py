@@ -331,7 +331,8 @@ class BridgeApplication(SchedulingApplication):
         if self.schedule_tag_mismatch(environ, path):
             return _STALE_SCHEDULE_TAG
         answer = _put(self, environ, base_prefix, path, user, user_groups, request_info)
-        return self.with_schedule_tag(answer, path)
+        answer = self.with_schedule_tag(answer, path, written=True)
+        return self.with_representation(answer, environ, path)
 
     def do_GET(
         self,

@@ -552,10 +552,12 @@ class SchedulingApplication(Application):
                 ]
         return periods
 
-    def with_schedule_tag(self, answer: types.WSGIResponse, path: str) -> types.WSGIResponse:
+    def with_schedule_tag(
+        self, answer: types.WSGIResponse, path: str, written: bool = False
+    ) -> types.WSGIResponse:
         """GET, HEAD and PUT of an interaction carry its Schedule-Tag (RFC 6638 section
-        3.2.10). A PUT's answer carries no ETag: the server rewrote what was sent (RFC 4791
-        section 5.3.4), so the client reads it back."""
+        3.2.10). A PUT's answer (``written``) carries no ETag: the server rewrote what was
+        sent (RFC 4791 section 5.3.4), so the client reads it back."""
         href = interaction_href(path)
         status, headers, body, xml = answer
         if href is None or status >= 300:
@@ -567,9 +569,35 @@ class SchedulingApplication(Application):
         headers = _fields(headers)
         if tag is not None:
             headers["Schedule-Tag"] = tag
-        if body is None or status in (201, 204):
+        if written:
             headers.pop("ETag", None)
         return status, headers, body, xml
+
+    def with_representation(
+        self, answer: types.WSGIResponse, environ: types.WSGIEnviron, path: str
+    ) -> types.WSGIResponse:
+        """``Prefer: return=representation`` (RFC 7240) on a PUT: the event as the server
+        stored it, room answers and SCHEDULE-STATUS included, in the answer itself."""
+        status, headers, _, xml = answer
+        href = interaction_href(path)
+        prefer = str(environ.get("HTTP_PREFER", "")).replace(" ", "").lower()
+        if href is None or status not in (201, 204) or "return=representation" not in prefer:
+            return answer
+        with self._database_session() as session:
+            stored = session.execute(
+                select(Interaction.ical, Interaction.etag).where(Interaction.href == href)
+            ).first()
+        if stored is None:
+            return answer
+        fields = _fields(headers)
+        fields.update(
+            {
+                "Content-Type": "text/calendar",  # Radicale adds the charset
+                "ETag": stored.etag,
+                "Preference-Applied": "return=representation",
+            }
+        )
+        return 201 if status == 201 else 200, fields, stored.ical, xml
 
     def with_schedule_tag_props(
         self, answer: types.WSGIResponse, request: Any, base_prefix: str

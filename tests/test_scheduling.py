@@ -881,3 +881,17 @@ def test_a_thunderbird_session_schedules_through_the_server(server: RunningServe
     assert [m.uid for m in _inbox(server, "carol")] == [by_server]  # not the one it emailed
     (reply,) = [m for m in _inbox(server, "alice") if m.method == "REPLY"]
     assert_itip(reply.ical, "REPLY")
+
+
+def test_a_put_preferring_the_representation_gets_the_rooms_answer_in_its_response(
+    server: RunningServer,
+) -> None:
+    uid = f"{uuid.uuid4()}"
+    text = _event(uid, _attendee("everest@example.com", CUTYPE="ROOM"))
+    with _client(server, "alice") as alice:
+        answer = _put(alice, f"/alice/interactions/{uid}.ics", text, Prefer="return=representation")
+        head = alice.head(f"/alice/interactions/{uid}.ics")
+    assert answer.status_code == 201
+    assert answer.headers["Preference-Applied"] == "return=representation"
+    assert answer.headers["ETag"] == head.headers["ETag"]  # HEAD keeps its ETag too
+    assert _attendees(answer.text)["everest@example.com"]["PARTSTAT"] == "ACCEPTED"
