@@ -327,6 +327,34 @@ def cmd_demo(ctx: Context, _args: argparse.Namespace) -> None:
         print(agenda_table.desk(user, entries, first, 7))
 
 
+def cmd_worker(ctx: Context, args: argparse.Namespace) -> None:
+    import time as clock
+
+    from caldav_bridge import delivery
+
+    smtp = ctx.settings.smtp
+    if not smtp.host:
+        raise ConfigurationError(
+            "no mail server is configured: set [smtp] host in the configuration file "
+            "(see config/caldav-bridge.conf)"
+        )
+    print(
+        f"caldav-bridge worker: delivering the outbox through {smtp.host}:{smtp.port} "
+        f"({smtp.security}), every {args.interval:g} s",
+        flush=True,
+    )
+    try:
+        while True:
+            done = delivery.deliver_due(ctx.database, smtp)
+            if done.sent or done.retrying or done.failed or args.once:
+                print(done, flush=True)
+            if args.once:
+                return
+            clock.sleep(args.interval)
+    except KeyboardInterrupt:
+        print("stopped", file=sys.stderr)
+
+
 def cmd_serve(ctx: Context, args: argparse.Namespace) -> None:
     from caldav_bridge import demo, radicale_setup
 
@@ -399,6 +427,11 @@ def build_parser() -> argparse.ArgumentParser:
     command("migrate", cmd_migrate, "create the database or bring it to the newest schema")
     command(
         "demo", cmd_demo, "load demo users, rooms and a week of interactions, show alice's desk"
+    )
+    sub = command("worker", cmd_worker, "deliver the outbox: messenger notices and email")
+    sub.add_argument("--once", action="store_true", help="one pass over what is due, then exit")
+    sub.add_argument(
+        "--interval", type=float, default=5.0, help="seconds between passes (default 5)"
     )
     sub = command("serve", cmd_serve, "run the CalDAV server")
     sub.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
