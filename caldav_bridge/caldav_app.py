@@ -26,7 +26,7 @@ from radicale import types
 from radicale.app import Application
 from sqlalchemy.exc import SQLAlchemyError
 
-from caldav_bridge import recurrence
+from caldav_bridge import recurrence, web
 from caldav_bridge.errors import (
     AlreadyExists,
     BookingConflict,
@@ -343,6 +343,8 @@ class BridgeApplication(SchedulingApplication):
         user_groups: set[str],
         request_info: dict[str, Any],
     ) -> types.WSGIResponse:
+        if path.startswith(web.PREFIX):
+            return web.handle(self._bridge_storage.database, "GET", path, user, environ)
         answer = super().do_GET(environ, base_prefix, path, user, user_groups, request_info)
         return self.with_schedule_tag(answer, path)
 
@@ -479,7 +481,19 @@ class BridgeApplication(SchedulingApplication):
             return _STALE_SCHEDULE_TAG
         return _delete(self, environ, base_prefix, path, user, user_groups, request_info)
 
-    do_POST = _refusals_answered(SchedulingApplication.do_POST)
+    def do_POST(
+        self,
+        environ: types.WSGIEnviron,
+        base_prefix: str,
+        path: str,
+        user: str,
+        user_groups: set[str],
+        request_info: dict[str, Any],
+    ) -> types.WSGIResponse:
+        if path.startswith(web.PREFIX):
+            return web.handle(self._bridge_storage.database, "POST", path, user, environ)
+        return _post(self, environ, base_prefix, path, user, user_groups, request_info)
+
     do_MOVE = _refusals_answered(Application.do_MOVE)
     do_MKCALENDAR = _refusals_answered(Application.do_MKCALENDAR)
     do_MKCOL = _refusals_answered(Application.do_MKCOL)
@@ -488,6 +502,7 @@ class BridgeApplication(SchedulingApplication):
 
 _put = _refusals_answered(Application.do_PUT)
 _delete = _refusals_answered(Application.do_DELETE)
+_post = _refusals_answered(SchedulingApplication.do_POST)
 _STALE_SCHEDULE_TAG = _text(
     HTTPStatus.PRECONDITION_FAILED,
     "the event changed since you read it (If-Schedule-Tag-Match): read it again",

@@ -327,6 +327,27 @@ def cmd_demo(ctx: Context, _args: argparse.Namespace) -> None:
         print(agenda_table.desk(user, entries, first, 7))
 
 
+def cmd_messages(ctx: Context, args: argparse.Namespace) -> None:
+    from caldav_bridge import messenger
+
+    with ctx.database.session(write=args.mark_read) as session:
+        user = Directory(session).user(args.login)
+        found = messenger.notices(session, user, unread_only=args.unread)
+        rows = [
+            [
+                f"#{n.id}",
+                f"{n.created_at.astimezone(zone(user.timezone)):%a %d %b %H:%M}",
+                "read" if n.read_at else "new",
+                n.subject,
+                n.link,
+            ]
+            for n in found
+        ]
+        print(agenda_table.render(["Id", "When", "", "Notice", "Link"], rows))
+        if args.mark_read:
+            print(f"{messenger.mark_read(session, user)} marked read")
+
+
 def cmd_worker(ctx: Context, args: argparse.Namespace) -> None:
     import time as clock
 
@@ -428,6 +449,10 @@ def build_parser() -> argparse.ArgumentParser:
     command(
         "demo", cmd_demo, "load demo users, rooms and a week of interactions, show alice's desk"
     )
+    sub = command("messages", cmd_messages, "a user's messenger notices, newest first")
+    sub.add_argument("login")
+    sub.add_argument("--unread", action="store_true", help="only those not read yet")
+    sub.add_argument("--mark-read", action="store_true", help="then mark them all read")
     sub = command("worker", cmd_worker, "deliver the outbox: messenger notices and email")
     sub.add_argument("--once", action="store_true", help="one pass over what is due, then exit")
     sub.add_argument(
