@@ -348,6 +348,17 @@ def cmd_messages(ctx: Context, args: argparse.Namespace) -> None:
             print(f"{messenger.mark_read(session, user)} marked read")
 
 
+def cmd_imip_receive(ctx: Context, args: argparse.Namespace) -> None:
+    from caldav_bridge import replies
+
+    raw = sys.stdin.buffer.read(10_000_001)
+    if len(raw) > 10_000_000:
+        raise InvalidInput("the message is larger than 10 MB")
+    with ctx.database.session(write=True) as session:
+        outcome = replies.receive(ctx.service(session), raw)
+    print(outcome.reason)
+
+
 def cmd_worker(ctx: Context, args: argparse.Namespace) -> None:
     import time as clock
 
@@ -453,6 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("login")
     sub.add_argument("--unread", action="store_true", help="only those not read yet")
     sub.add_argument("--mark-read", action="store_true", help="then mark them all read")
+    command("imip-receive", cmd_imip_receive, "apply one emailed iTIP REPLY read on stdin")
     sub = command("worker", cmd_worker, "deliver the outbox: messenger notices and email")
     sub.add_argument("--once", action="store_true", help="one pass over what is due, then exit")
     sub.add_argument(

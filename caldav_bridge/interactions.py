@@ -649,6 +649,27 @@ class InteractionService:
         return True
 
     @_one_change
+    def guest_answer(self, interaction: Interaction, address: str, answer: Answer) -> bool:
+        """An answer from an attendee outside the CRM (an emailed REPLY): their PARTSTAT in
+        every copy; the owner is told by the messenger (the email reached them already)."""
+        self._require_open(interaction)
+        guest = next((g for g in interaction.guests if g.address == address), None)
+        if guest is None:
+            raise NotAllowed(f"{address} is not an attendee of interaction #{interaction.id}")
+        partstat = {
+            Answer.ACCEPT: "ACCEPTED",
+            Answer.DECLINE: "DECLINED",
+            Answer.TENTATIVE: "TENTATIVE",
+        }[answer]
+        if guest.partstat == partstat:
+            return False
+        guest.partstat = partstat
+        interaction.modified_at = utcnow()
+        self.publish(interaction, by_organizer=False)
+        self.notifier.to_owner(interaction, guest, answer, itip=False)
+        return True
+
+    @_one_change
     def set_guests(
         self, actor: User, interaction: Interaction, guests: Sequence[GuestEntry]
     ) -> bool:

@@ -88,7 +88,7 @@ class Notifier:
     def __init__(self, session: Session, public_url: str) -> None:
         self.session = session
         self.public_url = public_url.rstrip("/")
-        self._pending: dict[tuple[int, str, int | None, datetime | None], _Notice] = {}
+        self._pending: dict[tuple[int, str, str | None, datetime | None], _Notice] = {}
         # One change telling many people renders each iTIP message once.
         self._rendered: dict[tuple[object, ...], str] = {}
 
@@ -114,14 +114,14 @@ class Notifier:
     def to_owner(
         self,
         interaction: Interaction,
-        attendee: User,
+        attendee: Attendee,
         answer: Answer,
         itip: bool = True,
         occurrence: datetime | None = None,
     ) -> None:
-        """Tell the owner what a linked user answered, to the series or to one ``occurrence``
-        (an iTIP REPLY, unless ``itip`` is False: the attendee's client sends it)."""
-        key = (interaction.id, _key(interaction.owner), attendee.id, occurrence)
+        """Tell the owner what an attendee answered, to the series or to one ``occurrence``
+        (an iTIP REPLY, unless ``itip`` is False: the owner has it already)."""
+        key = (interaction.id, _key(interaction.owner), _key(attendee), occurrence)
         self._pending[key] = _Notice(
             interaction,
             interaction.owner,
@@ -225,8 +225,9 @@ class Notifier:
         link = self.link(interaction)
         if kind is NotificationKind.REPLY:
             assert notice.answer is not None
-            assert isinstance(notice.attendee, User)
-            name, words = notice.attendee.display_name, _ANSWER_WORDS[notice.answer]
+            who = notice.attendee
+            name = who.display_name if isinstance(who, User) else (who.name or who.address)
+            words = _ANSWER_WORDS[notice.answer]
             when = describe_when(interaction, interaction.owner.timezone)
             if notice.occurrence is not None:
                 local = notice.occurrence.astimezone(zone(interaction.owner.timezone))
