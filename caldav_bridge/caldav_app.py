@@ -123,9 +123,9 @@ def _listing_props(prop: Any) -> list[str] | None:
     return names
 
 
-def _listing_request(raw: bytes) -> list[str] | None:
-    """The properties of a PROPFIND that asks only for listing properties, else None."""
-    root = _parse(raw)
+def _listing_request(root: Any) -> list[str] | None:
+    """The properties of a PROPFIND (parsed) that asks only for listing properties, else
+    None."""
     if root is None or root.tag != "{DAV:}propfind" or len(root) != 1:
         return None
     return _listing_props(root.find("{DAV:}prop"))
@@ -370,8 +370,10 @@ class BridgeApplication(SchedulingApplication):
         request_info: dict[str, Any],
     ) -> types.WSGIResponse:
         raw, environ = _buffered(environ)
-        answer = self._propfind(environ, base_prefix, path, user, user_groups, request_info)
         root = _parse(raw)
+        answer = self._propfind(
+            environ, raw, root, base_prefix, path, user, user_groups, request_info
+        )
         if root is not None and root.find("{DAV:}propname") is not None:
             return answer  # names only (RFC 4918 section 9.1)
         answer = self.with_schedule_tag_props(answer, root, base_prefix)
@@ -380,6 +382,8 @@ class BridgeApplication(SchedulingApplication):
     def _propfind(
         self,
         environ: types.WSGIEnviron,
+        raw: bytes,
+        root: Any,
         base_prefix: str,
         path: str,
         user: str,
@@ -391,8 +395,7 @@ class BridgeApplication(SchedulingApplication):
         itself (Depth 0, rights included); the items are listed from the index columns."""
         if environ.get("HTTP_DEPTH") != "1" or not user:
             return super().do_PROPFIND(environ, base_prefix, path, user, user_groups, request_info)
-        raw, environ = _buffered(environ)
-        names = _listing_request(raw)
+        names = _listing_request(root)
         listable = self._listable(path, user, user_groups) if names else None
         if names is None or listable is None:
             return super().do_PROPFIND(environ, base_prefix, path, user, user_groups, request_info)

@@ -8,7 +8,7 @@ PARTSTAT is their answer and deleting the event declines it; anything else is re
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, time
+from datetime import date, datetime
 
 from icalendar import Calendar, Event
 
@@ -24,7 +24,6 @@ from caldav_bridge.ical_mapping import (
     location_text,
     normalize_address,
     series_of,
-    zone,
 )
 from caldav_bridge.interactions import (
     Changes,
@@ -238,7 +237,7 @@ class ClientWrites:
             i
             for i in item.instances
             if _times(i, fields.timezone)
-            != expected.get(_instant(i.decoded("RECURRENCE-ID"), fields.timezone))
+            != expected.get(recurrence.instant(i.decoded("RECURRENCE-ID"), fields.timezone))
         ]
         if _organizer_fields_changed(interaction, fields) or moved:
             raise CalDavPrecondition(
@@ -254,18 +253,8 @@ class ClientWrites:
         for instance in item.instances:
             answer = attendee_answer(instance, _addresses(actor))
             if answer is not None:
-                occurrence = _instant(instance.decoded("RECURRENCE-ID"), fields.timezone)
+                occurrence = recurrence.instant(instance.decoded("RECURRENCE-ID"), fields.timezone)
                 self.service.answer_occurrence(actor, interaction, occurrence, answer, itip=itip)
-
-
-def _instant(value: object, timezone: str) -> datetime:
-    """A RECURRENCE-ID as the UTC start of the occurrence it names."""
-    if isinstance(value, datetime):
-        local = value if value.tzinfo else value.replace(tzinfo=zone(timezone))
-        return local.astimezone(UTC)
-    if isinstance(value, date):
-        return datetime.combine(value, time(0), zone(timezone)).astimezone(UTC)
-    raise InvalidInput("RECURRENCE-ID must be a date or a date-time")
 
 
 def _times(instance: Event, timezone: str) -> tuple[datetime, datetime]:
@@ -283,7 +272,7 @@ def _organizer_instances(fields: EventFields, item: _Item) -> tuple[EventFields,
     cancelled: list[datetime | date] = []
     moves: list[Move] = []
     for instance in item.instances:
-        rid = _instant(instance.decoded("RECURRENCE-ID"), fields.timezone)
+        rid = recurrence.instant(instance.decoded("RECURRENCE-ID"), fields.timezone)
         if str(instance.get("STATUS", "")).upper() == "CANCELLED":
             cancelled.append(rid)
             continue

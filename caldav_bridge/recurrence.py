@@ -140,7 +140,7 @@ def _expanded(series: Series, duration: timedelta) -> Iterable[tuple[datetime, d
     local_start = series.starts_at.astimezone(tz)
     if series.all_day:
         local_start = datetime.combine(local_start.date(), time(0), tz)
-    excluded = {_instant(value, tz) for value in exdate_values(series)}
+    excluded = {instant(value, series.timezone) for value in exdate_values(series)}
     rule = rrulestr(f"RRULE:{series.rrule}", dtstart=local_start, forceset=True, ignoretz=False)
     horizon = local_start + HORIZON
     for moment in islice(rule, MAX_OCCURRENCES):
@@ -156,7 +156,12 @@ def _expanded(series: Series, duration: timedelta) -> Iterable[tuple[datetime, d
             yield moment.astimezone(UTC), (moment + duration).astimezone(UTC)
 
 
-def _instant(value: datetime | date, tz: ZoneInfo) -> datetime:
+def instant(value: object, timezone: str) -> datetime:
+    """A DATE or DATE-TIME value (RECURRENCE-ID, EXDATE) as a UTC instant: floating times and
+    dates are read in ``timezone``, a date as its midnight."""
+    tz = ZoneInfo(timezone)
     if isinstance(value, datetime):
-        return value.astimezone(UTC)
-    return datetime.combine(value, time(0), tz).astimezone(UTC)
+        return (value if value.tzinfo else value.replace(tzinfo=tz)).astimezone(UTC)
+    if isinstance(value, date):
+        return datetime.combine(value, time(0), tz).astimezone(UTC)
+    raise InvalidInput("a recurrence date must be a date or a date-time")
