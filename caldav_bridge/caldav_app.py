@@ -344,7 +344,14 @@ class BridgeApplication(SchedulingApplication):
         request_info: dict[str, Any],
     ) -> types.WSGIResponse:
         if path.startswith(web.PREFIX):
-            return web.handle(self._bridge_storage.database, "GET", path, user, environ)
+            return web.handle(
+                self._bridge_storage.database,
+                self._bridge_storage.public_url,
+                "GET",
+                path,
+                user,
+                environ,
+            )
         answer = super().do_GET(environ, base_prefix, path, user, user_groups, request_info)
         return self.with_schedule_tag(answer, path)
 
@@ -494,7 +501,14 @@ class BridgeApplication(SchedulingApplication):
         request_info: dict[str, Any],
     ) -> types.WSGIResponse:
         if path.startswith(web.PREFIX):
-            return web.handle(self._bridge_storage.database, "POST", path, user, environ)
+            return web.handle(
+                self._bridge_storage.database,
+                self._bridge_storage.public_url,
+                "POST",
+                path,
+                user,
+                environ,
+            )
         return _post(self, environ, base_prefix, path, user, user_groups, request_info)
 
     do_MOVE = _refusals_answered(Application.do_MOVE)

@@ -339,7 +339,7 @@ def cmd_messages(ctx: Context, args: argparse.Namespace) -> None:
                 f"{n.created_at.astimezone(zone(user.timezone)):%a %d %b %H:%M}",
                 "read" if n.read_at else "new",
                 n.subject,
-                n.link,
+                n.link or "",
             ]
             for n in found
         ]

@@ -12,15 +12,9 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime
 
-from jinja2 import Environment, PackageLoader, select_autoescape
-
 from caldav_bridge.errors import InvalidInput
 from caldav_bridge.models import OutboxMessage
-
-_TEMPLATES = Environment(
-    loader=PackageLoader("caldav_bridge", "templates"),
-    autoescape=select_autoescape(["html"]),
-)
+from caldav_bridge.templating import render
 
 
 def _header(value: str) -> str:
@@ -39,8 +33,8 @@ def email_for(row: OutboxMessage, sender: str) -> EmailMessage:
     message["Date"] = format_datetime(row.created_at)
     message["Message-ID"] = _header(row.message_id)
     message.set_content(f"{row.body}\n", charset="utf-8")
-    html = _TEMPLATES.get_template("notice.html").render(
-        subject=row.subject, body=row.body, link=row.link, method=row.itip_method
+    html = render(
+        "notice.html", subject=row.subject, body=row.body, link=row.link, method=row.itip_method
     )
     message.add_alternative(html, subtype="html", charset="utf-8")
     message.add_alternative(

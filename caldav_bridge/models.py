@@ -120,6 +120,10 @@ class User(Base):
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Signed links (caldav_bridge.tokens): a new generation or nonce revokes the links made
+    # before; no nonce, no feed.
+    rsvp_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    feed_nonce: Mapped[str | None] = mapped_column(String(32))
 
     emails: Mapped[list[UserEmail]] = relationship(
         back_populates="user", cascade="all, delete-orphan", order_by="UserEmail.position"
@@ -153,6 +157,7 @@ class Resource(Base):
     capacity: Mapped[int | None] = mapped_column(Integer)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    feed_nonce: Mapped[str | None] = mapped_column(String(32))  # see User.feed_nonce
 
 
 class Interaction(Base):
@@ -334,7 +339,7 @@ class OutboxMessage(Base):
     sequence: Mapped[int] = mapped_column(Integer)
     subject: Mapped[str] = mapped_column(String(500))
     body: Mapped[str] = mapped_column(Text)
-    link: Mapped[str] = mapped_column(String(500))
+    link: Mapped[str | None] = mapped_column(String(500))  # none for guests
     calendar: Mapped[str | None] = mapped_column(Text)
     state: Mapped[OutboxState] = mapped_column(_enum(OutboxState), default=OutboxState.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from caldav_bridge import changelog
+from caldav_bridge import changelog, links, tokens
 from caldav_bridge.ical_mapping import Answer, interaction_ical, zone
 from caldav_bridge.models import (
     Channel,
@@ -92,8 +92,12 @@ class Notifier:
         # One change telling many people renders each iTIP message once.
         self._rendered: dict[tuple[object, ...], str] = {}
 
-    def link(self, interaction: Interaction) -> str:
-        return f"{self.public_url}/.bridge/interactions/{interaction.id}"
+    def link(self, interaction: Interaction, recipient: Attendee) -> str | None:
+        """The RSVP page, signed for a CRM user; a guest answers from their mail program."""
+        if not isinstance(recipient, User):
+            return None
+        token = tokens.rsvp_token(self.session, recipient, interaction.id)
+        return links.rsvp(self.public_url, interaction.id, token)
 
     def to_attendee(
         self,
@@ -159,7 +163,8 @@ class Notifier:
         inbox: list[dict[str, Any]],
     ) -> None:
         interaction, recipient, kind = notice.interaction, notice.recipient, notice.kind
-        title, text = self._words(notice)
+        link = self.link(interaction, recipient)
+        title, text = self._words(notice, link)
         user = recipient if isinstance(recipient, User) else None
         common: dict[str, object] = {
             "kind": kind,
@@ -168,7 +173,7 @@ class Notifier:
             "sequence": interaction.sequence,
             "subject": title,
             "body": text,
-            "link": self.link(interaction),
+            "link": link,
             "next_attempt_at": interaction.modified_at,
             "state": OutboxState.PENDING,
             "attempts": 0,
@@ -219,10 +224,11 @@ class Notifier:
                 }
             )
 
-    def _words(self, notice: _Notice) -> tuple[str, str]:
+    def _words(self, notice: _Notice, link: str | None) -> tuple[str, str]:
         interaction, kind = notice.interaction, notice.kind
         subject = interaction.subject
-        link = self.link(interaction)
+        details = f" Details: {link}" if link else ""
+        answer_at = f"Accept or decline: {link}" if link else "Reply from your calendar program."
         if kind is NotificationKind.REPLY:
             assert notice.answer is not None
             who = notice.attendee
@@ -234,7 +240,7 @@ class Notifier:
                 when = f"the occurrence of {local:%a %d %b %Y %H:%M} only"
             return (
                 f"{name} {words}: {subject}",
-                f"{name} {words} {subject!r}, {when}. Details: {link}",
+                f"{name} {words} {subject!r}, {when}.{details}",
             )
         owner = interaction.owner.display_name
         recipient = notice.recipient
@@ -243,15 +249,15 @@ class Notifier:
         return {
             NotificationKind.INVITATION: (
                 f"Invitation: {subject}",
-                f"{owner} invites you to {subject!r}, {when}. Accept or decline: {link}",
+                f"{owner} invites you to {subject!r}, {when}. {answer_at}",
             ),
             NotificationKind.CONFIRMATION: (
                 f"Confirmed: {subject}",
-                f"{owner} added you to {subject!r}, {when}, as confirmed. Details: {link}",
+                f"{owner} added you to {subject!r}, {when}, as confirmed.{details}",
             ),
             NotificationKind.UPDATE: (
                 f"Updated: {subject}",
-                f"{owner} changed {subject!r}: it is now {when}. Details: {link}",
+                f"{owner} changed {subject!r}: it is now {when}.{details}",
             ),
             NotificationKind.CANCELLATION: (
                 f"Cancelled: {subject}",

@@ -1,8 +1,9 @@
-"""The bridge's own HTTP endpoints, beside CalDAV under ``/.bridge/`` (a path no calendar can
-take: Radicale's names never start with a dot), for the logged-in user.
+"""The bridge's own HTTP endpoints, beside CalDAV under ``/.bridge/`` (``links``).
 
-- ``GET /.bridge/messages[?unread=1]``: the user's messenger notices, newest first (JSON);
-- ``POST /.bridge/messages/read`` with ``{"ids": [...]}`` or ``{"all": true}``: mark them read.
+- ``GET /.bridge/messages[?unread=1]``: the logged-in user's messenger notices (JSON);
+- ``POST /.bridge/messages/read`` with ``{"ids": [...]}`` or ``{"all": true}``: mark them read;
+- ``GET|POST /.bridge/interactions/<id>?token=…``: the RSVP page (``rsvp``), no login: the token;
+- ``GET /.bridge/feeds/<token>.ics``: an ICS feed (``feeds``), no login: the token.
 """
 
 from __future__ import annotations
@@ -14,12 +15,27 @@ from urllib.parse import parse_qs
 
 from radicale import httputils, types
 
-from caldav_bridge import messenger
+from caldav_bridge import feeds, links, messenger, rsvp, tokens
 from caldav_bridge.db import Database
 from caldav_bridge.directory import Directory
+from caldav_bridge.interactions import InteractionService
 
-PREFIX = "/.bridge/"
-MESSAGES = f"{PREFIX}messages"
+PREFIX = links.PREFIX
+MESSAGES = "messages"
+_FORM_LIMIT = 10_000
+
+# Pages carry tokens in their URL: never sent on as a Referer, never cached, never framed.
+_PAGE_HEADERS = {
+    "Content-Type": "text/html; charset=utf-8",
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+}
 
 
 def _json(status: HTTPStatus, value: Any) -> types.WSGIResponse:
@@ -31,23 +47,109 @@ def _refusal(status: HTTPStatus, reason: str) -> types.WSGIResponse:
     return _json(status, {"error": reason})
 
 
+def _query(environ: types.WSGIEnviron, name: str) -> str:
+    return parse_qs(str(environ.get("QUERY_STRING", ""))).get(name, [""])[0]
+
+
+def _body(environ: types.WSGIEnviron, limit: int) -> bytes | None:
+    """The request body, or None when it is larger than ``limit``."""
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return None
+    if length > limit:
+        return None
+    return bytes(environ["wsgi.input"].read(length)) if length > 0 else b""
+
+
 def handle(
-    database: Database, method: str, path: str, user: str, environ: types.WSGIEnviron
+    database: Database,
+    public_url: str,
+    method: str,
+    path: str,
+    user: str,
+    environ: types.WSGIEnviron,
 ) -> types.WSGIResponse:
     """Answer a request under ``/.bridge/``."""
-    if not user:
-        return httputils.NOT_ALLOWED  # Radicale answers 401 with the challenge
-    if path.rstrip("/") == MESSAGES and method == "GET":
-        unread = parse_qs(str(environ.get("QUERY_STRING", ""))).get("unread", ["0"])[0]
+    route = path[len(PREFIX) :].rstrip("/")
+    if route.startswith(links.RSVP):
+        return _rsvp(database, public_url, method, route[len(links.RSVP) :], environ)
+    if route.startswith(links.FEEDS):
+        return _feed(database, method, route[len(links.FEEDS) :], environ)
+    if route in (MESSAGES, f"{MESSAGES}/read"):
+        if not user:
+            return httputils.NOT_ALLOWED  # Radicale answers 401 with the challenge
+        return _messages(database, method, route, user, environ)
+    return _refusal(HTTPStatus.NOT_FOUND, f"nothing at {path}")
+
+
+def _page(page: rsvp.Page) -> types.WSGIResponse:
+    if page.location is not None:
+        return int(page.status), {**_PAGE_HEADERS, "Location": page.location}, b"", None
+    return int(page.status), dict(_PAGE_HEADERS), page.html.encode(), None
+
+
+def _rsvp(
+    database: Database, public_url: str, method: str, rest: str, environ: types.WSGIEnviron
+) -> types.WSGIResponse:
+    if not (rest.isascii() and rest.isdecimal() and len(rest) < 12):
+        return _page(rsvp.Page(HTTPStatus.NOT_FOUND, "no such page"))
+    interaction_id = int(rest)
+    if method == "GET":
+        with database.session() as session:
+            return _page(
+                rsvp.show(
+                    session,
+                    interaction_id,
+                    _query(environ, "token"),
+                    answered=_query(environ, "answered") == "1",
+                )
+            )
+    if method != "POST":
+        return _refusal(HTTPStatus.METHOD_NOT_ALLOWED, f"{method} is not answered here")
+    body = _body(environ, _FORM_LIMIT)
+    if body is None:
+        return _refusal(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "the form is too large")
+    form = parse_qs(body.decode("utf-8", "replace"))
+    token = form.get("token", [""])[0] or _query(environ, "token")
+    base = f"{environ.get('SCRIPT_NAME', '')}{PREFIX}"
+    with database.session(write=True) as session:
+        service = InteractionService(session, public_url)
+        return _page(rsvp.answer(service, interaction_id, token, form.get("answer", [""])[0], base))
+
+
+def _feed(
+    database: Database, method: str, rest: str, environ: types.WSGIEnviron
+) -> types.WSGIResponse:
+    if method != "GET":  # HEAD comes here as GET; Radicale drops the body
+        return _refusal(HTTPStatus.METHOD_NOT_ALLOWED, "feeds are read-only")
+    with database.session() as session:
+        subject = tokens.feed_subject(session, rest.removesuffix(links.FEED_SUFFIX))
+        if subject is None or not rest.endswith(links.FEED_SUFFIX):
+            return _refusal(HTTPStatus.NOT_FOUND, "no feed at this address (revoked or mistyped)")
+        etag = feeds.etag(session, subject)
+        headers = {"ETag": etag, "Cache-Control": "no-cache"}
+        wanted = str(environ.get("HTTP_IF_NONE_MATCH", ""))
+        if etag in (t.strip() for t in wanted.split(",")) or wanted.strip() == "*":
+            return int(HTTPStatus.NOT_MODIFIED), headers, b"", None
+        headers["Content-Type"] = "text/calendar; charset=utf-8"
+        return int(HTTPStatus.OK), headers, feeds.body(session, subject), None
+
+
+def _messages(
+    database: Database, method: str, route: str, user: str, environ: types.WSGIEnviron
+) -> types.WSGIResponse:
+    if route == MESSAGES and method == "GET":
+        unread = _query(environ, "unread")
         with database.session() as session:
             found = messenger.notices(
                 session, Directory(session).user(user), unread_only=unread in ("1", "true")
             )
             return _json(HTTPStatus.OK, [messenger.as_json(n) for n in found])
-    if path.rstrip("/") == f"{MESSAGES}/read" and method == "POST":
-        length = int(environ.get("CONTENT_LENGTH") or 0)
+    if route == f"{MESSAGES}/read" and method == "POST":
+        body = _body(environ, _FORM_LIMIT * 10)
         try:
-            request = json.loads(environ["wsgi.input"].read(length) or b"{}")
+            request = json.loads(body or b"{}")
             ids = None if request.get("all") is True else [int(i) for i in request["ids"]]
         except (ValueError, KeyError, TypeError, AttributeError):
             return _refusal(
@@ -56,6 +158,4 @@ def handle(
         with database.session(write=True) as session:
             marked = messenger.mark_read(session, Directory(session).user(user), ids)
         return _json(HTTPStatus.OK, {"marked": marked})
-    if path.rstrip("/") in (MESSAGES, f"{MESSAGES}/read"):
-        return _refusal(HTTPStatus.METHOD_NOT_ALLOWED, f"{method} is not answered here")
-    return _refusal(HTTPStatus.NOT_FOUND, f"nothing at {path}")
+    return _refusal(HTTPStatus.METHOD_NOT_ALLOWED, f"{method} is not answered here")

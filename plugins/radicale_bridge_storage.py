@@ -30,20 +30,17 @@ from typing import Any
 from radicale import item as radicale_item
 from radicale import pathutils, storage
 from radicale.item import filter as radicale_filter
-from sqlalchemy import and_, delete, literal, null, or_, select, union
+from sqlalchemy import and_, delete, literal, null, or_, select
 from sqlalchemy.orm import Session
 
-from caldav_bridge import changelog, freebusy
+from caldav_bridge import calendar_contents, changelog, freebusy
 from caldav_bridge.client_writes import ClientWrites
 from caldav_bridge.directory import Directory
 from caldav_bridge.errors import NotAllowed
 from caldav_bridge.interactions import InteractionService
 from caldav_bridge.models import (
-    Booking,
     CalendarChange,
     Interaction,
-    InteractionLink,
-    InteractionStatus,
     Resource,
     ScheduleMessage,
     StoredCollection,
@@ -339,7 +336,7 @@ class _Projection(_Calendar):
         raise NotImplementedError
 
     def _visible(self) -> Any:
-        return and_(self._which(), Interaction.status != InteractionStatus.CANCELLED)
+        return calendar_contents.shown(self._which())
 
     def _listing(self) -> Any:
         return select(
@@ -405,12 +402,7 @@ class InteractionsCalendar(_Projection):
             return freebusy.busy_user(session, user, start, end)
 
     def _which(self) -> Any:
-        # A union of two index lookups: an OR across the tables would scan every interaction.
-        owned = select(Interaction.id).where(Interaction.owner_id == self.user_id)
-        linked = select(InteractionLink.interaction_id).where(
-            InteractionLink.user_id == self.user_id, InteractionLink.removed.is_(False)
-        )
-        return Interaction.id.in_(union(owned, linked))
+        return calendar_contents.of_user(self.user_id)
 
     def _default_meta(self) -> dict[str, str]:
         return {
@@ -467,10 +459,7 @@ class BookingsCalendar(_Projection):
         self._set_props(props)
 
     def _which(self) -> Any:
-        booked = select(Booking.interaction_id).where(
-            Booking.resource_id == self.resource_id, Booking.declined.is_(False)
-        )
-        return Interaction.id.in_(booked)
+        return calendar_contents.of_resource(self.resource_id)
 
     def _default_meta(self) -> dict[str, str]:
         return {"D:displayname": f"{self.display_name} bookings"}

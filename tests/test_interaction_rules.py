@@ -90,7 +90,9 @@ def test_linking_as_invited_sends_a_messenger_notice_and_an_imip_request(world: 
         assert messenger.channel is Channel.MESSENGER
         assert messenger.recipient_user_id == users["bob"].id
         assert messenger.kind is NotificationKind.INVITATION
-        assert messenger.link == f"https://crm.example/.bridge/interactions/{interaction.id}"
+        assert messenger.link.startswith(
+            f"https://crm.example/.bridge/interactions/{interaction.id}?token="
+        )
         assert "Accept or decline" in messenger.body
         assert email.channel is Channel.EMAIL
         assert email.recipient_address == "bob@example.com"

@@ -33,7 +33,9 @@ def test_a_user_lists_their_notices_with_the_link_and_marks_them_read(
     assert listed.status_code == 200
     (notice,) = listed.json()
     assert notice["subject"] == "Invitation: Quarterly planning"
-    assert notice["link"] == f"https://crm.example/.bridge/interactions/{interaction_id}"
+    assert notice["link"].startswith(
+        f"https://crm.example/.bridge/interactions/{interaction_id}?token="
+    )
     assert notice["read"] is False
     carol_id = httpx.get(messages, auth=("carol", "carol")).json()[0]["id"]
     marked = httpx.post(
