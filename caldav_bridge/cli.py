@@ -8,19 +8,21 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import logging
 import os
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, time, timedelta
 
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from caldav_bridge import agenda_table
-from caldav_bridge.config import Settings, load_settings
+from caldav_bridge import agenda_table, links, tokens
+from caldav_bridge.config import Settings, SmtpSettings, load_settings
 from caldav_bridge.db import Database
 from caldav_bridge.directory import Directory
-from caldav_bridge.errors import BridgeError, ConfigurationError, InvalidInput
+from caldav_bridge.errors import BridgeError, ConfigurationError, InvalidInput, NotFound
 from caldav_bridge.ical_mapping import Answer, interaction_ical, zone
 from caldav_bridge.interactions import Changes, Draft, InteractionService
 from caldav_bridge.models import LinkStatus, ResourceKind
@@ -359,11 +361,7 @@ def cmd_imip_receive(ctx: Context, args: argparse.Namespace) -> None:
     print(outcome.reason)
 
 
-def cmd_worker(ctx: Context, args: argparse.Namespace) -> None:
-    import time as clock
-
-    from caldav_bridge import delivery
-
+def _mail_server(ctx: Context, interval: float) -> SmtpSettings:
     smtp = ctx.settings.smtp
     if not smtp.host:
         raise ConfigurationError(
@@ -371,24 +369,87 @@ def cmd_worker(ctx: Context, args: argparse.Namespace) -> None:
             "(see config/caldav-bridge.conf)"
         )
     print(
-        f"caldav-bridge worker: delivering the outbox through {smtp.host}:{smtp.port} "
-        f"({smtp.security}), every {args.interval:g} s",
+        f"delivering the outbox through {smtp.host}:{smtp.port} ({smtp.security}), "
+        f"every {interval:g} s",
         flush=True,
     )
+    return smtp
+
+
+def cmd_worker(ctx: Context, args: argparse.Namespace) -> None:
+    from caldav_bridge import delivery
+
+    smtp = _mail_server(ctx, args.interval)
+    if args.once:
+        print(delivery.deliver_due(ctx.database, smtp), flush=True)
+        return
     try:
-        while True:
-            done = delivery.deliver_due(ctx.database, smtp)
-            if done.sent or done.retrying or done.failed or args.once:
-                print(done, flush=True)
-            if args.once:
-                return
-            clock.sleep(args.interval)
+        delivery.run(
+            ctx.database, smtp, args.interval, threading.Event(), lambda r: print(r, flush=True)
+        )
     except KeyboardInterrupt:
         print("stopped", file=sys.stderr)
 
 
+def cmd_imip_listen(ctx: Context, args: argparse.Namespace) -> None:
+    from caldav_bridge.imip_listener import Listener
+
+    listener = Listener(
+        ctx.database, ctx.settings.public_url, args.host, args.port, lmtp=not args.smtp
+    )
+    try:
+        listener.start()
+    except (OSError, RuntimeError) as exc:
+        raise ConfigurationError(f"cannot listen on {args.host}:{args.port}: {exc}") from exc
+    protocol = "SMTP" if args.smtp else "LMTP"
+    print(f"caldav-bridge: taking emailed replies by {protocol} on {args.host}:{args.port}")
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        print("stopped", file=sys.stderr)
+    finally:
+        listener.stop()
+
+
+def _feed_subject(session: Session, args: argparse.Namespace) -> tokens.FeedSubject:
+    if (args.login is None) == (args.room is None):
+        raise InvalidInput("name a user (LOGIN) or a room (--room SLUG)")
+    directory = Directory(session)
+    return directory.user(args.login) if args.login else directory.resource(args.room)
+
+
+def cmd_feed(ctx: Context, args: argparse.Namespace) -> None:
+    from caldav_bridge import feeds
+
+    with ctx.database.session(write=args.action != "show") as session:
+        subject = _feed_subject(session, args)
+        name = args.login or args.room
+        if args.action == "revoke":
+            tokens.revoke_feed(subject)
+            print(f"{name}'s feed is revoked: its link no longer works")
+            return
+        if args.action == "rotate" or (args.action == "create" and subject.feed_nonce is None):
+            tokens.rotate_feed(subject)
+        token = tokens.feed_token(session, subject)
+        if token is None:
+            raise NotFound(f"{name} has no feed: make one with 'caldav-bridge feed create'")
+        address = links.feed(ctx.settings.public_url, token)
+        print(f"{feeds.title(subject)}\n  {links.webcal(address)}\n  {address}")
+        if args.action == "rotate":
+            print("the previous link no longer works")
+
+
+def cmd_rsvp_revoke(ctx: Context, args: argparse.Namespace) -> None:
+    with ctx.database.session(write=True) as session:
+        tokens.revoke_rsvp(Directory(session).user(args.login))
+    print(f"every answer link sent to {args.login} so far no longer works")
+
+
+DELIVERY_INTERVAL = 5.0
+
+
 def cmd_serve(ctx: Context, args: argparse.Namespace) -> None:
-    from caldav_bridge import demo, radicale_setup
+    from caldav_bridge import delivery, demo, radicale_setup
 
     if args.demo:
         ctx.database.migrate()
@@ -403,6 +464,15 @@ def cmd_serve(ctx: Context, args: argparse.Namespace) -> None:
         ctx.settings, extra={"logging": {"level": args.log_level}}
     )
     radicale_setup.log_to_stderr(args.log_level)
+    stop_delivery = threading.Event()
+    if args.deliver:
+        smtp = _mail_server(ctx, DELIVERY_INTERVAL)
+        threading.Thread(
+            target=delivery.run,
+            args=(ctx.database, smtp, DELIVERY_INTERVAL, stop_delivery, _log_round),
+            daemon=True,
+            name="caldav-bridge-delivery",
+        ).start()
     try:
         server = radicale_setup.Server(configuration, args.host, args.port)
     except OSError as exc:
@@ -425,7 +495,12 @@ def cmd_serve(ctx: Context, args: argparse.Namespace) -> None:
     except KeyboardInterrupt:
         print("stopped", file=sys.stderr)
     finally:
+        stop_delivery.set()
         server.stop()
+
+
+def _log_round(done: object) -> None:
+    logging.getLogger("caldav_bridge.delivery").info("outbox: %s", done)
 
 
 # ---------------------------------------------------------------------------- the parser
@@ -470,6 +545,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument(
         "--interval", type=float, default=5.0, help="seconds between passes (default 5)"
     )
+    sub = command("imip-listen", cmd_imip_listen, "take emailed iTIP REPLYs by LMTP or SMTP")
+    sub.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    sub.add_argument("--port", type=int, default=8024, help="port (default 8024)")
+    sub.add_argument("--smtp", action="store_true", help="speak SMTP instead of LMTP")
+    sub = command("feed", cmd_feed, "a user's or a room's ICS feed link (no password needed)")
+    sub.add_argument("action", choices=["create", "show", "rotate", "revoke"])
+    sub.add_argument("login", nargs="?", help="the user's login")
+    sub.add_argument("--room", help="a room's (or other resource's) slug instead of a user")
+    sub = command("rsvp-revoke", cmd_rsvp_revoke, "stop every answer link sent to a user so far")
+    sub.add_argument("login")
     sub = command("serve", cmd_serve, "run the CalDAV server")
     sub.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     sub.add_argument("--port", type=int, default=5232, help="port (default 5232)")
@@ -481,6 +566,11 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["debug", "info", "warning", "error", "critical"],
         default="info",
         help="what the server logs (default info: every request; warning is lighter)",
+    )
+    sub.add_argument(
+        "--deliver",
+        action="store_true",
+        help="also deliver the outbox in a background thread (needs [smtp]; or run 'worker')",
     )
 
     users = commands.add_parser("user", help="manage users").add_subparsers(

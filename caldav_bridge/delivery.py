@@ -8,18 +8,23 @@ each message once; more workers may send one twice (same Message-ID).
 
 from __future__ import annotations
 
+import logging
 import smtplib
 import ssl
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from caldav_bridge.config import SmtpSettings
 from caldav_bridge.db import Database
 from caldav_bridge.imip import email_for
 from caldav_bridge.models import Channel, OutboxMessage, OutboxState, utcnow
+
+logger = logging.getLogger("caldav_bridge.delivery")
 
 # The waits before each new try; after the last one the message is given up (failed).
 RETRY_AFTER = (
@@ -93,6 +98,27 @@ def deliver_due(
     finally:
         _closed(client)
     return done
+
+
+def run(
+    database: Database,
+    smtp: SmtpSettings,
+    interval: float,
+    stop: threading.Event,
+    report: Callable[[Round], None],
+) -> None:
+    """Deliver what is due every ``interval`` seconds until ``stop`` is set. A pass that
+    fails (the database unreachable) is logged and tried again at the next one."""
+    while True:
+        try:
+            done = deliver_due(database, smtp)
+        except OperationalError as exc:
+            logger.warning("outbox delivery paused, the database is unavailable: %s", exc.orig)
+        else:
+            if done.sent or done.retrying or done.failed:
+                report(done)
+        if stop.wait(interval):
+            return
 
 
 def _record(

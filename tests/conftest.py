@@ -7,25 +7,31 @@ which turns a missing server into a failure instead.
 
 from __future__ import annotations
 
+import email
 import os
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from email.message import Message
+from email.policy import default
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiosmtpd.controller import Controller
 from caldav import DAVClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from caldav_bridge.config import Settings
+from caldav_bridge.config import Settings, SmtpSettings
 from caldav_bridge.db import Database
 from caldav_bridge.directory import Directory
 from caldav_bridge.interactions import InteractionService
 from caldav_bridge.models import Base, Resource, User
 from caldav_bridge.passwords import hash_password
 from caldav_bridge.radicale_setup import Server, radicale_configuration
+from tests.helpers import free_port
 
 POSTGRES_ENV = "CALDAV_BRIDGE_TEST_POSTGRES_URL"
 
@@ -135,3 +141,30 @@ def server(world: World) -> Iterator[RunningServer]:
         yield RunningServer(running.url, world)
     finally:
         running.stop()
+
+
+@dataclass
+class Inbox:
+    """What the SMTP server accepted; ``refuse`` answers the next deliveries with 451."""
+
+    messages: list[Message] = field(default_factory=list)
+    refuse: int = 0
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.refuse:
+            self.refuse -= 1
+            return "451 4.3.0 try again later"
+        self.messages.append(email.message_from_bytes(envelope.content, policy=default))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[SmtpSettings, Inbox]]:
+    inbox = Inbox()
+    port = free_port()  # aiosmtpd checks itself on its port: it must be known
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield SmtpSettings(host="127.0.0.1", port=port, sender="crm@example.com"), inbox
+    finally:
+        controller.stop()

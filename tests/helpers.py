@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+import socket
+from datetime import UTC, date, datetime
+from email.message import EmailMessage
 from zoneinfo import ZoneInfo
 
+from icalendar import Calendar, Event, vCalAddress
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -44,3 +47,36 @@ def changes(session: Session) -> list[CalendarChange]:
 
 def unfolded(ical: str) -> str:
     return ical.replace("\r\n ", "")
+
+
+def reply_mail(uid: str, sender: str, attendee: str, partstat: str, sequence: int = 0) -> bytes:
+    """An emailed iTIP REPLY, as Outlook sends one."""
+    calendar = Calendar()
+    calendar.add("prodid", "-//Microsoft Corporation//Outlook 16.0 MIMEDIR//EN")
+    calendar.add("version", "2.0")
+    calendar.add("method", "REPLY")
+    event = Event()
+    event.add("uid", uid)
+    event.add("sequence", sequence)
+    event.add("dtstamp", datetime(2030, 1, 1, tzinfo=UTC))
+    event.add("organizer", "mailto:alice@example.com")
+    who = vCalAddress(f"mailto:{attendee}")
+    who.params["PARTSTAT"] = partstat
+    event.add("attendee", who)
+    calendar.add_component(event)
+    message = EmailMessage()
+    message["From"] = f"Someone <{sender}>"
+    message["To"] = "alice@example.com"
+    message["Subject"] = "Accepted: Planning"
+    message.set_content("Accepted")
+    message.add_alternative(
+        calendar.to_ical().decode(), subtype="calendar", params={"method": "REPLY"}
+    )
+    return bytes(message)
+
+
+def free_port() -> int:
+    """A loopback port free now (for servers that must know their port before they start)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import email
-import socket
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import timedelta
-from email.message import Message
-from email.policy import default
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from icalendar import Calendar
 from sqlalchemy import select
 
@@ -22,37 +15,8 @@ from caldav_bridge.cli import main
 from caldav_bridge.config import SmtpSettings
 from caldav_bridge.interactions import InteractionService
 from caldav_bridge.models import Channel, LinkStatus, OutboxMessage, OutboxState, utcnow
-from tests.conftest import World
+from tests.conftest import Inbox, World
 from tests.helpers import create
-
-
-@dataclass
-class Inbox:
-    """What the SMTP server accepted; ``refuse`` answers the next deliveries with 451."""
-
-    messages: list[Message] = field(default_factory=list)
-    refuse: int = 0
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        if self.refuse:
-            self.refuse -= 1
-            return "451 4.3.0 try again later"
-        self.messages.append(email.message_from_bytes(envelope.content, policy=default))
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[SmtpSettings, Inbox]]:
-    inbox = Inbox()
-    with socket.socket() as probe:  # aiosmtpd checks itself on its port: it must be known
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield SmtpSettings(host="127.0.0.1", port=port, sender="crm@example.com"), inbox
-    finally:
-        controller.stop()
 
 
 def _invite_bob(world: World) -> int:

@@ -5,43 +5,14 @@ from __future__ import annotations
 import io
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime
-from email.message import EmailMessage
 
 import pytest
-from icalendar import Calendar, Event, vCalAddress
 
 from caldav_bridge.cli import main
 from caldav_bridge.interactions import GuestEntry, InteractionService
 from caldav_bridge.models import LinkStatus
 from tests.conftest import World
-from tests.helpers import create
-
-
-def _reply_mail(uid: str, sender: str, attendee: str, partstat: str, sequence: int = 0) -> bytes:
-    calendar = Calendar()
-    calendar.add("prodid", "-//Microsoft Corporation//Outlook 16.0 MIMEDIR//EN")
-    calendar.add("version", "2.0")
-    calendar.add("method", "REPLY")
-    event = Event()
-    event.add("uid", uid)
-    event.add("sequence", sequence)
-    event.add("dtstamp", datetime(2030, 1, 1, tzinfo=UTC))
-    event.add("organizer", "mailto:alice@example.com")
-    who = vCalAddress(f"mailto:{attendee}")
-    who.params["PARTSTAT"] = partstat
-    event.add("attendee", who)
-    calendar.add_component(event)
-    message = EmailMessage()
-    message["From"] = f"Someone <{sender}>"
-    message["To"] = "alice@example.com"
-    message["Subject"] = "Accepted: Planning"
-    message.set_content("Accepted")
-    message.add_alternative(
-        calendar.to_ical().decode(), subtype="calendar", params={"method": "REPLY"}
-    )
-    return bytes(message)
-
+from tests.helpers import create, reply_mail
 
 Receive = Callable[[bytes], tuple[int, str]]
 
@@ -80,10 +51,10 @@ def _statuses(world: World, uid: str) -> tuple[LinkStatus, str]:
 
 def test_an_emailed_reply_changes_the_crm_status(world: World, receive: Receive) -> None:
     uid = _planning(world)
-    code, out = receive(_reply_mail(uid, "bob@example.com", "bob@example.com", "ACCEPTED"))
+    code, out = receive(reply_mail(uid, "bob@example.com", "bob@example.com", "ACCEPTED"))
     assert code == 0, out
     assert "applied" in out
-    code, out = receive(_reply_mail(uid, "zoe@partner.example", "zoe@partner.example", "DECLINED"))
+    code, out = receive(reply_mail(uid, "zoe@partner.example", "zoe@partner.example", "DECLINED"))
     assert code == 0, out
     assert _statuses(world, uid) == (LinkStatus.CONFIRMED, "DECLINED")
 
@@ -92,7 +63,7 @@ def test_a_reply_from_someone_else_is_refused_and_changes_nothing(
     world: World, receive: Receive
 ) -> None:
     uid = _planning(world)
-    code, out = receive(_reply_mail(uid, "mallory@evil.example", "bob@example.com", "DECLINED"))
+    code, out = receive(reply_mail(uid, "mallory@evil.example", "bob@example.com", "DECLINED"))
     assert code == 2
     assert "not the attendee" in out
     assert _statuses(world, uid) == (LinkStatus.INVITED, "NEEDS-ACTION")
@@ -100,13 +71,13 @@ def test_a_reply_from_someone_else_is_refused_and_changes_nothing(
 
 def test_unknown_uids_and_older_sequences_are_ignored(world: World, receive: Receive) -> None:
     uid = _planning(world)
-    code, out = receive(_reply_mail("nope", "bob@example.com", "bob@example.com", "ACCEPTED"))
+    code, out = receive(reply_mail("nope", "bob@example.com", "bob@example.com", "ACCEPTED"))
     assert (code, "ignored" in out) == (0, True)
     with world.database.session(write=True) as session:
         interaction = InteractionService(session).find_by_uid(uid)
         assert interaction is not None
         interaction.sequence = 3
-    code, out = receive(_reply_mail(uid, "bob@example.com", "bob@example.com", "DECLINED", 1))
+    code, out = receive(reply_mail(uid, "bob@example.com", "bob@example.com", "DECLINED", 1))
     assert (code, "SEQUENCE 1" in out) == (0, True)
     assert _statuses(world, uid)[0] is LinkStatus.INVITED
 

@@ -1,0 +1,82 @@
+"""iMIP in over the network: an LMTP (or SMTP) listener, by aiosmtpd, in front of
+``replies.receive``, for a mail server that hands replies on (Postfix's ``lmtp:`` transport,
+or any MTA relaying to it).
+
+What the mail server is told decides whether it retries: an applied or ignored reply is
+accepted (250); a spoofed or malformed one is refused for good (5xx, the reason in one line);
+a database that cannot be reached is a temporary failure (451), so the MTA keeps the message
+and tries again: no reply is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.lmtp import LMTP
+from aiosmtpd.smtp import SMTP, Envelope
+from sqlalchemy.exc import OperationalError
+
+from caldav_bridge import replies
+from caldav_bridge.db import Database
+from caldav_bridge.errors import BridgeError, NotAllowed
+from caldav_bridge.interactions import InteractionService
+
+logger = logging.getLogger("caldav_bridge.imip_listener")
+
+MAX_MESSAGE = 10_000_000
+
+
+def _one_line(text: str) -> str:
+    return " ".join("".join(c if c.isprintable() else " " for c in text).split())[:400]
+
+
+class ReplyHandler:
+    """aiosmtpd handler: each message received is one emailed iTIP REPLY to apply."""
+
+    def __init__(self, database: Database, public_url: str, lmtp: bool) -> None:
+        self.database, self.public_url, self.lmtp = database, public_url, lmtp
+
+    def apply(self, raw: bytes) -> str:
+        """The SMTP status for one message, after applying it."""
+        try:
+            with self.database.session(write=True) as session:
+                outcome = replies.receive(InteractionService(session, self.public_url), raw)
+        except NotAllowed as exc:
+            return f"550 5.7.1 {_one_line(str(exc))}"
+        except BridgeError as exc:  # malformed, or answering a cancelled interaction
+            logger.info("refused a message: %s", exc)
+            return f"554 5.6.0 {_one_line(str(exc))}"
+        except OperationalError as exc:
+            logger.warning("database unavailable, the sender will retry: %s", exc.orig)
+            return "451 4.3.0 the calendar database is unavailable; try again later"
+        logger.info("reply received: %s", outcome.reason)
+        return f"250 2.0.0 {_one_line(outcome.reason)}"
+
+    async def handle_DATA(self, server: SMTP, session: Any, envelope: Envelope) -> str:
+        raw = envelope.original_content or b""
+        status = await asyncio.to_thread(self.apply, raw)
+        # LMTP answers DATA once per recipient (RFC 2033 4.2); the message is the same for each.
+        count = len(envelope.rcpt_tos) if self.lmtp else 1
+        return "\r\n".join([status] * max(count, 1))
+
+
+class Listener(Controller):
+    """The listener on one address, in a thread of its own (``start``/``stop``)."""
+
+    def __init__(
+        self, database: Database, public_url: str, host: str, port: int, lmtp: bool = True
+    ) -> None:
+        super().__init__(
+            ReplyHandler(database, public_url, lmtp),
+            hostname=host,
+            port=port,
+            data_size_limit=MAX_MESSAGE,
+        )
+        self.lmtp = lmtp
+
+    def factory(self) -> SMTP:
+        server_class = LMTP if self.lmtp else SMTP
+        return server_class(self.handler, **self.SMTP_kwargs)
