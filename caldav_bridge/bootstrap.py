@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -21,6 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 VENV = Path(os.environ.get("CALDAV_BRIDGE_VENV", ROOT / ".venv"))
 BIN = VENV / "bin"
+CHROMIUM = os.environ.get("CALDAV_BRIDGE_CHROMIUM", "/usr/bin/chromium")
 
 
 def _say(message: str) -> None:
@@ -57,6 +59,19 @@ def ensure_environment(extras: str = "") -> None:
     stamp.write_text(digest.hexdigest())
 
 
+def ensure_chromium() -> None:
+    """The browser tests drive Debian's Chromium: install it when missing and we may."""
+    if Path(CHROMIUM).exists():
+        return
+    if not shutil.which("apt-get") or os.geteuid() != 0:
+        _say(f"no Chromium at {CHROMIUM}: install Debian's chromium package for the browser tests")
+        return
+    _say("installing Debian's chromium for the browser tests (first run only)")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for step in (["update", "-qq"], ["install", "-y", "-qq", "chromium"]):
+        subprocess.run(["apt-get", *step], check=True, env=env, stdout=subprocess.DEVNULL)
+
+
 def _exec(*argv: str) -> None:
     os.chdir(ROOT)
     os.execv(argv[0], list(argv))
@@ -74,6 +89,7 @@ def main(argv: list[str]) -> None:
         _exec(str(BIN / "python"), "-m", "bench.run", *rest)
     ensure_environment("test")
     if command == "test":
+        ensure_chromium()
         _exec(str(BIN / "python"), "-m", "pytest", *rest)
     os.chdir(ROOT)
     for step in (["ruff", "check", "."], ["ruff", "format", "--check", "."], ["mypy"]):

@@ -116,7 +116,7 @@ def _view(interaction: Interaction, user: User) -> _View:
             _Row(guest.name or guest.address, _GUEST_WORDS.get(guest.partstat, "Invited"))
         )
     for booking in interaction.bookings:
-        state = "declined: the room is taken at that time" if booking.declined else "booked"
+        state = "Declined: taken at that time" if booking.declined else "Booked"
         view.rooms.append(_Row(booking.resource.name, state))
     return view
 

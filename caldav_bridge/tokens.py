@@ -13,9 +13,7 @@ import base64
 import hashlib
 import hmac
 import secrets
-from weakref import WeakKeyDictionary
 
-from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -23,15 +21,12 @@ from caldav_bridge.models import Resource, Setting, User
 
 SIGNING_KEY = "token_signing_key"
 
-_keys: WeakKeyDictionary[Engine, bytes] = WeakKeyDictionary()
-
 FeedSubject = User | Resource
 
 
 def _key(session: Session) -> bytes:
-    engine = session.get_bind()
-    assert isinstance(engine, Engine)
-    key = _keys.get(engine)
+    """The signing key, read once per transaction."""
+    key = session.info.get(SIGNING_KEY)
     if key is None:
         row = session.get(Setting, SIGNING_KEY)
         if row is None:  # migration 0006 makes it; made again if the row was deleted
@@ -42,8 +37,8 @@ def _key(session: Session) -> bytes:
                 pass
             row = session.get(Setting, SIGNING_KEY)
             assert row is not None
-        key = _keys[engine] = row.value.encode()
-    return key
+        key = session.info[SIGNING_KEY] = row.value.encode()
+    return bytes(key)
 
 
 def _mac(session: Session, *granted: object) -> str:

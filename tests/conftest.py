@@ -168,3 +168,34 @@ def smtp() -> Iterator[tuple[SmtpSettings, Inbox]]:
         yield SmtpSettings(host="127.0.0.1", port=port, sender="crm@example.com"), inbox
     finally:
         controller.stop()
+
+
+CHROMIUM = os.environ.get("CALDAV_BRIDGE_CHROMIUM", "/usr/bin/chromium")
+SCREENSHOTS = Path(__file__).parent / "screenshots"
+_CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium, headless, driven by Playwright (no browser download)."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(
+            f"browser tests need Chromium at {CHROMIUM}: 'python3 -m caldav_bridge.bootstrap "
+            "test' installs Debian's chromium when run as root (apt-get install chromium)"
+        )
+    from playwright.sync_api import sync_playwright
+
+    SCREENSHOTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=_CHROMIUM_FLAGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
