@@ -24,7 +24,7 @@ def test_a_click_on_accept_confirms_and_the_organizer_sees_it(
         page.goto(_link(server, "bob", interaction_id))
         assert page.locator("#your-status").inner_text() == "Invited"
         assert "Budget review <2027>" in page.locator("h1").inner_text()
-        backend = database_url.split(":")[0].split("+")[0]
+        backend = database_url.split(":", maxsplit=1)[0].split("+", maxsplit=1)[0]
         page.screenshot(path=SCREENSHOTS / f"rsvp-invited-{backend}.png", full_page=True)
         page.get_by_role("button", name="Accept").click()
         page.wait_for_url("**answered=1")
