@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import socket
+import time
 from datetime import UTC, date, datetime
 from email.message import EmailMessage
 from zoneinfo import ZoneInfo
 
+import httpx
 from icalendar import Calendar, Event, vCalAddress
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -80,3 +82,15 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def wait_for_http(url: str, seconds: float = 60) -> None:
+    """Wait until a server started in another process answers at ``url``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            httpx.request("OPTIONS", url, timeout=2)
+            return
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise AssertionError(f"{url} did not answer")

@@ -7,11 +7,9 @@ once, and a sync token handed out by one is understood by the other.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +21,7 @@ from caldav_bridge.db import Database
 from caldav_bridge.directory import Directory
 from caldav_bridge.interactions import InteractionService
 from caldav_bridge.models import Booking
+from tests.helpers import free_port, wait_for_http
 
 BIN = Path(sys.executable).parent
 
@@ -30,23 +29,6 @@ SYNC = (
     '<?xml version="1.0"?><sync-collection xmlns="DAV:"><sync-token>{}</sync-token>'
     "<sync-level>1</sync-level><prop><getetag/></prop></sync-collection>"
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _wait(url: str) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            httpx.request("OPTIONS", url, timeout=2)
-            return
-        except httpx.TransportError:
-            time.sleep(0.2)
-    raise AssertionError(f"{url} did not answer")
 
 
 @pytest.fixture
@@ -63,7 +45,7 @@ def two_servers(postgres_database: str) -> Iterator[tuple[tuple[str, str], str]]
         InteractionService(session).set_multi_user(True)
     database.dispose()
     env = {**os.environ, "CALDAV_BRIDGE_DATABASE_URL": postgres_database}
-    gunicorn_port, serve_port = _free_port(), _free_port()
+    gunicorn_port, serve_port = free_port(), free_port()
     processes = [
         subprocess.Popen(
             [
@@ -88,7 +70,7 @@ def two_servers(postgres_database: str) -> Iterator[tuple[tuple[str, str], str]]
     urls = (f"http://127.0.0.1:{gunicorn_port}/", f"http://127.0.0.1:{serve_port}/")
     try:
         for url in urls:
-            _wait(url)
+            wait_for_http(url)
         yield urls, postgres_database
     finally:
         for process in processes:
