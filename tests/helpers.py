@@ -6,6 +6,7 @@ import socket
 import time
 from datetime import UTC, date, datetime
 from email.message import EmailMessage
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -14,7 +15,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from caldav_bridge.interactions import Draft, InteractionService
-from caldav_bridge.models import CalendarChange, Channel, Interaction, OutboxMessage, User
+from caldav_bridge.models import (
+    CalendarChange,
+    Channel,
+    Interaction,
+    LinkStatus,
+    OutboxMessage,
+    User,
+)
+
+if TYPE_CHECKING:
+    from tests.conftest import World
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -94,3 +105,10 @@ def wait_for_http(url: str, seconds: float = 60) -> None:
         except httpx.TransportError:
             time.sleep(0.2)
     raise AssertionError(f"{url} did not answer")
+
+
+def link_status(world: World, interaction_id: int, login: str) -> LinkStatus:
+    """The CRM status of ``login`` on the interaction, read afresh."""
+    with world.database.session() as session:
+        interaction = InteractionService(session).get(interaction_id)
+        return next(k.status for k in interaction.links if k.user.login == login)

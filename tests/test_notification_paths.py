@@ -24,7 +24,7 @@ from caldav_bridge.interactions import InteractionService
 from caldav_bridge.models import LinkStatus
 from caldav_bridge.passwords import hash_password
 from tests.conftest import SCREENSHOTS, Inbox, World
-from tests.helpers import create, free_port, reply_mail, wait_for_http
+from tests.helpers import create, free_port, link_status, reply_mail, wait_for_http
 
 BIN = Path(sys.executable).parent
 
@@ -96,12 +96,6 @@ def _text_and_itip(message: Message) -> tuple[str, Calendar]:
     return text, Calendar.from_ical(parts["text/calendar"].get_content())  # type: ignore[attr-defined]
 
 
-def _status(world: World, interaction_id: int, login: str) -> LinkStatus:
-    with world.database.session() as session:
-        interaction = InteractionService(session).get(interaction_id)
-        return next(k.status for k in interaction.links if k.user.login == login)
-
-
 def test_an_invitation_reaches_everyone_and_every_answer_path_confirms(
     world: World,
     bridge: Bridge,
@@ -140,13 +134,13 @@ def test_an_invitation_reaches_everyone_and_every_answer_path_confirms(
         page.screenshot(path=SCREENSHOTS / f"rsvp-from-email-{backend}.png", full_page=True)
     finally:
         page.close()
-    assert _status(world, interaction_id, "bob") is LinkStatus.CONFIRMED
+    assert link_status(world, interaction_id, "bob") is LinkStatus.CONFIRMED
 
     # carol answers from her mail program: its REPLY comes back through the mail server
     _mail_to(inbox, "carol@example.com", "Invitation: Kick-off")
     reply = reply_mail(uid, "carol@example.com", "carol@example.com", "ACCEPTED")
     assert "applied" in bridge.cli("imip-receive", stdin=reply)
-    assert _status(world, interaction_id, "carol") is LinkStatus.CONFIRMED
+    assert link_status(world, interaction_id, "carol") is LinkStatus.CONFIRMED
 
     # the owner is told both ways: messenger and an iTIP REPLY by email
     told = httpx.get(f"{bridge.url}/.bridge/messages", auth=("alice", "alice")).json()

@@ -10,7 +10,8 @@ from sqlalchemy import select
 
 from caldav_bridge.models import Channel, LinkStatus, NotificationKind, OutboxMessage
 from tests.conftest import SCREENSHOTS, RunningServer
-from tests.test_rsvp_page import _invite, _link, _status
+from tests.helpers import link_status
+from tests.test_rsvp_page import _invite, _link
 
 PHONE = {"width": 390, "height": 844}
 
@@ -33,7 +34,7 @@ def test_a_click_on_accept_confirms_and_the_organizer_sees_it(
         page.screenshot(path=SCREENSHOTS / f"rsvp-accepted-{backend}.png", full_page=True)
     finally:
         page.close()
-    assert _status(server.world, interaction_id, "bob") is LinkStatus.CONFIRMED
+    assert link_status(server.world, interaction_id, "bob") is LinkStatus.CONFIRMED
     with server.world.database.session() as session:
         alice = server.world.users(session)["alice"]
         told = session.scalars(

@@ -13,7 +13,7 @@ from caldav_bridge.cli import main
 from caldav_bridge.interactions import InteractionService
 from caldav_bridge.models import Channel, LinkStatus, NotificationKind, OutboxMessage
 from tests.conftest import RunningServer, World
-from tests.helpers import create
+from tests.helpers import create, link_status
 
 
 def _invite(world: World, *logins: str, room: bool = True) -> int:
@@ -43,12 +43,6 @@ def _link(server: RunningServer, login: str, interaction_id: int) -> str:
     return f"{server.url.rstrip('/')}{parts.path}?{parts.query}"
 
 
-def _status(world: World, interaction_id: int, login: str) -> LinkStatus:
-    with world.database.session() as session:
-        interaction = InteractionService(session).get(interaction_id)
-        return next(k.status for k in interaction.links if k.user.login == login)
-
-
 def _outbox_size(world: World) -> int:
     with world.database.session() as session:
         return int(session.scalar(select(func.count()).select_from(OutboxMessage)) or 0)
@@ -75,7 +69,7 @@ def test_opening_the_link_shows_the_interaction_and_changes_nothing(
     assert "Everest room" in html
     assert "(Europe/Paris)" in html  # bob's time zone
     assert 'value="accept"' in html
-    assert _status(server.world, interaction_id, "bob") is LinkStatus.INVITED
+    assert link_status(server.world, interaction_id, "bob") is LinkStatus.INVITED
     assert _outbox_size(server.world) == before
 
 
@@ -86,7 +80,7 @@ def test_accepting_confirms_and_tells_the_owner_once(server: RunningServer) -> N
     answered = httpx.post(url.split("?")[0], data=form)
     assert answered.status_code == 303
     assert "answered=1" in answered.headers["Location"]
-    assert _status(server.world, interaction_id, "bob") is LinkStatus.CONFIRMED
+    assert link_status(server.world, interaction_id, "bob") is LinkStatus.CONFIRMED
     with server.world.database.session() as session:
         alice = server.world.users(session)["alice"]
         told = session.scalars(
@@ -108,7 +102,7 @@ def test_declining_from_the_page_declines(server: RunningServer) -> None:
     interaction_id = _invite(server.world, "bob")
     url = _link(server, "bob", interaction_id)
     httpx.post(url.split("?")[0], data={"token": _token(url), "answer": "decline"})
-    assert _status(server.world, interaction_id, "bob") is LinkStatus.DECLINED
+    assert link_status(server.world, interaction_id, "bob") is LinkStatus.DECLINED
 
 
 @pytest.mark.parametrize(
@@ -124,7 +118,7 @@ def test_a_missing_or_forged_token_is_refused_and_changes_nothing(
     refused = httpx.post(base, data={"token": token, "answer": "accept"})
     assert refused.status_code == 403
     assert "does not work" in refused.text
-    assert _status(server.world, interaction_id, "bob") is LinkStatus.INVITED
+    assert link_status(server.world, interaction_id, "bob") is LinkStatus.INVITED
 
 
 def test_a_token_answers_only_for_its_user_and_its_interaction(server: RunningServer) -> None:
@@ -135,7 +129,7 @@ def test_a_token_answers_only_for_its_user_and_its_interaction(server: RunningSe
     # bob's token of the first interaction does not open the second one
     other = httpx.post(f"{base}/{second}", data={"token": bobs, "answer": "accept"})
     assert other.status_code == 403
-    assert _status(server.world, second, "bob") is LinkStatus.INVITED
+    assert link_status(server.world, second, "bob") is LinkStatus.INVITED
     # carol's user id with bob's signature: refused
     with server.world.database.session() as session:
         carol_id = server.world.users(session)["carol"].id
@@ -143,7 +137,7 @@ def test_a_token_answers_only_for_its_user_and_its_interaction(server: RunningSe
     assert (
         httpx.post(f"{base}/{first}", data={"token": forged, "answer": "accept"}).status_code == 403
     )
-    assert _status(server.world, first, "carol") is LinkStatus.INVITED
+    assert link_status(server.world, first, "carol") is LinkStatus.INVITED
 
 
 def test_revoked_links_stop_working(server: RunningServer, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -155,7 +149,7 @@ def test_revoked_links_stop_working(server: RunningServer, monkeypatch: pytest.M
     assert httpx.get(url).status_code == 403
     refused = httpx.post(url.split("?")[0], data={"token": _token(url), "answer": "accept"})
     assert refused.status_code == 403
-    assert _status(server.world, interaction_id, "bob") is LinkStatus.INVITED
+    assert link_status(server.world, interaction_id, "bob") is LinkStatus.INVITED
     with server.world.database.session() as session:  # a new link works again
         bob = server.world.users(session)["bob"]
         fresh = tokens.rsvp_token(session, bob, interaction_id)
@@ -174,7 +168,7 @@ def test_a_cancelled_interaction_cannot_be_answered(server: RunningServer) -> No
     assert 'value="accept"' not in page.text
     refused = httpx.post(url.split("?")[0], data={"token": _token(url), "answer": "accept"})
     assert refused.status_code == 409
-    assert _status(server.world, interaction_id, "bob") is LinkStatus.INVITED
+    assert link_status(server.world, interaction_id, "bob") is LinkStatus.INVITED
 
 
 def test_a_removed_user_can_no_longer_answer(server: RunningServer) -> None:
@@ -199,4 +193,4 @@ def test_bad_requests_get_a_reason(server: RunningServer) -> None:
     base = f"{server.url.rstrip('/')}/.bridge/interactions"
     assert httpx.get(f"{base}/999999", params={"token": _token(url)}).status_code == 404
     assert httpx.get(f"{base}/not-a-number").status_code == 404
-    assert _status(server.world, interaction_id, "bob") is LinkStatus.INVITED
+    assert link_status(server.world, interaction_id, "bob") is LinkStatus.INVITED
