@@ -13,6 +13,7 @@ from sqlalchemy import select
 from caldav_bridge import delivery
 from caldav_bridge.cli import main
 from caldav_bridge.config import SmtpSettings
+from caldav_bridge.ical_mapping import Answer
 from caldav_bridge.interactions import InteractionService
 from caldav_bridge.models import Channel, LinkStatus, OutboxMessage, OutboxState, utcnow
 from tests.conftest import Inbox, World
@@ -115,6 +116,23 @@ def test_cr_and_lf_in_a_subject_cannot_inject_headers(
     (message,) = inbox.messages
     assert message["Bcc"] is None
     assert message["Subject"] == "Hello Bcc: victim@example.com"
+
+
+def test_cr_and_lf_in_an_attendee_name_cannot_inject_headers(
+    world: World, smtp: tuple[SmtpSettings, Inbox]
+) -> None:
+    """A name, as the CRM stores it, reaches the owner's email subject when its user answers."""
+    settings, inbox = smtp
+    with world.database.session(write=True) as session:
+        service, users = InteractionService(session, "https://crm.example"), world.users(session)
+        users["bob"].display_name = "Bob\r\nBcc: victim@example.com\r\n"
+        interaction = create(service, users["alice"], "Demo")
+        service.link(users["alice"], interaction, users["bob"], LinkStatus.INVITED)
+        service.answer(users["bob"], interaction, Answer.ACCEPT)
+    delivery.deliver_due(world.database, settings)
+    (reply,) = [m for m in inbox.messages if m["To"] == "alice@example.com"]
+    assert reply["Subject"] == "Bob Bcc: victim@example.com accepted: Demo"
+    assert all(m["Bcc"] is None for m in inbox.messages)
 
 
 def test_an_unreachable_server_leaves_everything_to_retry(world: World) -> None:
