@@ -24,7 +24,7 @@ import defusedxml.ElementTree as DefusedET
 from icalendar import Calendar
 from radicale import types
 from radicale.app import Application
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from caldav_bridge import recurrence, web
 from caldav_bridge.errors import (
@@ -56,8 +56,24 @@ def _text(status: HTTPStatus, reason: str) -> types.WSGIResponse:
     return int(status), {"Content-Type": "text/plain"}, f"{reason}\n", None
 
 
+# While the database cannot be reached: clients try again later, and the server recovers by
+# itself (the connection pool checks each connection before use).
+RETRY_AFTER_SECONDS = 10
+
+
+def _unavailable(exc: OperationalError) -> types.WSGIResponse:
+    logger.warning("database unavailable: %s", exc.orig)
+    return (
+        int(HTTPStatus.SERVICE_UNAVAILABLE),
+        {"Content-Type": "text/plain", "Retry-After": str(RETRY_AFTER_SECONDS)},
+        "the calendar database is unavailable; try again in a moment\n",
+        None,
+    )
+
+
 def _refusals_answered(handler: Handler) -> Handler:
-    """Wrap one of Radicale's request handlers so that domain refusals become 4xx answers."""
+    """Wrap one of Radicale's request handlers so that domain refusals become 4xx answers
+    and an unreachable database 503."""
 
     def answered(
         app: Application,
@@ -81,6 +97,8 @@ def _refusals_answered(handler: Handler) -> Handler:
                 (s for kind, s in _STATUS if isinstance(refusal, kind)), HTTPStatus.FORBIDDEN
             )
             return _text(status, str(refusal))
+        except OperationalError as exc:
+            return _unavailable(exc)
 
     return answered
 
@@ -268,6 +286,17 @@ class BridgeApplication(SchedulingApplication):
             handler = getattr(self, f"do_{method}")
             handler(environ, "", f"/{login}/interactions/", login, set(), {})
 
+    def _handle_request(self, environ: types.WSGIEnviron) -> Any:
+        """Radicale's, with the login check's database failures answered 503 too (the
+        handlers answer their own)."""
+        try:
+            return super()._handle_request(environ)
+        except OperationalError as exc:
+            status, headers, text, _ = _unavailable(exc)
+            body = str(text).encode()
+            listed = [*dict(headers).items(), ("Content-Length", str(len(body)))]
+            return f"{status} Service Unavailable", listed, [body]
+
     def __call__(
         self, environ: types.WSGIEnviron, start_response: types.WSGIStartResponse
     ) -> Iterable[bytes]:
@@ -307,6 +336,7 @@ class BridgeApplication(SchedulingApplication):
         start_response(status, [*headers, ("Content-Length", str(len(body)))])
         return [body]
 
+    @_refusals_answered
     def do_PUT(
         self,
         environ: types.WSGIEnviron,
@@ -334,6 +364,7 @@ class BridgeApplication(SchedulingApplication):
         answer = self.with_schedule_tag(answer, path, written=True)
         return self.with_representation(answer, environ, path)
 
+    @_refusals_answered
     def do_GET(
         self,
         environ: types.WSGIEnviron,
@@ -355,6 +386,7 @@ class BridgeApplication(SchedulingApplication):
         answer = super().do_GET(environ, base_prefix, path, user, user_groups, request_info)
         return self.with_schedule_tag(answer, path)
 
+    @_refusals_answered
     def do_HEAD(
         self,
         environ: types.WSGIEnviron,
@@ -367,6 +399,7 @@ class BridgeApplication(SchedulingApplication):
         answer = super().do_HEAD(environ, base_prefix, path, user, user_groups, request_info)
         return self.with_schedule_tag(answer, path)
 
+    @_refusals_answered
     def do_PROPFIND(
         self,
         environ: types.WSGIEnviron,
@@ -422,6 +455,7 @@ class BridgeApplication(SchedulingApplication):
         items = "".join(_item_responses(prefix, entries, names))
         return status, headers, answer[: -len(closing)] + items.encode() + closing, request
 
+    @_refusals_answered
     def do_REPORT(
         self,
         environ: types.WSGIEnviron,
@@ -478,6 +512,7 @@ class BridgeApplication(SchedulingApplication):
         collection = next(iter(self._storage.discover(path)), None)
         return collection if hasattr(collection, "entries") else None  # type: ignore[return-value]
 
+    @_refusals_answered
     def do_DELETE(
         self,
         environ: types.WSGIEnviron,
@@ -491,6 +526,7 @@ class BridgeApplication(SchedulingApplication):
             return _STALE_SCHEDULE_TAG
         return _delete(self, environ, base_prefix, path, user, user_groups, request_info)
 
+    @_refusals_answered
     def do_POST(
         self,
         environ: types.WSGIEnviron,
