@@ -35,6 +35,7 @@ from caldav_bridge.errors import (
     InteractionCancelled,
     InvalidInput,
     NotFound,
+    PreconditionFailed,
 )
 from caldav_bridge.scheduling import SchedulingApplication, principal_search
 
@@ -48,6 +49,7 @@ _STATUS: list[tuple[type[BridgeError], HTTPStatus]] = [
     (AlreadyExists, HTTPStatus.CONFLICT),
     (BookingConflict, HTTPStatus.CONFLICT),
     (InteractionCancelled, HTTPStatus.CONFLICT),
+    (PreconditionFailed, HTTPStatus.PRECONDITION_FAILED),
 ]
 
 
@@ -309,7 +311,9 @@ class BridgeApplication(SchedulingApplication):
             )
             return [body]
         if hasattr(self._storage, "begin_request"):
-            self._storage.begin_request()
+            self._storage.begin_request(
+                environ.get("HTTP_IF_MATCH"), environ.get("HTTP_IF_NONE_MATCH")
+            )
         accepted = str(environ.get("HTTP_ACCEPT_ENCODING", ""))
         if "gzip" not in accepted or environ.get("REQUEST_METHOD") == "HEAD":
             return super().__call__(environ, start_response)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, Select, create_engine, event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -15,6 +15,21 @@ from sqlalchemy.orm import Session, sessionmaker
 from caldav_bridge.errors import ConfigurationError
 
 _IMMEDIATE = "caldav_bridge_immediate"
+
+
+_Query = TypeVar("_Query", bound=Select[Any])
+
+# Set on a writing session's info: what it reads to change is locked (``locked``).
+WRITING = "caldav_bridge.writing"
+
+
+def locked(session: Session, query: _Query) -> _Query:
+    """``query`` taking row locks (FOR UPDATE) in a writing session, so that two transactions
+    changing one interaction run one after the other on PostgreSQL and neither loses the
+    other's change; SQLite's writing transactions already hold its one write lock."""
+    if not session.info.get(WRITING):
+        return query
+    return query.with_for_update().execution_options(populate_existing=True)
 
 
 def _sqlite_engine(url: str) -> Engine:
@@ -73,6 +88,7 @@ class Database:
         """A transaction: committed when the block ends, rolled back if it raises."""
         factory = self._writer if write else self._reader
         with factory() as session, session.begin():
+            session.info[WRITING] = write
             yield session
 
     def _alembic_config(self, connection: Connection) -> Any:

@@ -47,6 +47,10 @@ class InteractionCancelled(BridgeError):
     pass
 
 
+class PreconditionFailed(BridgeError):
+    """An If-Match or If-None-Match that no longer holds when the write happens."""
+
+
 class BookingConflict(BridgeError):
     """The resource is already booked by another interaction over an overlapping time."""
 

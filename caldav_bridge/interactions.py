@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from caldav_bridge import changelog, crm_settings, recurrence
 from caldav_bridge.config import DEFAULT_PUBLIC_URL
+from caldav_bridge.db import locked
 from caldav_bridge.errors import (
     AlreadyExists,
     BookingConflict,
@@ -273,17 +274,15 @@ class InteractionService:
     # ------------------------------------------------------------------ reading
 
     def get(self, interaction_id: int) -> Interaction:
-        interaction = self.session.scalar(
-            select(Interaction).where(Interaction.id == interaction_id).options(*_LOADED)
-        )
+        query = select(Interaction).where(Interaction.id == interaction_id).options(*_LOADED)
+        interaction = self.session.scalar(locked(self.session, query))
         if interaction is None:
             raise NotFound(f"no interaction #{interaction_id}")
         return interaction
 
     def find_by_uid(self, uid: str) -> Interaction | None:
-        return self.session.scalar(
-            select(Interaction).where(Interaction.uid == uid).options(*_LOADED)
-        )
+        query = select(Interaction).where(Interaction.uid == uid).options(*_LOADED)
+        return self.session.scalar(locked(self.session, query))
 
     def agenda(self, user: User, start: datetime, end: datetime) -> list[AgendaEntry]:
         """The interactions ``user`` owns or is linked to that overlap [start, end)."""

@@ -35,8 +35,9 @@ from sqlalchemy.orm import Session
 
 from caldav_bridge import calendar_contents, changelog, freebusy
 from caldav_bridge.client_writes import ClientWrites
+from caldav_bridge.db import locked
 from caldav_bridge.directory import Directory
-from caldav_bridge.errors import NotAllowed
+from caldav_bridge.errors import NotAllowed, PreconditionFailed
 from caldav_bridge.interactions import InteractionService
 from caldav_bridge.models import (
     CalendarChange,
@@ -410,8 +411,13 @@ class InteractionsCalendar(_Projection):
             "C:calendar-description": f"Interactions {self.display_name} owns or is linked to",
         }
 
+    def _current_etag(self, session: Session, href: str) -> str | None:
+        query = select(Interaction.etag).where(Interaction.href == href)
+        return session.scalar(locked(session, query))
+
     def upload(self, href: str, item: radicale_item.Item) -> Any:
         with self._session(write=True) as session:
+            self._storage.check_conditions(self._current_etag(session, href))
             actor = Directory(session).user(self.login)
             service = InteractionService(session, self._storage.public_url)
             interaction = ClientWrites(service).put(actor, href, item.serialize())
@@ -445,6 +451,7 @@ class InteractionsCalendar(_Projection):
             )
             if interaction_id is None:
                 raise storage.ComponentNotFoundError(href)
+            self._storage.check_conditions(self._current_etag(session, href))
             actor = Directory(session).user(self.login)
             ClientWrites(service).delete(actor, service.get(interaction_id))
 
@@ -574,8 +581,15 @@ class StoredCalendar(_Calendar):
     def _bounds(self, row: Any) -> tuple[int, int]:
         return int(row.start), int(row.end)
 
+    def _current_etag(self, session: Session, href: str) -> str | None:
+        query = select(StoredItem.etag).where(
+            StoredItem.collection_id == self.collection_id, StoredItem.href == href
+        )
+        return session.scalar(locked(session, query))
+
     def upload(self, href: str, item: radicale_item.Item) -> Any:
         with self._session(write=True) as session:
+            self._storage.check_conditions(self._current_etag(session, href))
             _store_item(session, self.collection_id, href, item)
         stored = dict(self.get_multi([href]))[href]
         assert stored is not None
@@ -586,6 +600,7 @@ class StoredCalendar(_Calendar):
             if href is None:
                 _delete_tree(session, self.path)
                 return
+            self._storage.check_conditions(self._current_etag(session, href))
             gone = session.execute(
                 delete(StoredItem).where(
                     StoredItem.collection_id == self.collection_id, StoredItem.href == href
@@ -605,6 +620,14 @@ class StoredCalendar(_Calendar):
 
 
 # ---------------------------------------------------------------------------- writing helpers
+
+
+def _etag_matches(condition: str, current: str | None) -> bool:
+    """Whether an If-Match / If-None-Match value names the current ETag (RFC 9110 13.1)."""
+    if current is None:
+        return False
+    wanted = {tag.strip().removeprefix("W/") for tag in condition.split(",")}
+    return "*" in wanted or current in wanted
 
 
 def _save_props(session: Session, path: str, props: Mapping[str, str]) -> None:
@@ -703,12 +726,24 @@ class Storage(storage.BaseStorage):
             children = self._children(session, home)
         return [c for c in children if isinstance(c, StoredCalendar)]
 
-    def begin_request(self) -> None:
+    def begin_request(self, if_match: str | None = None, if_none_match: str | None = None) -> None:
         """Called by the application before each request: Radicale discovers the same
         principal and calendar several times in one request; the CRM-made ones (homes,
-        interactions and bookings calendars) are looked up once per request and thread."""
+        interactions and bookings calendars) are looked up once per request and thread.
+        The request's If-Match and If-None-Match are checked again inside the write."""
         self._request.known = {}
         self._request.tags = {}
+        self._request.conditions = (if_match, if_none_match)
+
+    def check_conditions(self, current_etag: str | None) -> None:
+        """Raise PreconditionFailed unless the request's If-Match / If-None-Match hold for
+        the item as the write transaction sees it (locked): Radicale checks them before it
+        writes, which two clients writing at once can both pass."""
+        if_match, if_none_match = getattr(self._request, "conditions", (None, None))
+        if if_match and not _etag_matches(if_match, current_etag):
+            raise PreconditionFailed("the item changed since you read it (If-Match)")
+        if if_none_match and _etag_matches(if_none_match, current_etag):
+            raise PreconditionFailed("the item exists already (If-None-Match)")
 
     def written(self, href: str, schedule_tag: int) -> None:
         """Remember, for the rest of the request, the Schedule-Tag of an interaction written."""
