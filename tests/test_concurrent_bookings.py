@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+from sqlalchemy import select
+
+from caldav_bridge.cli import main
 from caldav_bridge.directory import Directory
 from caldav_bridge.errors import BookingConflict
 from caldav_bridge.interactions import InteractionService
-from tests.conftest import World
+from caldav_bridge.models import Booking
+from tests.conftest import RunningServer, World
 from tests.helpers import at, create
+from tests.test_scheduling import _attendee, _attendees, _client, _event, _put
 
 
 def test_simultaneous_bookings_of_one_slot_give_the_room_to_exactly_one(world: World) -> None:
@@ -44,3 +50,53 @@ def test_simultaneous_bookings_of_one_slot_give_the_room_to_exactly_one(world: W
         service = InteractionService(session)
         booked = [i for i in ids.values() if service.get(i).bookings]
     assert len(booked) == 1
+
+
+def test_the_cli_and_calendar_clients_racing_for_a_room_leave_it_booked_once(
+    server: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two CLI bookings and three clients' events naming the room, all at once: one booking
+    holds; the CLI's losers get the conflict, the clients' events get the room DECLINED."""
+    world = server.world
+    monkeypatch.setenv("CALDAV_BRIDGE_DATABASE_URL", world.database.url)
+    monkeypatch.delenv("CALDAV_BRIDGE_CONFIG", raising=False)
+    with world.database.session(write=True) as session:
+        service, users = InteractionService(session), world.users(session)
+        cli_ids = [
+            create(service, users[login], "Booked by the CLI", at(8, 13), at(8, 14)).id
+            for login in ("bob", "carol")
+        ]
+    outcomes: dict[str, str] = {}
+    barrier = threading.Barrier(5)
+
+    def by_cli(interaction_id: int) -> None:
+        barrier.wait()
+        code = main(["book", str(interaction_id), "everest"])
+        outcomes[f"cli {interaction_id}"] = "booked" if code == 0 else "refused"
+
+    def by_client(number: int) -> None:
+        barrier.wait()
+        text = _event(f"race-{number}", _attendee("everest@example.com", CUTYPE="ROOM"))
+        with _client(server, "alice") as client:
+            answer = _put(
+                client,
+                f"/alice/interactions/race-{number}.ics",
+                text,
+                Prefer="return=representation",
+            )
+        assert answer.status_code in (200, 201), answer.text
+        partstat = _attendees(answer.text)["everest@example.com"]["PARTSTAT"]
+        outcomes[f"client {number}"] = "booked" if partstat == "ACCEPTED" else "refused"
+
+    threads = [threading.Thread(target=by_cli, args=(i,)) for i in cli_ids] + [
+        threading.Thread(target=by_client, args=(n,)) for n in range(3)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert len(outcomes) == 5, outcomes
+    assert sorted(outcomes.values()) == ["booked"] + ["refused"] * 4, outcomes
+    with world.database.session() as session:
+        held = session.scalars(select(Booking).where(Booking.declined.is_(False))).all()
+    assert len(held) == 1
