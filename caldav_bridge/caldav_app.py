@@ -415,6 +415,15 @@ class BridgeApplication(SchedulingApplication):
     ) -> types.WSGIResponse:
         raw, environ = _buffered(environ)
         root = _parse(raw)
+        free_busy_only = self._free_busy_only(path, user, user_groups)
+        if free_busy_only == "calendar":
+            return _text(
+                HTTPStatus.FORBIDDEN,
+                "another user's calendars are free-busy only: ask for free-busy by scheduling "
+                "(a POST to your outbox)",
+            )
+        if free_busy_only == "home":  # their principal, not the names of their calendars
+            environ = {**environ, "HTTP_DEPTH": "0"}
         answer = self._propfind(
             environ, raw, root, base_prefix, path, user, user_groups, request_info
         )
@@ -422,6 +431,18 @@ class BridgeApplication(SchedulingApplication):
             return answer  # names only (RFC 4918 section 9.1)
         answer = self.with_schedule_tag_props(answer, root, base_prefix)
         return self.with_scheduling_props(answer, base_prefix, path)
+
+    def _free_busy_only(self, path: str, user: str, user_groups: set[str]) -> str:
+        """ "calendar" for another user's calendar, "home" for their home, else "": Radicale
+        would show the names, descriptions and change tags of calendars a user may see only
+        the free-busy of."""
+        parts = [part for part in path.split("/") if part]
+        if not user or not parts or parts[0] == user:
+            return ""
+        child = f"/{parts[0]}/{parts[1] if len(parts) > 1 else 'calendar'}/"
+        if self._rights.authorization(user, user_groups, child) != "f":
+            return ""
+        return "calendar" if len(parts) > 1 else "home"
 
     def _propfind(
         self,

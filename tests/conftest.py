@@ -134,7 +134,7 @@ def server(world: World) -> Iterator[RunningServer]:
         for user in world.users(session).values():
             user.password_hash = hash_password(user.login)
     settings = Settings(world.database.url, "http://127.0.0.1")
-    configuration = radicale_configuration(settings, {"server": {"delay_on_error": "0"}})
+    configuration = radicale_configuration(settings, extra={"server": {"delay_on_error": "0"}})
     running = Server(configuration, "127.0.0.1", 0)
     running.start_in_thread()
     try:

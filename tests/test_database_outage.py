@@ -47,7 +47,7 @@ def proxied(postgres_database: str) -> Iterator[tuple[str, TcpProxy, Database]]:
     proxy = TcpProxy(url.port or 5432, url.host or "127.0.0.1")
     through = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
     configuration = radicale_configuration(
-        Settings(through, "http://127.0.0.1"), {"server": {"delay_on_error": "0"}}
+        Settings(through, "http://127.0.0.1"), extra={"server": {"delay_on_error": "0"}}
     )
     server = Server(configuration, "127.0.0.1", 0)
     server.start_in_thread()
