@@ -312,7 +312,9 @@ class BridgeApplication(SchedulingApplication):
             return [body]
         if hasattr(self._storage, "begin_request"):
             self._storage.begin_request(
-                environ.get("HTTP_IF_MATCH"), environ.get("HTTP_IF_NONE_MATCH")
+                environ.get("HTTP_IF_MATCH"),
+                environ.get("HTTP_IF_NONE_MATCH"),
+                environ.get("HTTP_IF_SCHEDULE_TAG_MATCH"),
             )
         accepted = str(environ.get("HTTP_ACCEPT_ENCODING", ""))
         if "gzip" not in accepted or environ.get("REQUEST_METHOD") == "HEAD":
@@ -362,8 +364,6 @@ class BridgeApplication(SchedulingApplication):
                 return _text(HTTPStatus.BAD_REQUEST, f"malformed iCalendar: {exc}")
             except InvalidInput as exc:
                 return _text(HTTPStatus.BAD_REQUEST, str(exc))
-        if self.schedule_tag_mismatch(environ, path):
-            return _STALE_SCHEDULE_TAG
         answer = _put(self, environ, base_prefix, path, user, user_groups, request_info)
         answer = self.with_schedule_tag(answer, path, written=True)
         return self.with_representation(answer, environ, path)
@@ -547,8 +547,6 @@ class BridgeApplication(SchedulingApplication):
         user_groups: set[str],
         request_info: dict[str, Any],
     ) -> types.WSGIResponse:
-        if self.schedule_tag_mismatch(environ, path):
-            return _STALE_SCHEDULE_TAG
         return _delete(self, environ, base_prefix, path, user, user_groups, request_info)
 
     @_refusals_answered
@@ -581,7 +579,3 @@ class BridgeApplication(SchedulingApplication):
 _put = _refusals_answered(Application.do_PUT)
 _delete = _refusals_answered(Application.do_DELETE)
 _post = _refusals_answered(SchedulingApplication.do_POST)
-_STALE_SCHEDULE_TAG = _text(
-    HTTPStatus.PRECONDITION_FAILED,
-    "the event changed since you read it (If-Schedule-Tag-Match): read it again",
-)

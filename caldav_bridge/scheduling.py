@@ -642,16 +642,6 @@ class SchedulingApplication(Application):
             response.append(_propstat([tag]))
         return status, headers, _xml(root), xml
 
-    def schedule_tag_mismatch(self, environ: types.WSGIEnviron, path: str) -> bool:
-        """If-Schedule-Tag-Match (RFC 6638 section 8.3) names a tag the item no longer has."""
-        wanted = environ.get("HTTP_IF_SCHEDULE_TAG_MATCH")
-        href = interaction_href(path)
-        if wanted is None or href is None:
-            return False
-        with self._database_session() as session:
-            current = schedule_tag(session, href)
-        return current != str(wanted).strip()
-
 
 _MAX_OCCURRENCES = 10_000
 

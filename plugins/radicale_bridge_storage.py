@@ -411,13 +411,17 @@ class InteractionsCalendar(_Projection):
             "C:calendar-description": f"Interactions {self.display_name} owns or is linked to",
         }
 
-    def _current_etag(self, session: Session, href: str) -> str | None:
-        query = select(Interaction.etag).where(Interaction.href == href)
-        return session.scalar(locked(session, query))
+    def _check_conditions(self, session: Session, href: str) -> None:
+        query = select(Interaction.etag, Interaction.schedule_tag).where(Interaction.href == href)
+        row = session.execute(locked(session, query)).one_or_none()
+        if row is None:
+            self._storage.check_conditions(None)
+        else:
+            self._storage.check_conditions(row.etag, f'"{row.schedule_tag}"')
 
     def upload(self, href: str, item: radicale_item.Item) -> Any:
         with self._session(write=True) as session:
-            self._storage.check_conditions(self._current_etag(session, href))
+            self._check_conditions(session, href)
             actor = Directory(session).user(self.login)
             service = InteractionService(session, self._storage.public_url)
             interaction = ClientWrites(service).put(actor, href, item.serialize())
@@ -451,7 +455,7 @@ class InteractionsCalendar(_Projection):
             )
             if interaction_id is None:
                 raise storage.ComponentNotFoundError(href)
-            self._storage.check_conditions(self._current_etag(session, href))
+            self._check_conditions(session, href)
             actor = Directory(session).user(self.login)
             ClientWrites(service).delete(actor, service.get(interaction_id))
 
@@ -726,20 +730,31 @@ class Storage(storage.BaseStorage):
             children = self._children(session, home)
         return [c for c in children if isinstance(c, StoredCalendar)]
 
-    def begin_request(self, if_match: str | None = None, if_none_match: str | None = None) -> None:
+    def begin_request(
+        self,
+        if_match: str | None = None,
+        if_none_match: str | None = None,
+        if_schedule_tag_match: str | None = None,
+    ) -> None:
         """Called by the application before each request: Radicale discovers the same
         principal and calendar several times in one request; the CRM-made ones (homes,
         interactions and bookings calendars) are looked up once per request and thread.
         The request's If-Match and If-None-Match are checked again inside the write."""
         self._request.known = {}
         self._request.tags = {}
-        self._request.conditions = (if_match, if_none_match)
+        self._request.conditions = (if_match, if_none_match, if_schedule_tag_match)
 
-    def check_conditions(self, current_etag: str | None) -> None:
-        """Raise PreconditionFailed unless the request's If-Match / If-None-Match hold for
-        the item as the write transaction sees it (locked): Radicale checks them before it
-        writes, which two clients writing at once can both pass."""
-        if_match, if_none_match = getattr(self._request, "conditions", (None, None))
+    def check_conditions(self, current_etag: str | None, schedule_tag: str | None = None) -> None:
+        """Raise PreconditionFailed unless the request's If-Match / If-None-Match (and, for
+        an interaction, If-Schedule-Tag-Match, RFC 6638 8.3) hold for the item as the write
+        transaction sees it, locked: checked before the write, two clients writing at once
+        could both pass."""
+        conditions = getattr(self._request, "conditions", (None, None, None))
+        if_match, if_none_match, if_schedule_tag_match = conditions
+        if if_schedule_tag_match is not None and schedule_tag != if_schedule_tag_match.strip():
+            raise PreconditionFailed(
+                "the event changed since you read it (If-Schedule-Tag-Match): read it again"
+            )
         if if_match and not _etag_matches(if_match, current_etag):
             raise PreconditionFailed("the item changed since you read it (If-Match)")
         if if_none_match and _etag_matches(if_none_match, current_etag):
