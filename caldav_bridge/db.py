@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar, Unpack
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, Select, create_engine, event
 from sqlalchemy.engine import Connection, make_url
@@ -17,7 +17,7 @@ from caldav_bridge.errors import ConfigurationError
 _IMMEDIATE = "caldav_bridge_immediate"
 
 
-_Query = TypeVar("_Query", bound=Select[Unpack[tuple[Any, ...]]])
+_Query = TypeVar("_Query", bound=Select[*tuple[Any, ...]])
 
 # Set on a writing session's info: what it reads to change is locked (``locked``).
 WRITING = "caldav_bridge.writing"
