@@ -309,6 +309,29 @@ class InteractionService:
                 entries.append(AgendaEntry(interaction, link, first, last))
         return sorted(entries, key=lambda e: (e.starts_at, e.interaction.id))
 
+    def invitations(self, user: User, after: datetime) -> list[AgendaEntry]:
+        """What ``user`` is invited to and has not answered, not over by ``after``: each
+        interaction once, at its next occurrence; soonest first."""
+        rows = self.session.scalars(
+            select(Interaction)
+            .join(InteractionLink, InteractionLink.interaction_id == Interaction.id)
+            .where(
+                InteractionLink.user_id == user.id,
+                InteractionLink.status == LinkStatus.INVITED,
+                InteractionLink.removed.is_(False),
+                Interaction.status == InteractionStatus.PLANNED,
+                Interaction.last_ends_at > after,
+            )
+            .options(*_LOADED)
+        ).all()
+        entries = []
+        for interaction in rows:
+            link = next(k for k in interaction.links if k.user_id == user.id)
+            upcoming = recurrence.occurrences(series_of(interaction), after)
+            if upcoming:
+                entries.append(AgendaEntry(interaction, link, *upcoming[0]))
+        return sorted(entries, key=lambda e: (e.starts_at, e.interaction.id))
+
     # ------------------------------------------------------------------ the owner's changes
 
     @_one_change

@@ -114,3 +114,37 @@ def feed_subject(session: Session, token: str) -> FeedSubject | None:
     expected = feed_token(session, subject)
     assert expected is not None
     return subject if hmac.compare_digest(token.encode(), expected.encode()) else None
+
+
+# ---------------------------------------------------------------------- web sessions
+
+SESSION_HOURS = 12
+
+
+def session_token(session: Session, user: User, now: float) -> str:
+    """A login to the web pages until ``now`` + SESSION_HOURS; a new password ends it."""
+    expires = int(now) + SESSION_HOURS * 3600
+    return f"{user.id}.{expires}.{_mac(session, 'web', user.id, expires, user.password_hash)}"
+
+
+def session_user(session: Session, token: str, now: float) -> User | None:
+    """The active user a session cookie names, while it lasts; else None."""
+    user_id, _, rest = token.partition(".")
+    expires_text, _, mac = rest.partition(".")
+    number, expires = _number(user_id), _number(expires_text)
+    if number is None or expires is None or expires < now:
+        return None
+    user = session.get(User, number)
+    if user is None or not user.active:
+        return None
+    expected = _mac(session, "web", user.id, expires, user.password_hash)
+    return user if hmac.compare_digest(mac.encode(), expected.encode()) else None
+
+
+def csrf_token(session: Session, cookie: str) -> str:
+    """What every form of a web session carries back: a page on another site cannot know it."""
+    return _mac(session, "csrf", cookie)
+
+
+def csrf_valid(session: Session, cookie: str, sent: str) -> bool:
+    return bool(cookie) and hmac.compare_digest(sent.encode(), csrf_token(session, cookie).encode())

@@ -3,7 +3,8 @@
 - ``GET /.bridge/messages[?unread=1]``: the logged-in user's messenger notices (JSON);
 - ``POST /.bridge/messages/read`` with ``{"ids": [...]}`` or ``{"all": true}``: mark them read;
 - ``GET|POST /.bridge/interactions/<id>?token=…``: the RSVP page (``rsvp``), no login: the token;
-- ``GET /.bridge/feeds/<token>.ics``: an ICS feed (``feeds``), no login: the token.
+- ``GET /.bridge/feeds/<token>.ics``: an ICS feed (``feeds``), no login: the token;
+- ``/.bridge/crm/…``: the CRM's web pages (``crm_pages``), with their own login and cookie.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from urllib.parse import parse_qs
 
 from radicale import httputils, types
 
-from caldav_bridge import feeds, links, messenger, rsvp, tokens
+from caldav_bridge import crm_pages, feeds, links, messenger, rsvp, tokens, web_session
 from caldav_bridge.db import Database
 from caldav_bridge.directory import Directory
 from caldav_bridge.interactions import InteractionService
 
 PREFIX = links.PREFIX
 MESSAGES = "messages"
+CRM = "crm"
 _FORM_LIMIT = 10_000
 
 # Pages carry tokens in their URL: never sent on as a Referer, never cached, never framed.
@@ -76,6 +78,8 @@ def handle(
         return _rsvp(database, public_url, method, route[len(links.RSVP) :], environ)
     if route.startswith(links.FEEDS):
         return _feed(database, method, route[len(links.FEEDS) :], environ)
+    if route == CRM or route.startswith(f"{CRM}/"):
+        return _crm(database, public_url, method, route[len(CRM) :], environ)
     if route in (MESSAGES, f"{MESSAGES}/read"):
         if not user:
             return httputils.NOT_ALLOWED  # Radicale answers 401 with the challenge
@@ -116,6 +120,30 @@ def _rsvp(
     with database.session(write=True) as session:
         service = InteractionService(session, public_url)
         return _page(rsvp.answer(service, interaction_id, token, form.get("answer", [""])[0], base))
+
+
+def _crm(
+    database: Database, public_url: str, method: str, rest: str, environ: types.WSGIEnviron
+) -> types.WSGIResponse:
+    if method not in ("GET", "POST"):
+        return _refusal(HTTPStatus.METHOD_NOT_ALLOWED, f"{method} is not answered here")
+    body = _body(environ, _FORM_LIMIT * 10) if method == "POST" else b""
+    if body is None:
+        return _refusal(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "the form is too large")
+    request = web_session.parse(
+        method,
+        rest,
+        str(environ.get("QUERY_STRING", "")),
+        body,
+        str(environ.get("HTTP_COOKIE", "")),
+        public_url,
+    )
+    with database.session(write=method == "POST") as session:
+        page = crm_pages.handle(session, request)
+    headers = {**_PAGE_HEADERS, **page.headers}
+    if page.location is not None:
+        return int(page.status), {**headers, "Location": page.location}, b"", None
+    return int(page.status), headers, page.html.encode(), None
 
 
 def _feed(
