@@ -1,0 +1,198 @@
+"""The CRM's web pages over HTTP: the login, the session cookie, CSRF, and who may do what."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+
+from caldav_bridge.directory import Directory
+from caldav_bridge.interactions import InteractionService
+from caldav_bridge.models import LinkStatus
+from caldav_bridge.web_session import COOKIE, parse
+from tests.conftest import RunningServer, World
+from tests.helpers import at, create, link_status
+
+
+def _pages(server: RunningServer) -> str:
+    return f"{server.url}.bridge/crm/"
+
+
+def _signed_in(server: RunningServer, login: str) -> httpx.Client:
+    client = httpx.Client(base_url=_pages(server), timeout=30)
+    answer = client.post("login", data={"login": login, "password": login})
+    assert answer.status_code == 303, answer.text
+    return client
+
+
+def _csrf(client: httpx.Client, path: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', client.get(path).text)
+    assert found is not None
+    return found.group(1)
+
+
+def _meeting(world: World, *invited: str) -> int:
+    with world.database.session(write=True) as session:
+        service, users = InteractionService(session), world.users(session)
+        interaction = create(service, users["alice"], "Pricing", at(7, 10), at(7, 11))
+        for login in invited:
+            service.link(users["alice"], interaction, users[login], LinkStatus.INVITED)
+        return interaction.id
+
+
+def test_pages_need_a_login_and_come_back_after_it(server: RunningServer) -> None:
+    anonymous = httpx.get(f"{_pages(server)}agenda")
+    assert anonymous.status_code == 303
+    assert anonymous.headers["Location"].endswith("/crm/login?next=/.bridge/crm/agenda")
+    client = httpx.Client(base_url=_pages(server))
+    answer = client.post(
+        "login", data={"login": "bob", "password": "bob", "next": "/.bridge/crm/agenda"}
+    )
+    assert answer.headers["Location"] == "/.bridge/crm/agenda"
+    cookie = answer.headers["Set-Cookie"]
+    assert cookie.startswith(f"{COOKIE}=")
+    for flag in ("HttpOnly", "SameSite=Lax", "Path=/.bridge/crm/"):
+        assert flag in cookie
+    assert "Secure" not in cookie  # plain http here; see the https test below
+    assert client.get("agenda").status_code == 200
+
+
+def test_the_cookie_is_secure_behind_https() -> None:
+    request = parse("GET", "", "", b"", "", "https://crm.example")
+    assert request.secure
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        {"login": "bob", "password": "wrong"},
+        {"login": "nobody", "password": "nobody"},
+        {"login": "", "password": ""},
+    ],
+)
+def test_a_wrong_login_is_refused_without_a_cookie(
+    server: RunningServer, form: dict[str, str]
+) -> None:
+    answer = httpx.post(f"{_pages(server)}login", data=form)
+    assert answer.status_code == 401
+    assert "Wrong login or password" in answer.text
+    assert "Set-Cookie" not in answer.headers
+
+
+def test_an_inactive_user_cannot_log_in_and_their_session_ends(server: RunningServer) -> None:
+    bob = _signed_in(server, "bob")
+    with server.world.database.session(write=True) as session:
+        Directory(session).set_active("bob", False)
+    assert bob.get("").status_code == 303  # back to the login
+    answer = httpx.post(f"{_pages(server)}login", data={"login": "bob", "password": "bob"})
+    assert answer.status_code == 401
+
+
+def test_a_new_password_ends_the_sessions(server: RunningServer) -> None:
+    bob = _signed_in(server, "bob")
+    with server.world.database.session(write=True) as session:
+        Directory(session).set_password("bob", "a new password")
+    assert bob.get("").status_code == 303
+
+
+def test_a_forged_cookie_is_not_a_session(server: RunningServer) -> None:
+    bob = _signed_in(server, "bob")
+    value = bob.cookies[COOKIE]
+    user_id, expires, mac = value.split(".")
+    forged = f"{int(user_id) - 1}.{expires}.{mac}"  # alice's id with bob's signature
+    answer = httpx.get(_pages(server), cookies={COOKIE: forged})
+    assert answer.status_code == 303
+
+
+def test_a_post_without_the_forms_csrf_token_changes_nothing(server: RunningServer) -> None:
+    interaction_id = _meeting(server.world, "bob")
+    bob = _signed_in(server, "bob")
+    for form in ({"answer": "accept"}, {"answer": "accept", "csrf": "guess"}):
+        answer = bob.post(f"interactions/{interaction_id}/answer", data=form)
+        assert answer.status_code == 403
+        assert "out of date" in answer.text
+    carol = _signed_in(server, "carol")  # another session's token does not fit either
+    token = _csrf(carol, "")
+    answer = bob.post(
+        f"interactions/{interaction_id}/answer", data={"answer": "accept", "csrf": token}
+    )
+    assert answer.status_code == 403
+    assert link_status(server.world, interaction_id, "bob") is LinkStatus.INVITED
+    token = _csrf(bob, "")
+    answer = bob.post(
+        f"interactions/{interaction_id}/answer", data={"answer": "accept", "csrf": token}
+    )
+    assert answer.status_code == 303
+    assert link_status(server.world, interaction_id, "bob") is LinkStatus.CONFIRMED
+
+
+def test_only_the_owner_changes_links_and_rooms(server: RunningServer) -> None:
+    interaction_id = _meeting(server.world, "bob")
+    bob = _signed_in(server, "bob")
+    token = _csrf(bob, f"interactions/{interaction_id}")
+    for action, form in (
+        ("link", {"login": "carol", "status": "confirmed"}),
+        ("unlink", {"login": "bob", "confirm": "yes"}),
+        ("book", {"room": "everest"}),
+    ):
+        answer = bob.post(f"interactions/{interaction_id}/{action}", data={**form, "csrf": token})
+        assert answer.status_code == 403, action
+    with server.world.database.session() as session:
+        interaction = InteractionService(session).get(interaction_id)
+        assert [k.user.login for k in interaction.links] == ["bob"]
+        assert not interaction.bookings
+
+
+def test_an_unrelated_user_does_not_see_the_interaction(server: RunningServer) -> None:
+    interaction_id = _meeting(server.world, "bob")
+    carol = _signed_in(server, "carol")
+    answer = carol.get(f"interactions/{interaction_id}")
+    assert answer.status_code == 403
+    assert "Pricing" not in answer.text
+
+
+def test_administration_is_for_administrators(server: RunningServer) -> None:
+    bob = _signed_in(server, "bob")
+    assert bob.get("admin").status_code == 403
+    token = _csrf(bob, "")
+    answer = bob.post("admin/multi-user", data={"state": "off", "csrf": token})
+    assert answer.status_code == 403
+    with server.world.database.session() as session:
+        assert InteractionService(session).multi_user_enabled()
+
+
+def test_the_login_never_sends_anyone_to_another_site(server: RunningServer) -> None:
+    for target in ("https://evil.example/", "//evil.example/", "/.bridge/crm//evil.example"):
+        answer = httpx.post(
+            f"{_pages(server)}login", data={"login": "bob", "password": "bob", "next": target}
+        )
+        assert answer.headers["Location"] == "/.bridge/crm/", target
+
+
+def test_bad_input_gets_a_reason_and_changes_nothing(server: RunningServer) -> None:
+    interaction_id = _meeting(server.world)
+    alice = _signed_in(server, "alice")
+    answer = alice.get("interactions", params={"from": "2030-02-30"})
+    assert answer.status_code == 400
+    assert "is not a date" in answer.text
+    token = _csrf(alice, f"interactions/{interaction_id}")
+    answer = alice.post(
+        f"interactions/{interaction_id}/link", data={"login": "nobody", "csrf": token}
+    )
+    assert answer.status_code == 404
+    answer = alice.post(
+        "admin/add-user", data={"login": "x y", "name": "X", "password": "short", "csrf": token}
+    )
+    assert answer.status_code == 400
+    with server.world.database.session() as session:
+        assert not InteractionService(session).get(interaction_id).links
+        assert Directory(session).find_user("x y") is None
+
+
+def test_logging_out_clears_the_cookie(server: RunningServer) -> None:
+    bob = _signed_in(server, "bob")
+    answer = bob.post("logout", data={"csrf": _csrf(bob, "")})
+    assert answer.status_code == 303
+    assert "Max-Age=0" in answer.headers["Set-Cookie"]
+    assert bob.get("").status_code == 303
