@@ -26,6 +26,7 @@ from caldav_bridge.errors import BridgeError, ConfigurationError, InvalidInput, 
 from caldav_bridge.ical_mapping import Answer, interaction_ical, zone
 from caldav_bridge.interactions import Changes, Draft, InteractionService
 from caldav_bridge.models import LinkStatus, ResourceKind
+from caldav_bridge.typed_period import moment, period
 
 EXIT_REFUSED = 2
 
@@ -46,32 +47,6 @@ class Context:
 
 
 # ---------------------------------------------------------------------------- parsing values
-
-
-def _moment(text: str) -> datetime | date:
-    """``2026-11-30`` (a day) or ``2026-11-30T10:00`` / ``2026-11-30 10:00`` (a time)."""
-    try:
-        if len(text.strip()) == 10:
-            return date.fromisoformat(text.strip())
-        return datetime.fromisoformat(text.strip())
-    except ValueError as exc:
-        raise InvalidInput(
-            f"{text!r} is not a date (2026-11-30) or a time (2026-11-30T10:00)"
-        ) from exc
-
-
-def _period(start_text: str, end_text: str | None) -> tuple[datetime | date, datetime | date]:
-    """Start and end as typed; an all-day ``--end`` names the last day, included."""
-    start = _moment(start_text)
-    if isinstance(start, datetime):
-        end = _moment(end_text) if end_text else start + timedelta(hours=1)
-        if not isinstance(end, datetime):
-            raise InvalidInput("--end must be a time too when --start is a time")
-        return start, end
-    last = _moment(end_text) if end_text else start
-    if isinstance(last, datetime):
-        raise InvalidInput("--end must be a day too when --start is a day")
-    return start, last + timedelta(days=1)
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -166,7 +141,7 @@ def cmd_multi_user(ctx: Context, args: argparse.Namespace) -> None:
 
 
 def cmd_create(ctx: Context, args: argparse.Namespace) -> None:
-    start, end = _period(args.start, args.end)
+    start, end = period(args.start, args.end)
     with ctx.database.session(write=True) as session:
         owner = Directory(session).user(args.owner)
         draft = Draft(
@@ -187,11 +162,11 @@ def cmd_edit(ctx: Context, args: argparse.Namespace) -> None:
     start: datetime | date | None = None
     end: datetime | date | None = None
     if args.start:
-        start, end = _period(args.start, args.end)
+        start, end = period(args.start, args.end)
         if not args.end:
             end = None
     elif args.end:
-        end = _moment(args.end)
+        end = moment(args.end)
         if not isinstance(end, datetime):
             end += timedelta(days=1)
     changes = Changes(

@@ -8,6 +8,7 @@ CLI (so notices and calendars follow), then sends the browser back to a page (30
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -27,10 +28,11 @@ from caldav_bridge.errors import (
     NotFound,
 )
 from caldav_bridge.ical_mapping import Answer, location_text, zone
-from caldav_bridge.interactions import AgendaEntry, InteractionService, link_label
-from caldav_bridge.models import InteractionStatus, LinkStatus, User
+from caldav_bridge.interactions import AgendaEntry, Changes, Draft, InteractionService, link_label
+from caldav_bridge.models import Interaction, InteractionStatus, LinkStatus, User
 from caldav_bridge.notifications import describe_when
 from caldav_bridge.passwords import verify_password
+from caldav_bridge.typed_period import period
 from caldav_bridge.web_session import PAGES, Page, Request, csrf_ok, end, page, signed_in, start
 from caldav_bridge.web_session import to_login as _to_login
 
@@ -206,6 +208,7 @@ def interaction_page(
     error: str = "",
     status: HTTPStatus = HTTPStatus.OK,
     confirm_removal: str = "",
+    confirm_cancel: bool = False,
 ) -> Page:
     user = request.user
     assert user is not None
@@ -246,6 +249,7 @@ def interaction_page(
         error=error,
         done=DONE.get(request.query.get("done", ""), ""),
         confirm_removal=confirm_removal,
+        confirm_cancel=confirm_cancel,
     )
 
 
@@ -280,6 +284,16 @@ def interaction_action(
             return interaction_page(session, request, interaction_id, confirm_removal=login)
         service.unlink(user, interaction, directory.user(login))
         return Page(HTTPStatus.SEE_OTHER, location=f"{back}?done=unlinked")
+    if action == "cancel":
+        if request.arg("confirm") != "yes":
+            return interaction_page(session, request, interaction_id, confirm_cancel=True)
+        service.cancel(user, interaction)
+        return Page(HTTPStatus.SEE_OTHER, location=f"{back}?done=saved")
+    if action == "done":
+        service.mark_done(user, interaction)
+        return Page(HTTPStatus.SEE_OTHER, location=f"{back}?done=saved")
+    if action == "edit":
+        return edit_interaction(session, request, interaction)
     if action in ("book", "release"):
         room = directory.resource(request.arg("room"))
         if action == "book":
@@ -289,6 +303,92 @@ def interaction_action(
         done = "booked" if action == "book" else "released"
         return Page(HTTPStatus.SEE_OTHER, location=f"{back}?done={done}")
     raise InvalidInput(f"unknown action {action!r}")
+
+
+# ---------------------------------------------------------------------------- new and edited
+
+KINDS = ["meeting", "call", "intervention", "visit", "task"]
+
+
+def _typed(request: Request) -> tuple[datetime | date, datetime | date]:
+    start_text, end_text = request.arg("start"), request.arg("end")
+    if request.arg("all_day") == "yes":
+        start_text, end_text = start_text[:10], end_text[:10]
+    if not start_text:
+        raise InvalidInput("give the start")
+    return period(start_text, end_text or None)
+
+
+def _form_values(interaction: Interaction) -> dict[str, str]:
+    tz = zone(interaction.timezone)
+    start_, end_ = interaction.starts_at.astimezone(tz), interaction.ends_at.astimezone(tz)
+    if interaction.all_day:
+        last = end_ - timedelta(days=1)
+        return {"start": f"{start_:%Y-%m-%d}", "end": f"{last:%Y-%m-%d}", "all_day": "yes"}
+    return {"start": f"{start_:%Y-%m-%dT%H:%M}", "end": f"{end_:%Y-%m-%dT%H:%M}"}
+
+
+def editor(
+    session: Session,
+    request: Request,
+    interaction: Interaction | None = None,
+    error: str = "",
+    status: HTTPStatus = HTTPStatus.OK,
+) -> Page:
+    """The form of a new interaction, or of one being changed (its owner only)."""
+    values = {"subject": "", "type": "meeting", "location": "", "notes": ""}
+    if interaction is not None:
+        values = {
+            "subject": interaction.subject,
+            "type": interaction.kind,
+            "location": interaction.location,
+            "notes": interaction.notes,
+            **_form_values(interaction),
+        }
+    if request.method == "POST":
+        values.update({k: v for k, v in request.form.items() if k != "csrf"})
+    return page(
+        session,
+        request,
+        "editor.html",
+        status,
+        interaction=interaction,
+        values=values,
+        kinds=KINDS,
+        error=error,
+    )
+
+
+def create_interaction(session: Session, request: Request) -> Page:
+    user = request.user
+    assert user is not None
+    start_, end_ = _typed(request)
+    draft = Draft(
+        subject=request.arg("subject"),
+        start=start_,
+        end=end_,
+        notes=request.arg("notes"),
+        kind=request.arg("type", "meeting"),
+        location=request.arg("location"),
+    )
+    interaction = InteractionService(session, request.public_url).create(user, draft)
+    return Page(HTTPStatus.SEE_OTHER, location=f"{PAGES}interactions/{interaction.id}?done=saved")
+
+
+def edit_interaction(session: Session, request: Request, interaction: Interaction) -> Page:
+    user = request.user
+    assert user is not None
+    start_, end_ = _typed(request)
+    changes = Changes(
+        subject=request.arg("subject"),
+        notes=request.arg("notes"),
+        kind=request.arg("type", "meeting"),
+        location=request.arg("location"),
+        start=start_,
+        end=end_,
+    )
+    InteractionService(session, request.public_url).edit(user, interaction, changes)
+    return Page(HTTPStatus.SEE_OTHER, location=f"{PAGES}interactions/{interaction.id}?done=saved")
 
 
 # ---------------------------------------------------------------------------- administration
@@ -406,6 +506,13 @@ def handle(session: Session, request: Request) -> Page:
     except BridgeError as exc:
         status = _status_of(exc)
         parts = route.split("/")
+        if parts == ["interactions", "new"]:
+            return editor(session, request, None, str(exc), status)
+        if len(parts) == 3 and parts[2] == "edit" and parts[1].isdecimal():
+            with contextlib.suppress(BridgeError):
+                interaction = InteractionService(session).get(int(parts[1]))
+                if interaction.owner_id == request.user.id:
+                    return editor(session, request, interaction, str(exc), status)
         if len(parts) >= 2 and parts[0] == "interactions" and parts[1].isdecimal():
             try:
                 return interaction_page(session, request, int(parts[1]), str(exc), status)
@@ -414,6 +521,12 @@ def handle(session: Session, request: Request) -> Page:
         if parts[0] == "admin" and request.user.is_admin:
             return admin(session, request, str(exc), status)
         return page(session, request, "error.html", status, error=str(exc))
+
+
+def _number(text: str) -> int:
+    if not (text.isascii() and text.isdecimal() and len(text) < 12):
+        raise NotFound("there is no such interaction")
+    return int(text)
 
 
 def _status_of(exc: BridgeError) -> HTTPStatus:
@@ -432,6 +545,13 @@ def _route(session: Session, request: Request) -> Page:
         return desk(session, request)
     if parts == ["interactions"] and not post:
         return listing(session, request)
+    if parts == ["interactions", "new"]:
+        return create_interaction(session, request) if post else editor(session, request)
+    if len(parts) == 3 and parts[0] == "interactions" and parts[2] == "edit" and not post:
+        interaction = InteractionService(session).get(_number(parts[1]))
+        if interaction.owner_id != request.user.id:  # type: ignore[union-attr]
+            raise NotAllowed("only the owner changes an interaction")
+        return editor(session, request, interaction)
     if len(parts) in (2, 3) and parts[0] == "interactions" and parts[1].isdecimal():
         number = int(parts[1])
         if len(parts) == 2 and not post:

@@ -6,10 +6,11 @@ import re
 
 import httpx
 import pytest
+from sqlalchemy import func, select
 
 from caldav_bridge.directory import Directory
 from caldav_bridge.interactions import InteractionService
-from caldav_bridge.models import LinkStatus
+from caldav_bridge.models import Interaction, LinkStatus
 from caldav_bridge.web_session import COOKIE, parse
 from tests.conftest import RunningServer, World
 from tests.helpers import at, create, link_status
@@ -196,3 +197,38 @@ def test_logging_out_clears_the_cookie(server: RunningServer) -> None:
     assert answer.status_code == 303
     assert "Max-Age=0" in answer.headers["Set-Cookie"]
     assert bob.get("").status_code == 303
+
+
+def test_a_new_interaction_with_bad_times_is_refused_and_nothing_is_made(
+    server: RunningServer,
+) -> None:
+    alice = _signed_in(server, "alice")
+    token = _csrf(alice, "interactions/new")
+    for form, reason in (
+        ({"subject": "X", "start": "soon"}, "is not a date"),
+        ({"subject": "X", "start": "2030-01-07T10:00", "end": "2030-01-07"}, "must be a time"),
+        ({"subject": "X", "start": "2030-01-07T10:00", "end": "2030-01-07T09:00"}, "end"),
+        ({"subject": "", "start": "2030-01-07T10:00"}, "subject"),
+    ):
+        answer = alice.post("interactions/new", data={**form, "csrf": token})
+        assert answer.status_code == 400, form
+        assert reason in answer.text.lower(), (form, answer.text[-500:])
+        assert 'id="editor"' in answer.text  # the form again, with what was typed
+    with server.world.database.session() as session:
+        assert session.scalar(select(func.count()).select_from(Interaction)) == 0
+
+
+def test_only_the_owner_changes_or_cancels_an_interaction(server: RunningServer) -> None:
+    interaction_id = _meeting(server.world, "bob")
+    bob = _signed_in(server, "bob")
+    assert bob.get(f"interactions/{interaction_id}/edit").status_code == 403
+    token = _csrf(bob, "")
+    form = {"subject": "Hijacked", "start": "2030-01-07T10:00", "csrf": token}
+    assert bob.post(f"interactions/{interaction_id}/edit", data=form).status_code == 403
+    answer = bob.post(
+        f"interactions/{interaction_id}/cancel", data={"confirm": "yes", "csrf": token}
+    )
+    assert answer.status_code == 403
+    with server.world.database.session() as session:
+        interaction = InteractionService(session).get(interaction_id)
+        assert (interaction.subject, interaction.cancelled) == ("Pricing", False)

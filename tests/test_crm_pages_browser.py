@@ -40,14 +40,22 @@ def test_link_accept_and_see_it_everywhere(
     world = server.world
     with world.database.session(write=True) as session:
         service, users = InteractionService(session), world.users(session)
-        meeting = create(service, users["alice"], "Customer review", at(7, 10), at(7, 11))
         other = create(service, users["carol"], "Carol's workshop", at(7, 10), at(7, 11))
         service.book(users["carol"], other, world.rooms(session)["everest"])
-        meeting_id = meeting.id
 
     alice = _log_in(browser, server, "alice")
     _shot(alice, "desk-alice", backend)
-    alice.goto(f"{server.url}.bridge/crm/interactions/{meeting_id}")
+    alice.get_by_role("link", name="New interaction").click()
+    editor = alice.locator("#editor")
+    editor.get_by_label("Subject").fill("Customer review")
+    editor.get_by_label("Start").fill("2030-01-07T10:00")
+    editor.get_by_label("End").fill("2030-01-07T11:00")
+    editor.get_by_label("Where").fill("Room 4")
+    _shot(alice, "new-interaction", backend)
+    editor.get_by_role("button", name="Save").click()
+    alice.wait_for_url("**done=saved")
+    meeting_id = int(alice.url.split("/interactions/")[1].split("?")[0])
+    assert "Mon 07 Jan 2030 10:00–11:00 (Europe/Paris)" in alice.locator("main").inner_text()
     alice.locator("#link-form select[name=login]").select_option("bob")
     alice.locator("#link-form select[name=status]").select_option("invited")
     alice.locator("#link-form").get_by_role("button", name="Add").click()
@@ -106,6 +114,19 @@ def test_link_accept_and_see_it_everywhere(
     alice.goto(f"{server.url}.bridge/crm/agenda?week=2030-01-07")
     assert "Customer review" in alice.locator(".week").inner_text()
     _shot(alice, "agenda", backend)
+
+    # the owner changes, then cancels it (after a confirmation)
+    alice.goto(f"{server.url}.bridge/crm/interactions/{meeting_id}")
+    alice.get_by_role("link", name="Change").click()
+    alice.locator("#editor").get_by_label("Start").fill("2030-01-07T14:00")
+    alice.locator("#editor").get_by_label("End").fill("2030-01-07T15:30")
+    alice.locator("#editor").get_by_role("button", name="Save").click()
+    alice.wait_for_url("**done=saved")
+    assert "14:00–15:30" in alice.locator("main").inner_text()
+    alice.get_by_role("button", name="Cancel the interaction").click()
+    alice.locator("#confirm-cancel").get_by_role("button", name="OK").click()
+    alice.wait_for_url("**done=saved")
+    assert "Cancelled" in alice.locator("main").inner_text()
 
     # administration: the switch and a feed link
     alice.goto(f"{server.url}.bridge/crm/admin")
