@@ -459,10 +459,11 @@ def cmd_serve(ctx: Context, args: argparse.Namespace) -> None:
         f"{ctx.database.engine.url.render_as_string(hide_password=True)})",
         flush=True,
     )
+    print(f"the CRM's web pages: {server.url}.bridge/crm/", flush=True)
     if args.demo:
         print(
-            "log in as alice, bob, carol or dave (password = login); calendars are at "
-            f"{server.url}<login>/interactions/",
+            "log in as alice, bob, carol or dave (password = login; alice administers); "
+            f"calendars are at {server.url}<login>/interactions/",
             flush=True,
         )
     try:
