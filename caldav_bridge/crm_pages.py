@@ -16,7 +16,7 @@ from http import HTTPStatus
 
 from sqlalchemy.orm import Session
 
-from caldav_bridge import links, tokens
+from caldav_bridge import links, messenger, tokens
 from caldav_bridge.directory import Directory
 from caldav_bridge.errors import (
     AlreadyExists,
@@ -117,11 +117,14 @@ def desk(session: Session, request: Request) -> Page:
     start_ = _midnight(today, user)
     upcoming = [_row(e, user) for e in service.agenda(user, start_, start_ + timedelta(DESK_DAYS))]
     pending = [_row(e, user) for e in service.invitations(user, start_)]
+    notices = messenger.notices(session, user, limit=10)
     return page(
         session,
         request,
         "desk.html",
         pending=pending,
+        notices=notices,
+        tz=zone(user.timezone),
         upcoming=upcoming,
         days=DESK_DAYS,
         done=DONE.get(request.query.get("done", ""), ""),
@@ -558,6 +561,9 @@ def _route(session: Session, request: Request) -> Page:
             return interaction_page(session, request, number)
         if len(parts) == 3 and post:
             return interaction_action(session, request, number, parts[2])
+    if parts == ["notices", "read"] and post:
+        messenger.mark_read(session, request.user)  # type: ignore[arg-type]
+        return Page(HTTPStatus.SEE_OTHER, location=PAGES)
     if parts == ["agenda"] and not post:
         return agenda(session, request)
     if parts == ["admin"] and not post:

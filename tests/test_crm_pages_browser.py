@@ -79,6 +79,7 @@ def test_link_accept_and_see_it_everywhere(
     assert notices == [NotificationKind.INVITATION]
 
     bob_page = _log_in(browser, server, "bob", PHONE)
+    assert "Invitation: Customer review" in bob_page.locator("#notices").inner_text()
     pending = bob_page.locator("#pending")
     assert "Customer review" in pending.inner_text()
     _shot(bob_page, "desk-bob-phone", backend)
