@@ -11,9 +11,10 @@ from __future__ import annotations
 import io
 import logging
 import re
+import xml.etree.ElementTree as ET
 import zlib
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import UTC, date, datetime
 from email.utils import format_datetime
 from http import HTTPStatus
 from typing import Any, Protocol
@@ -21,6 +22,7 @@ from urllib.parse import quote
 from xml.sax.saxutils import escape
 
 import defusedxml.ElementTree as DefusedET
+from defusedxml import DefusedXmlException
 from icalendar import Calendar
 from radicale import types
 from radicale.app import Application
@@ -216,9 +218,43 @@ def _item_responses(prefix: str, entries: list[Entry], names: list[str]) -> list
     ]
 
 
+_MAX_ATTENDEES = 500
+_MAX_NESTING = 4  # VCALENDAR > VEVENT > VALARM, VTIMEZONE > STANDARD: never deeper
+
+
+def _nesting(component: Any, depth: int = 1) -> int:
+    if depth > _MAX_NESTING:
+        return depth
+    return max([depth, *(_nesting(sub, depth + 1) for sub in component.subcomponents)])
+
+
 def _check_rules(calendar: Calendar) -> None:
-    """Refuse, with a reason, what Radicale would refuse without one: an invalid RRULE, and
-    occurrences (RECURRENCE-ID) sent without their series."""
+    """Refuse, with a reason, what Radicale would refuse without one (or not at all): values
+    that are not what they claim (February 30), components without a UID or with several,
+    an end before the start, nesting no calendar has, an invalid or runaway RRULE, too many
+    attendees, and occurrences (RECURRENCE-ID) sent without their series."""
+    if _nesting(calendar) > _MAX_NESTING:
+        raise InvalidInput(f"components are nested more than {_MAX_NESTING} deep")
+    uids = set()
+    for component in calendar.walk():
+        for name, error in component.errors:
+            raise InvalidInput(f"{component.name} {name}: {error}")
+        if component.name in ("VEVENT", "VTODO", "VJOURNAL"):
+            if not str(component.get("UID", "")).strip():
+                raise InvalidInput(f"a {component.name} has no UID")
+            uids.add(str(component["UID"]))
+            attendees = component.get("ATTENDEE", [])
+            attendees = attendees if isinstance(attendees, list) else [attendees]
+            if len(attendees) > _MAX_ATTENDEES:
+                raise InvalidInput(f"an event has at most {_MAX_ATTENDEES} attendees")
+            if any(not str(a).strip() for a in [*attendees, component.get("ORGANIZER", "x")]):
+                raise InvalidInput("an ATTENDEE or the ORGANIZER has no address")
+        if component.name == "VEVENT" and "DTSTART" in component and "DTEND" in component:
+            start, end = component.decoded("DTSTART"), component.decoded("DTEND")
+            if type(start) is type(end) and _comparable(end) < _comparable(start):
+                raise InvalidInput("the event ends (DTEND) before it starts (DTSTART)")
+    if len(uids) > 1:
+        raise InvalidInput("one calendar object holds one UID (RFC 4791 4.1): send one each")
     events = calendar.walk("VEVENT")
     if events and all("RECURRENCE-ID" in e for e in events):
         raise InvalidInput(
@@ -232,10 +268,37 @@ def _check_rules(calendar: Calendar) -> None:
             recurrence.checked_rule(value.decode() if isinstance(value, bytes) else value, "UTC")
 
 
+def _comparable(moment: datetime | date) -> datetime:
+    if not isinstance(moment, datetime):
+        return datetime.combine(moment, datetime.min.time(), UTC)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def _buffered(environ: types.WSGIEnviron) -> tuple[bytes, types.WSGIEnviron]:
     """The request body, and an environ from which Radicale can still read it."""
     raw: bytes = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
     return raw, {**environ, "wsgi.input": io.BytesIO(raw)}
+
+
+_XML_METHODS = {"PROPFIND", "REPORT", "PROPPATCH", "MKCALENDAR", "MKCOL"}
+_MAX_XML_DEPTH = 64
+
+
+def _xml_refusal(raw: bytes) -> str | None:
+    """Why an XML request body is refused (None: it is not): not XML, a DTD or entities
+    (expansion bombs, external files), or nesting deeper than any DAV request has."""
+    try:
+        root = DefusedET.fromstring(raw, forbid_dtd=True)
+    except DefusedXmlException as exc:
+        return f"DTDs and entities are not accepted ({type(exc).__name__})"
+    except ET.ParseError as exc:
+        return f"the body is not well-formed XML: {exc}"
+    level = [root]
+    for _ in range(_MAX_XML_DEPTH + 1):
+        level = [child for element in level for child in element]
+        if not level:
+            return None
+    return f"the XML is nested deeper than {_MAX_XML_DEPTH} levels"
 
 
 _WARM_UP_REQUESTS = [
@@ -255,6 +318,15 @@ _WARM_UP_REQUESTS = [
 ]
 
 _COMPRESS_FROM = 1024  # bytes: smaller answers are sent as they are
+
+
+def _refuse(start_response: types.WSGIStartResponse, status: str, reason: str) -> list[bytes]:
+    body = f"{reason}\n".encode()
+    start_response(
+        status,
+        [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
+    )
+    return [body]
 
 
 class BridgeApplication(SchedulingApplication):
@@ -304,12 +376,21 @@ class BridgeApplication(SchedulingApplication):
     ) -> Iterable[bytes]:
         length = str(environ.get("CONTENT_LENGTH") or "0")
         if length.isdigit() and int(length) > self._body_limit:
-            body = f"the request body is larger than {self._body_limit} bytes\n".encode()
-            start_response(
+            return _refuse(
+                start_response,
                 "413 Content Too Large",
-                [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
+                f"the request body is larger than {self._body_limit} bytes",
             )
-            return [body]
+        chunked = "chunked" in str(environ.get("HTTP_TRANSFER_ENCODING", "")).lower()
+        if chunked and not environ.get("CONTENT_LENGTH"):
+            return _refuse(
+                start_response, "411 Length Required", "send the body with a Content-Length"
+            )
+        if environ.get("REQUEST_METHOD") in _XML_METHODS and length.isdigit() and int(length):
+            raw, environ = _buffered(environ)
+            reason = _xml_refusal(raw)
+            if reason is not None:
+                return _refuse(start_response, "400 Bad Request", reason)
         if hasattr(self._storage, "begin_request"):
             self._storage.begin_request(
                 environ.get("HTTP_IF_MATCH"),
@@ -353,6 +434,11 @@ class BridgeApplication(SchedulingApplication):
         request_info: dict[str, Any],
     ) -> types.WSGIResponse:
         raw, environ = _buffered(environ)
+        if len(raw) > self._max_resource_size:
+            return _text(
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                f"a calendar object is at most {self._max_resource_size} bytes",
+            )
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:

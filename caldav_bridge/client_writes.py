@@ -296,7 +296,7 @@ def _typed_location(fields: EventFields, attendees: _Attendees) -> str:
 
 def _organizer_fields_changed(interaction: Interaction, fields: EventFields) -> bool:
     period = period_of(fields.start, fields.end, fields.timezone)
-    rule = recurrence.checked_rule(fields.rrule, interaction.timezone)
+    rule = recurrence.checked_rule(fields.rrule, interaction.timezone, period.all_day)
     excluded = recurrence.exdate_text(fields.exdates) if rule else ""
     return (
         fields.subject != interaction.subject

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, selectinload
 from caldav_bridge import changelog, crm_settings, recurrence
 from caldav_bridge.config import DEFAULT_PUBLIC_URL
 from caldav_bridge.db import locked
+from caldav_bridge.directory import check_email
 from caldav_bridge.errors import (
     AlreadyExists,
     BookingConflict,
@@ -202,7 +203,9 @@ def _same_times(one: Series, other: Series) -> bool:
 def _notes(value: str) -> str:
     if "\x00" in value or len(value) > 100_000:
         raise InvalidInput("notes must be text of at most 100,000 characters")
-    return value.strip()
+    # One kind of line break, as iCalendar has (RFC 5545 3.3.11): a client saving the notes
+    # back unchanged does not change them.
+    return value.replace("\r\n", "\n").replace("\r", "\n").replace("\ufeff", "").strip()
 
 
 def _kind(value: str) -> str:
@@ -219,6 +222,10 @@ _LOADED = (
     selectinload(Interaction.bookings).selectinload(Booking.resource),
     selectinload(Interaction.guests),
 )
+
+
+# Each guest gets an email carrying the whole event: their number is bounded.
+MAX_GUESTS = 200
 
 
 class InteractionService:
@@ -349,7 +356,7 @@ class InteractionService:
         if self.session.scalar(select(Interaction.id).where(Interaction.href == href)):
             raise AlreadyExists(f"another interaction is already stored as {href!r}")
         period = period_of(draft.start, draft.end, draft.timezone or owner.timezone)
-        rule = recurrence.checked_rule(draft.rrule, period.timezone)
+        rule = recurrence.checked_rule(draft.rrule, period.timezone, period.all_day)
         excluded = recurrence.exdate_text(draft.exdates) if rule else ""
         moves = _checked_moves(_series(period, rule, excluded), draft.moves) if rule else ()
         now = utcnow()
@@ -413,7 +420,7 @@ class InteractionService:
         period = self._edited_period(interaction, changes)
         rule = interaction.rrule
         if changes.rrule is not None:
-            rule = recurrence.checked_rule(changes.rrule, period.timezone)
+            rule = recurrence.checked_rule(changes.rrule, period.timezone, period.all_day)
         excluded = interaction.exdates
         if changes.exdates is not None:
             excluded = recurrence.exdate_text(changes.exdates)
@@ -698,6 +705,11 @@ class InteractionService:
         """Replace the attendees who are not CRM users. New guests are invited by email and
         removed ones told, unless the organizer's client tells them itself."""
         self._require_owner(actor, interaction)
+        if len(guests) > MAX_GUESTS:
+            raise InvalidInput(f"an interaction has at most {MAX_GUESTS} attendees from outside")
+        for entry in guests:  # each gets an email: one address each, nothing more
+            check_email(entry.address)
+            one_line(entry.name, "an attendee's name", 200)
         wanted = {g.address: g for g in guests}
         current = {
             g.address: GuestEntry(g.address, g.name, g.partstat, g.client_scheduled)

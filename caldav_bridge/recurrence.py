@@ -39,9 +39,10 @@ class Series:
     moves: tuple[tuple[datetime, datetime, datetime], ...] = ()
 
 
-def checked_rule(text: str, timezone: str) -> str:
+def checked_rule(text: str, timezone: str, whole_days: bool = False) -> str:
     """An RRULE value as stored (RFC 5545 text, UNTIL in UTC), or InvalidInput saying what is
-    wrong. A floating or date UNTIL is read in ``timezone``."""
+    wrong. A floating or date UNTIL is read in ``timezone``; for an all-day series
+    (``whole_days``) UNTIL is the local midnight of its day, as it is served (a date)."""
     text = text.strip()
     if text.upper().startswith("RRULE:"):
         text = text[6:]
@@ -51,8 +52,9 @@ def checked_rule(text: str, timezone: str) -> str:
         raise InvalidInput("the recurrence rule is longer than 500 characters")
     try:
         rule = vRecur.from_ical(text)
+        _check_bounds(rule)
         if "UNTIL" in rule:
-            rule["UNTIL"] = [_utc_until(value, timezone) for value in rule["UNTIL"]]
+            rule["UNTIL"] = [_utc_until(value, timezone, whole_days) for value in rule["UNTIL"]]
         stored = str(rule.to_ical().decode())
         rrulestr(f"RRULE:{stored}", dtstart=datetime(2000, 1, 1, tzinfo=UTC), forceset=True)
     except (ValueError, TypeError, KeyError) as exc:
@@ -60,11 +62,35 @@ def checked_rule(text: str, timezone: str) -> str:
     return stored
 
 
-def _utc_until(value: datetime | date, timezone: str) -> datetime:
+# Interactions repeat by the hour at the finest; a rule that needs a search through seconds or
+# minutes (or never moves: INTERVAL=0) would hold a request for as long as it runs.
+_FREQUENCIES = {"HOURLY", "DAILY", "WEEKLY", "MONTHLY", "YEARLY"}
+MAX_COUNT = 10_000
+
+
+def _check_bounds(rule: vRecur) -> None:
+    frequency = [str(f).upper() for f in rule.get("FREQ", [])]
+    if len(frequency) != 1 or frequency[0] not in _FREQUENCIES:
+        raise InvalidInput(
+            f"the recurrence rule must repeat HOURLY, DAILY, WEEKLY, MONTHLY or YEARLY (got "
+            f"{', '.join(frequency) or 'no FREQ'})"
+        )
+    for interval in rule.get("INTERVAL", []):
+        if not 1 <= int(interval) <= 1000:
+            raise InvalidInput("the recurrence rule's INTERVAL must be between 1 and 1000")
+    for count in rule.get("COUNT", []):
+        if not 1 <= int(count) <= MAX_COUNT:
+            raise InvalidInput(f"the recurrence rule's COUNT must be between 1 and {MAX_COUNT:,}")
+
+
+def _utc_until(value: datetime | date, timezone: str, whole_days: bool) -> datetime:
     if not isinstance(value, datetime):
         value = datetime.combine(value, time(0))
     if value.tzinfo is None:
         value = value.replace(tzinfo=ZoneInfo(timezone))
+    if whole_days:
+        day = value.astimezone(ZoneInfo(timezone)).date()
+        value = datetime.combine(day, time(0), ZoneInfo(timezone))
     return value.astimezone(UTC)
 
 

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 from caldav_bridge.errors import InvalidInput
+
+# Line and paragraph separators (U+2028, U+2029) and control characters but the tab, NEL and
+# vertical tab included: any of them could end a line in an email header or a log.
+_BREAKING = {"Zl", "Zp", "Cc"}
 
 
 def one_line(value: str, what: str, limit: int, required: bool = False) -> str:
-    """Stripped text without line breaks (they would reach email headers) or NUL bytes."""
-    text = value.strip()
+    """Stripped text without line breaks (they would reach email headers), control characters
+    or a byte-order mark."""
+    text = value.replace("\ufeff", "").strip()
     if required and not text:
         raise InvalidInput(f"{what} must not be empty")
-    if len(text) > limit or any(ch in text for ch in "\r\n\x00"):
+    if len(text) > limit or any(
+        unicodedata.category(ch) in _BREAKING and ch != "\t" for ch in text
+    ):
         raise InvalidInput(f"{what} must be one line of at most {limit} characters")
     return text
