@@ -315,8 +315,7 @@ def _add_moment(event: Event, name: str, interaction: Interaction, moment: datet
     """A date-time property as DTSTART is written: a date (all day), UTC, or local with TZID."""
     if interaction.all_day:
         event.add(name, _local(interaction, moment).date())
-        return
-    if interaction.timezone == "UTC":
+    elif interaction.timezone == "UTC":
         event.add(name, moment)
     else:
         event.add(name, _local(interaction, moment))
