@@ -14,7 +14,7 @@ import re
 import xml.etree.ElementTree as ET
 import zlib
 from collections.abc import Callable, Iterable
-from datetime import UTC, date, datetime
+from datetime import datetime
 from email.utils import format_datetime
 from http import HTTPStatus
 from typing import Any, Protocol
@@ -228,11 +228,12 @@ def _nesting(component: Any, depth: int = 1) -> int:
     return max([depth, *(_nesting(sub, depth + 1) for sub in component.subcomponents)])
 
 
-def _check_rules(calendar: Calendar) -> None:
+def _check_rules(calendar: Calendar, one_object: bool = True) -> None:
     """Refuse, with a reason, what Radicale would refuse without one (or not at all): values
     that are not what they claim (February 30), components without a UID or with several,
     an end before the start, nesting no calendar has, an invalid or runaway RRULE, too many
-    attendees, and occurrences (RECURRENCE-ID) sent without their series."""
+    attendees, and occurrences (RECURRENCE-ID) sent without their series. A whole calendar
+    (a PUT on a collection: ``one_object`` False) may hold many UIDs."""
     if _nesting(calendar) > _MAX_NESTING:
         raise InvalidInput(f"components are nested more than {_MAX_NESTING} deep")
     uids = set()
@@ -251,9 +252,10 @@ def _check_rules(calendar: Calendar) -> None:
                 raise InvalidInput("an ATTENDEE or the ORGANIZER has no address")
         if component.name == "VEVENT" and "DTSTART" in component and "DTEND" in component:
             start, end = component.decoded("DTSTART"), component.decoded("DTEND")
-            if type(start) is type(end) and _comparable(end) < _comparable(start):
+            floating = {getattr(m, "tzinfo", None) is None for m in (start, end)}
+            if type(start) is type(end) and len(floating) == 1 and end < start:
                 raise InvalidInput("the event ends (DTEND) before it starts (DTSTART)")
-    if len(uids) > 1:
+    if one_object and len(uids) > 1:
         raise InvalidInput("one calendar object holds one UID (RFC 4791 4.1): send one each")
     events = calendar.walk("VEVENT")
     if events and all("RECURRENCE-ID" in e for e in events):
@@ -266,12 +268,6 @@ def _check_rules(calendar: Calendar) -> None:
         for rule in found if isinstance(found, list) else [found] if found is not None else []:
             value = rule.to_ical()
             recurrence.checked_rule(value.decode() if isinstance(value, bytes) else value, "UTC")
-
-
-def _comparable(moment: datetime | date) -> datetime:
-    if not isinstance(moment, datetime):
-        return datetime.combine(moment, datetime.min.time(), UTC)
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _buffered(environ: types.WSGIEnviron) -> tuple[bytes, types.WSGIEnviron]:
@@ -445,7 +441,7 @@ class BridgeApplication(SchedulingApplication):
             return _text(HTTPStatus.BAD_REQUEST, "the body is not valid UTF-8")
         if text.lstrip().upper().startswith("BEGIN:VCALENDAR"):
             try:
-                _check_rules(Calendar.from_ical(text))
+                _check_rules(Calendar.from_ical(text), one_object=not path.endswith("/"))
             except ValueError as exc:
                 return _text(HTTPStatus.BAD_REQUEST, f"malformed iCalendar: {exc}")
             except InvalidInput as exc:

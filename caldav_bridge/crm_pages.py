@@ -33,7 +33,19 @@ from caldav_bridge.models import Interaction, InteractionStatus, LinkStatus, Use
 from caldav_bridge.notifications import describe_when
 from caldav_bridge.passwords import verify_password
 from caldav_bridge.typed_period import period
-from caldav_bridge.web_session import PAGES, Page, Request, csrf_ok, end, page, signed_in, start
+from caldav_bridge.web_session import (
+    PAGES,
+    Page,
+    Request,
+    csrf_ok,
+    end,
+    login_check_ok,
+    login_form,
+    next_page,
+    page,
+    signed_in,
+    start,
+)
 from caldav_bridge.web_session import to_login as _to_login
 
 DESK_DAYS = 14
@@ -276,8 +288,10 @@ def interaction_action(
         )
         return Page(HTTPStatus.SEE_OTHER, location=then)
     if action == "link":
-        status = LinkStatus(request.arg("status", "invited"))
-        if status not in (LinkStatus.INVITED, LinkStatus.CONFIRMED):
+        status = {"invited": LinkStatus.INVITED, "confirmed": LinkStatus.CONFIRMED}.get(
+            request.arg("status", "invited")
+        )
+        if status is None:
             raise InvalidInput("link as Invited or Confirmed")
         service.link(user, interaction, directory.user(request.arg("login")), status)
         return Page(HTTPStatus.SEE_OTHER, location=f"{back}?done=linked")
@@ -466,21 +480,22 @@ def admin_action(session: Session, request: Request, action: str) -> Page:
 
 
 def login(session: Session, request: Request) -> Page:
-    then = request.arg("next")
-    if not then.startswith(PAGES) or "//" in then:
-        then = PAGES  # only back into these pages: never an open redirect
+    then = next_page(request.arg("next"))  # never another site, never a header of its own
     if request.method == "GET":
-        return page(session, request, "login.html", then=then, error="")
+        return login_form(session, request, HTTPStatus.OK, then=then, error="")
+    if not login_check_ok(request):
+        return login_form(
+            session,
+            request,
+            HTTPStatus.FORBIDDEN,
+            then=then,
+            error="This login form is out of date (or not from this site): log in again.",
+        )
     found = Directory(session).find_user(request.arg("login").strip().lower())
     hashed = found.password_hash if found is not None and found.active else None
     if not verify_password(hashed, request.arg("password")) or found is None:
-        return page(
-            session,
-            request,
-            "login.html",
-            HTTPStatus.UNAUTHORIZED,
-            then=then,
-            error="Wrong login or password.",
+        return login_form(
+            session, request, HTTPStatus.UNAUTHORIZED, then=then, error="Wrong login or password."
         )
     return start(session, request, found, then)
 
@@ -493,8 +508,6 @@ def handle(session: Session, request: Request) -> Page:
     request.user = signed_in(session, request)
     if request.user is None:
         return _to_login(request)
-    if route == "logout" and request.method == "POST":
-        return end(request)
     if request.method == "POST" and not csrf_ok(session, request):
         return page(
             session,
@@ -503,6 +516,8 @@ def handle(session: Session, request: Request) -> Page:
             HTTPStatus.FORBIDDEN,
             error="This form is out of date (or not from this site): open the page again.",
         )
+    if route == "logout" and request.method == "POST":
+        return end(request)
     try:
         with session.begin_nested():  # a refused action leaves nothing behind
             return _route(session, request)
@@ -513,12 +528,12 @@ def handle(session: Session, request: Request) -> Page:
             return editor(session, request, None, str(exc), status)
         if len(parts) == 3 and parts[2] == "edit" and parts[1].isdecimal():
             with contextlib.suppress(BridgeError):
-                interaction = InteractionService(session).get(int(parts[1]))
+                interaction = InteractionService(session).get(_number(parts[1]))
                 if interaction.owner_id == request.user.id:
                     return editor(session, request, interaction, str(exc), status)
         if len(parts) >= 2 and parts[0] == "interactions" and parts[1].isdecimal():
             try:
-                return interaction_page(session, request, int(parts[1]), str(exc), status)
+                return interaction_page(session, request, _number(parts[1]), str(exc), status)
             except BridgeError:
                 pass
         if parts[0] == "admin" and request.user.is_admin:
@@ -556,7 +571,7 @@ def _route(session: Session, request: Request) -> Page:
             raise NotAllowed("only the owner changes an interaction")
         return editor(session, request, interaction)
     if len(parts) in (2, 3) and parts[0] == "interactions" and parts[1].isdecimal():
-        number = int(parts[1])
+        number = _number(parts[1])
         if len(parts) == 2 and not post:
             return interaction_page(session, request, number)
         if len(parts) == 3 and post:

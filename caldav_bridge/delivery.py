@@ -90,7 +90,7 @@ def deliver_due(
                 try:
                     client = client or connect(smtp)
                     client.send_message(email_for(row, smtp.sender))
-                except (smtplib.SMTPException, OSError) as exc:
+                except (smtplib.SMTPException, OSError, ValueError) as exc:
                     error = f"{type(exc).__name__}: {exc}"[:500]
                     _closed(client)
                     client = None
@@ -114,6 +114,8 @@ def run(
             done = deliver_due(database, smtp)
         except OperationalError as exc:
             logger.warning("outbox delivery paused, the database is unavailable: %s", exc.orig)
+        except Exception:  # the thread lives on: the next pass tries again
+            logger.exception("outbox delivery failed; trying again in %g s", interval)
         else:
             if done.sent or done.retrying or done.failed:
                 report(done)

@@ -52,6 +52,9 @@ class ReplyHandler:
         except OperationalError as exc:
             logger.warning("database unavailable, the sender will retry: %s", exc.orig)
             return "451 4.3.0 the calendar database is unavailable; try again later"
+        except Exception:  # a fault of ours: the mail server keeps the reply and retries
+            logger.exception("could not apply a reply; the sender will retry")
+            return "451 4.3.0 the reply could not be applied now; try again later"
         logger.info("reply received: %s", outcome.reason)
         return f"250 2.0.0 {_one_line(outcome.reason)}"
 

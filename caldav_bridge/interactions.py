@@ -24,7 +24,6 @@ from sqlalchemy.orm import Session, selectinload
 from caldav_bridge import changelog, crm_settings, recurrence
 from caldav_bridge.config import DEFAULT_PUBLIC_URL
 from caldav_bridge.db import locked
-from caldav_bridge.directory import check_email
 from caldav_bridge.errors import (
     AlreadyExists,
     BookingConflict,
@@ -52,7 +51,7 @@ from caldav_bridge.models import (
 )
 from caldav_bridge.notifications import Notifier, describe_when
 from caldav_bridge.recurrence import Series
-from caldav_bridge.validation import one_line
+from caldav_bridge.validation import mail_address, one_line
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -708,7 +707,7 @@ class InteractionService:
         if len(guests) > MAX_GUESTS:
             raise InvalidInput(f"an interaction has at most {MAX_GUESTS} attendees from outside")
         for entry in guests:  # each gets an email: one address each, nothing more
-            check_email(entry.address)
+            mail_address(entry.address)
             one_line(entry.name, "an attendee's name", 200)
         wanted = {g.address: g for g in guests}
         current = {

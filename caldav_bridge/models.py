@@ -124,6 +124,7 @@ class User(Base):
     # before; no nonce, no feed.
     rsvp_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     feed_nonce: Mapped[str | None] = mapped_column(String(32))
+    session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     emails: Mapped[list[UserEmail]] = relationship(
         back_populates="user", cascade="all, delete-orphan", order_by="UserEmail.position"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import re
 import socket
 import threading
 from functools import cache
@@ -73,11 +74,26 @@ def radicale_configuration(
     return configuration
 
 
+class _SecretsMasked(logging.Filter):
+    """Feed addresses are secrets: the request log names the feed, not its token."""
+
+    _FEED = re.compile(r"(/\.bridge/feeds/[ur]\d+-)[A-Za-z0-9_-]+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if "/.bridge/feeds/" in text:
+            record.msg, record.args = self._FEED.sub(r"\1…", text), None
+        return True
+
+
 def log_to_stderr(level: str) -> None:
     """Radicale's logging (one line per request at info) and the bridge's, on stderr."""
     radicale_log.setup()
     radicale_log.set_level(level, backtrace_on_debug=False)
     logging.getLogger("caldav_bridge").setLevel(level.upper())
+    masked = _SecretsMasked()
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(masked)
 
 
 def application(configuration: Any) -> Any:

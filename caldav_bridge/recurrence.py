@@ -62,9 +62,9 @@ def checked_rule(text: str, timezone: str, whole_days: bool = False) -> str:
     return stored
 
 
-# Interactions repeat by the hour at the finest; a rule that needs a search through seconds or
-# minutes (or never moves: INTERVAL=0) would hold a request for as long as it runs.
-_FREQUENCIES = {"HOURLY", "DAILY", "WEEKLY", "MONTHLY", "YEARLY"}
+# A rule that searches through seconds (or never moves: INTERVAL=0) would hold a request for
+# as long as it runs.
+_FREQUENCIES = {"MINUTELY", "HOURLY", "DAILY", "WEEKLY", "MONTHLY", "YEARLY"}
 MAX_COUNT = 10_000
 
 
@@ -72,7 +72,7 @@ def _check_bounds(rule: vRecur) -> None:
     frequency = [str(f).upper() for f in rule.get("FREQ", [])]
     if len(frequency) != 1 or frequency[0] not in _FREQUENCIES:
         raise InvalidInput(
-            f"the recurrence rule must repeat HOURLY, DAILY, WEEKLY, MONTHLY or YEARLY (got "
+            f"the recurrence rule must repeat MINUTELY to YEARLY (got "
             f"{', '.join(frequency) or 'no FREQ'})"
         )
     for interval in rule.get("INTERVAL", []):

@@ -63,7 +63,10 @@ def _apply(service: InteractionService, sender: str, event: Event) -> Outcome:
     interaction = service.find_by_uid(uid)
     if interaction is None:
         return _ignored(f"no interaction has the UID {uid!r}")
-    sequence = int(event.get("SEQUENCE", 0))
+    try:
+        sequence = int(event.get("SEQUENCE", 0))
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"the REPLY's SEQUENCE is not a number: {exc}") from exc
     if sequence < interaction.sequence:
         return _ignored(
             f"the reply answers SEQUENCE {sequence}; interaction #{interaction.id} is at "

@@ -71,6 +71,11 @@ def show(session: Session, interaction_id: int, token: str, answered: bool = Fal
     user = tokens.rsvp_user(session, token, interaction_id)
     if user is None:
         return _refusal(HTTPStatus.FORBIDDEN, _NOT_VALID)
+    linked = any(k.user_id == user.id and not k.removed for k in interaction.links)
+    if not linked and interaction.owner_id != user.id:  # removed since the link was sent
+        return _refusal(
+            HTTPStatus.FORBIDDEN, "You are no longer among this interaction's participants."
+        )
     view = _view(interaction, user)
     html = render("rsvp.html", view=view, token=token, answered=answered, error=None)
     return Page(HTTPStatus.OK, html)

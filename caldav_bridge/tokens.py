@@ -121,10 +121,21 @@ def feed_subject(session: Session, token: str) -> FeedSubject | None:
 SESSION_HOURS = 12
 
 
+def _session_mac(session: Session, user: User, expires: int) -> str:
+    granted = (user.id, expires, user.password_hash, user.session_generation)
+    return _mac(session, "web", *granted)
+
+
 def session_token(session: Session, user: User, now: float) -> str:
-    """A login to the web pages until ``now`` + SESSION_HOURS; a new password ends it."""
+    """A login to the web pages until ``now`` + SESSION_HOURS; logging out (``end_sessions``)
+    or a new password ends it."""
     expires = int(now) + SESSION_HOURS * 3600
-    return f"{user.id}.{expires}.{_mac(session, 'web', user.id, expires, user.password_hash)}"
+    return f"{user.id}.{expires}.{_session_mac(session, user, expires)}"
+
+
+def end_sessions(user: User) -> None:
+    """Every web session of ``user`` ends, in every browser."""
+    user.session_generation += 1
 
 
 def session_user(session: Session, token: str, now: float) -> User | None:
@@ -137,7 +148,7 @@ def session_user(session: Session, token: str, now: float) -> User | None:
     user = session.get(User, number)
     if user is None or not user.active:
         return None
-    expected = _mac(session, "web", user.id, expires, user.password_hash)
+    expected = _session_mac(session, user, expires)
     return user if hmac.compare_digest(mac.encode(), expected.encode()) else None
 
 

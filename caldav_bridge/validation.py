@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 from caldav_bridge.errors import InvalidInput
@@ -9,6 +10,17 @@ from caldav_bridge.errors import InvalidInput
 # Line and paragraph separators (U+2028, U+2029) and control characters but the tab, NEL and
 # vertical tab included: any of them could end a line in an email header or a log.
 _BREAKING = {"Zl", "Zp", "Cc"}
+
+
+# One addr-spec, leniently (o'brien@example.com, ops@intranet, x@[192.0.2.1]): nothing that
+# would make an email header name a second recipient or start a new line.
+_ADDRESS = re.compile(r"[^\s<>,;@\"()\\]+@[^\s<>,;@\"()\\]+")
+
+
+def mail_address(value: str) -> str:
+    if not _ADDRESS.fullmatch(value) or any(unicodedata.category(c) == "Cc" for c in value):
+        raise InvalidInput(f"{value!r} is not one email address")
+    return value
 
 
 def one_line(value: str, what: str, limit: int, required: bool = False) -> str:

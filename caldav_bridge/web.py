@@ -138,7 +138,9 @@ def _crm(
         str(environ.get("HTTP_COOKIE", "")),
         public_url,
     )
-    with database.session(write=method == "POST") as session:
+    # A login only reads: a flood of them never holds SQLite's write lock.
+    writes = method == "POST" and request.route != "login"
+    with database.session(write=writes) as session:
         page = crm_pages.handle(session, request)
     headers = {**_PAGE_HEADERS, **page.headers}
     if page.location is not None:

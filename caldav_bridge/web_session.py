@@ -4,6 +4,9 @@ in every form, checked on every POST."""
 
 from __future__ import annotations
 
+import hmac
+import re
+import secrets
 import time
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -17,7 +20,10 @@ from caldav_bridge.models import User
 from caldav_bridge.templating import render
 
 COOKIE = "caldav_bridge_session"
+LOGIN_COOKIE = "caldav_bridge_login"  # the login form's own CSRF check (double submit)
 PAGES = f"{links.PREFIX}crm/"
+# Where a login may send the browser on: these pages, and no character that could end a header.
+_NEXT = re.compile(r"/\.bridge/crm/[A-Za-z0-9/_.?=&%-]{0,300}")
 
 
 @dataclass
@@ -27,6 +33,7 @@ class Request:
     query: dict[str, str]
     form: dict[str, str]
     cookie: str
+    login_cookie: str
     secure: bool  # served behind https: the cookie is Secure
     public_url: str
     user: User | None = None
@@ -49,10 +56,11 @@ def parse(
     def flat(text: str) -> dict[str, str]:
         return {k: v[0] for k, v in parse_qs(text, keep_blank_values=True).items()}
 
-    cookie = ""
+    cookie = login_cookie = ""
     try:
         jar = SimpleCookie(cookie_header)
         cookie = jar[COOKIE].value if COOKIE in jar else ""
+        login_cookie = jar[LOGIN_COOKIE].value if LOGIN_COOKIE in jar else ""
     except CookieError:
         pass
     return Request(
@@ -61,6 +69,7 @@ def parse(
         flat(query_string),
         flat(body.decode("utf-8", "replace")),
         cookie,
+        login_cookie,
         public_url.startswith("https:"),
         public_url,
     )
@@ -70,9 +79,28 @@ def signed_in(session: Session, request: Request) -> User | None:
     return tokens.session_user(session, request.cookie, time.time()) if request.cookie else None
 
 
-def _cookie(value: str, secure: bool, max_age: int) -> str:
+def _cookie(value: str, secure: bool, max_age: int, name: str = COOKIE) -> str:
     flags = f"Path={PAGES}; HttpOnly; SameSite=Lax; Max-Age={max_age}"
-    return f"{COOKIE}={value}; {flags}{'; Secure' if secure else ''}"
+    return f"{name}={value}; {flags}{'; Secure' if secure else ''}"
+
+
+def next_page(wanted: str) -> str:
+    """Where to go after the login: ``wanted`` if it is one of these pages, else the desk."""
+    return wanted if _NEXT.fullmatch(wanted) and "//" not in wanted else PAGES
+
+
+def login_form(session: Session, request: Request, status: HTTPStatus, **context: object) -> Page:
+    """The login form, with a fresh check value in a cookie and in the form: a page on another
+    site cannot post a login in the user's browser (login CSRF)."""
+    check = secrets.token_urlsafe(16)
+    shown = page(session, request, "login.html", status, check=check, **context)
+    shown.headers["Set-Cookie"] = _cookie(check, request.secure, 3600, LOGIN_COOKIE)
+    return shown
+
+
+def login_check_ok(request: Request) -> bool:
+    sent = request.form.get("check", "")
+    return bool(sent) and hmac.compare_digest(sent.encode(), request.login_cookie.encode())
 
 
 def start(session: Session, request: Request, user: User, then: str) -> Page:
@@ -83,6 +111,9 @@ def start(session: Session, request: Request, user: User, then: str) -> Page:
 
 
 def end(request: Request) -> Page:
+    """Logged out: every session of the user ends (``tokens.end_sessions``), this cookie too."""
+    assert request.user is not None
+    tokens.end_sessions(request.user)
     return Page(
         HTTPStatus.SEE_OTHER,
         location=f"{PAGES}login",

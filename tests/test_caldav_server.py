@@ -482,3 +482,25 @@ def test_large_answers_are_gzipped_for_clients_that_accept_it(server: RunningSer
     assert "Content-Encoding" not in answers["identity"].headers
     assert int(answers["gzip"].headers["Content-Length"]) < len(answers["identity"].content)
     assert answers["gzip"].content == answers["identity"].content  # httpx decompresses
+
+
+def test_a_whole_calendar_put_on_a_new_collection_imports_every_event(
+    server: RunningServer,
+) -> None:
+    """Radicale's import: one PUT of a VCALENDAR with several UIDs makes a calendar of them."""
+    events = "".join(
+        f"BEGIN:VEVENT\r\nUID:import-{n}\r\nDTSTAMP:20300101T000000Z\r\n"
+        f"DTSTART:2030010{n}T100000Z\r\nDTEND:2030010{n}T110000Z\r\nSUMMARY:Imported {n}\r\n"
+        "END:VEVENT\r\n"
+        for n in (1, 2)
+    )
+    body = f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\n{events}END:VCALENDAR\r\n"
+    answer = httpx.put(
+        f"{server.url}alice/imported/",
+        content=body,
+        headers={"Content-Type": "text/calendar"},
+        auth=("alice", "alice"),
+    )
+    assert answer.status_code == 201, answer.text
+    calendar = server.client("alice").principal().calendar(cal_id="imported")
+    assert len(calendar.events()) == 2

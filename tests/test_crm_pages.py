@@ -20,9 +20,17 @@ def _pages(server: RunningServer) -> str:
     return f"{server.url}.bridge/crm/"
 
 
+def _log_in(client: httpx.Client, form: dict[str, str]) -> httpx.Response:
+    """The login form as a browser sends it: opened first, its check value sent back."""
+    page = client.get("login")
+    found = re.search(r'name="check" value="([^"]+)"', page.text)
+    assert found is not None
+    return client.post("login", data={**form, "check": found.group(1)})
+
+
 def _signed_in(server: RunningServer, login: str) -> httpx.Client:
     client = httpx.Client(base_url=_pages(server), timeout=30)
-    answer = client.post("login", data={"login": login, "password": login})
+    answer = _log_in(client, {"login": login, "password": login})
     assert answer.status_code == 303, answer.text
     return client
 
@@ -47,9 +55,7 @@ def test_pages_need_a_login_and_come_back_after_it(server: RunningServer) -> Non
     assert anonymous.status_code == 303
     assert anonymous.headers["Location"].endswith("/crm/login?next=/.bridge/crm/agenda")
     client = httpx.Client(base_url=_pages(server))
-    answer = client.post(
-        "login", data={"login": "bob", "password": "bob", "next": "/.bridge/crm/agenda"}
-    )
+    answer = _log_in(client, {"login": "bob", "password": "bob", "next": "/.bridge/crm/agenda"})
     assert answer.headers["Location"] == "/.bridge/crm/agenda"
     cookie = answer.headers["Set-Cookie"]
     assert cookie.startswith(f"{COOKIE}=")
@@ -75,10 +81,10 @@ def test_the_cookie_is_secure_behind_https() -> None:
 def test_a_wrong_login_is_refused_without_a_cookie(
     server: RunningServer, form: dict[str, str]
 ) -> None:
-    answer = httpx.post(f"{_pages(server)}login", data=form)
+    answer = _log_in(httpx.Client(base_url=_pages(server)), form)
     assert answer.status_code == 401
     assert "Wrong login or password" in answer.text
-    assert "Set-Cookie" not in answer.headers
+    assert f"{COOKIE}=" not in answer.headers.get("Set-Cookie", "")  # no session
 
 
 def test_an_inactive_user_cannot_log_in_and_their_session_ends(server: RunningServer) -> None:
@@ -86,7 +92,7 @@ def test_an_inactive_user_cannot_log_in_and_their_session_ends(server: RunningSe
     with server.world.database.session(write=True) as session:
         Directory(session).set_active("bob", False)
     assert bob.get("").status_code == 303  # back to the login
-    answer = httpx.post(f"{_pages(server)}login", data={"login": "bob", "password": "bob"})
+    answer = _log_in(httpx.Client(base_url=_pages(server)), {"login": "bob", "password": "bob"})
     assert answer.status_code == 401
 
 
@@ -164,11 +170,18 @@ def test_administration_is_for_administrators(server: RunningServer) -> None:
 
 
 def test_the_login_never_sends_anyone_to_another_site(server: RunningServer) -> None:
-    for target in ("https://evil.example/", "//evil.example/", "/.bridge/crm//evil.example"):
-        answer = httpx.post(
-            f"{_pages(server)}login", data={"login": "bob", "password": "bob", "next": target}
-        )
+    for target in (
+        "https://evil.example/",
+        "//evil.example/",
+        "/.bridge/crm//evil.example",
+        "/.bridge/crm/\r\nSet-Cookie: caldav_bridge_session=fixed",
+        "/.bridge/crm/%0d%0aX-Evil: 1",
+    ):
+        client = httpx.Client(base_url=_pages(server))
+        answer = _log_in(client, {"login": "bob", "password": "bob", "next": target})
         assert answer.headers["Location"] == "/.bridge/crm/", target
+        assert "X-Evil" not in answer.headers
+        assert answer.headers["Set-Cookie"].count("caldav_bridge_session=") == 1
 
 
 def test_bad_input_gets_a_reason_and_changes_nothing(server: RunningServer) -> None:
@@ -191,12 +204,33 @@ def test_bad_input_gets_a_reason_and_changes_nothing(server: RunningServer) -> N
         assert Directory(session).find_user("x y") is None
 
 
-def test_logging_out_clears_the_cookie(server: RunningServer) -> None:
+def test_logging_out_ends_the_session_even_for_a_copied_cookie(server: RunningServer) -> None:
     bob = _signed_in(server, "bob")
+    copied = bob.cookies[COOKIE]
     answer = bob.post("logout", data={"csrf": _csrf(bob, "")})
     assert answer.status_code == 303
     assert "Max-Age=0" in answer.headers["Set-Cookie"]
     assert bob.get("").status_code == 303
+    assert httpx.get(_pages(server), cookies={COOKIE: copied}).status_code == 303
+
+
+def test_a_login_posted_from_another_site_is_refused(server: RunningServer) -> None:
+    """Login CSRF: without the check value of a login form opened in this browser."""
+    answer = httpx.post(f"{_pages(server)}login", data={"login": "bob", "password": "bob"})
+    assert answer.status_code == 403
+    assert f"{COOKIE}=" not in answer.headers.get("Set-Cookie", "")
+
+
+def test_bad_values_in_the_address_or_the_form_get_a_4xx(server: RunningServer) -> None:
+    interaction_id = _meeting(server.world)
+    alice = _signed_in(server, "alice")
+    assert alice.get("interactions/99999999999999999999999").status_code == 404
+    token = _csrf(alice, f"interactions/{interaction_id}")
+    answer = alice.post(
+        f"interactions/{interaction_id}/link",
+        data={"login": "bob", "status": "declined", "csrf": token},
+    )
+    assert answer.status_code == 400
 
 
 def test_a_new_interaction_with_bad_times_is_refused_and_nothing_is_made(

@@ -19,7 +19,7 @@ from caldav_bridge.errors import (
     NotFound,
 )
 from caldav_bridge.ical_mapping import Answer
-from caldav_bridge.interactions import Changes, InteractionService, link_label
+from caldav_bridge.interactions import Changes, GuestEntry, InteractionService, link_label
 from caldav_bridge.models import Channel, Interaction, LinkStatus, NotificationKind
 from tests.conftest import World
 from tests.helpers import at, changes, create, outbox, unfolded
@@ -607,3 +607,25 @@ def test_the_agenda_lists_owned_and_linked_interactions_in_the_range(world: Worl
         assert owned.id not in [
             e.interaction.id for e in service.agenda(alice, at(1, 0), at(30, 0))
         ]
+
+
+@pytest.mark.parametrize("address", ["o'brien@example.com", "ops@intranet", "x@[192.0.2.1]"])
+def test_unusual_but_real_guest_addresses_are_invited(world: World, address: str) -> None:
+    with world.database.session(write=True) as session:
+        service, users = InteractionService(session), world.users(session)
+        interaction = create(service, users["alice"])
+        service.set_guests(users["alice"], interaction, [GuestEntry(address)])
+        assert [g.address for g in interaction.guests] == [address]
+
+
+@pytest.mark.parametrize(
+    "address", ["guest@example.com,evil@attacker.example", "a b@example.com", "no-at-sign"]
+)
+def test_a_guest_address_naming_more_than_one_mailbox_is_refused(
+    world: World, address: str
+) -> None:
+    with world.database.session(write=True) as session:
+        service, users = InteractionService(session), world.users(session)
+        interaction = create(service, users["alice"])
+        with pytest.raises(InvalidInput):
+            service.set_guests(users["alice"], interaction, [GuestEntry(address)])

@@ -180,6 +180,9 @@ def test_a_removed_user_can_no_longer_answer(server: RunningServer) -> None:
     refused = httpx.post(url.split("?")[0], data={"token": _token(url), "answer": "accept"})
     assert refused.status_code == 403
     assert "not among" in refused.text
+    shown = httpx.get(url)  # nor does the old link show the interaction any more
+    assert shown.status_code == 403
+    assert "Budget review" not in shown.text
 
 
 def test_bad_requests_get_a_reason(server: RunningServer) -> None:
