@@ -16,6 +16,8 @@ from icalendar import Calendar, Event, vCalAddress
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from caldav_bridge.db import Database
+from caldav_bridge.directory import Directory
 from caldav_bridge.interactions import Draft, InteractionService
 from caldav_bridge.models import (
     CalendarChange,
@@ -172,3 +174,18 @@ class TcpProxy:
     def close(self) -> None:
         self.cut()
         self.listener.close()
+
+
+def fresh_postgres(url: str) -> Database:
+    """The test run's PostgreSQL database, emptied, with alice, bob and the everest room."""
+    from tests.conftest import _empty_postgres
+
+    _empty_postgres(url)
+    database = Database(url)
+    with database.session(write=True) as session:
+        directory = Directory(session)
+        directory.add_user("alice", "Alice", ["alice@example.com"], "alice", "UTC")
+        directory.add_user("bob", "Bob", ["bob@example.com"], "bob", "UTC")
+        directory.add_resource("everest", "Everest room", "everest@example.com")
+        InteractionService(session).set_multi_user(True)
+    return database

@@ -18,11 +18,8 @@ import pytest
 from sqlalchemy import create_engine, func, select, text
 
 from caldav_bridge.db import Database
-from caldav_bridge.directory import Directory
-from caldav_bridge.interactions import InteractionService
 from caldav_bridge.models import Booking, Interaction, InteractionLink, OutboxMessage, Resource
-from tests.conftest import _empty_postgres
-from tests.helpers import free_port, wait_for_http
+from tests.helpers import free_port, fresh_postgres, wait_for_http
 
 BIN = Path(sys.executable).parent
 
@@ -59,14 +56,7 @@ def _counts(database: Database) -> tuple[int, ...]:
 def test_a_server_killed_in_the_middle_of_a_put_leaves_nothing_half_written(
     postgres_database: str,
 ) -> None:
-    _empty_postgres(postgres_database)
-    database = Database(postgres_database)
-    with database.session(write=True) as session:
-        directory = Directory(session)
-        directory.add_user("alice", "Alice", ["alice@example.com"], "alice", "UTC")
-        directory.add_user("bob", "Bob", ["bob@example.com"], "bob", "UTC")
-        directory.add_resource("everest", "Everest room", "everest@example.com")
-        InteractionService(session).set_multi_user(True)
+    database = fresh_postgres(postgres_database)
     before = _counts(database)
     port = free_port()
     env = {**os.environ, "CALDAV_BRIDGE_DATABASE_URL": postgres_database}

@@ -13,12 +13,9 @@ from sqlalchemy.engine import make_url
 
 from caldav_bridge.config import Settings
 from caldav_bridge.db import Database
-from caldav_bridge.directory import Directory
-from caldav_bridge.interactions import InteractionService
 from caldav_bridge.models import Interaction
 from caldav_bridge.radicale_setup import Server, radicale_configuration
-from tests.conftest import _empty_postgres
-from tests.helpers import TcpProxy
+from tests.helpers import TcpProxy, fresh_postgres
 
 EVENT = """BEGIN:VCALENDAR\r
 VERSION:2.0\r
@@ -36,13 +33,7 @@ END:VCALENDAR\r
 
 @pytest.fixture
 def proxied(postgres_database: str) -> Iterator[tuple[str, TcpProxy, Database]]:
-    _empty_postgres(postgres_database)
-    database = Database(postgres_database)
-    with database.session(write=True) as session:
-        directory = Directory(session)
-        directory.add_user("alice", "Alice", ["alice@example.com"], "alice", "UTC")
-        directory.add_user("bob", "Bob", ["bob@example.com"], "bob", "UTC")
-        InteractionService(session).set_multi_user(True)
+    database = fresh_postgres(postgres_database)
     url = make_url(postgres_database)
     proxy = TcpProxy(url.port or 5432, url.host or "127.0.0.1")
     through = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
@@ -69,6 +60,16 @@ def _propfind(url: str, login: str) -> httpx.Response:
     )
 
 
+def _put(url: str) -> httpx.Response:
+    return httpx.put(
+        f"{url}alice/interactions/outage-1.ics",
+        content=EVENT,
+        headers={"Content-Type": "text/calendar"},
+        auth=("alice", "alice"),
+        timeout=30,
+    )
+
+
 @pytest.mark.postgresql
 def test_an_unreachable_database_gets_503_and_the_server_recovers(
     proxied: tuple[str, TcpProxy, Database],
@@ -81,25 +82,11 @@ def test_an_unreachable_database_gets_503_and_the_server_recovers(
         assert answer.status_code == 503, answer.text
         assert answer.headers["Retry-After"].isdigit()
         assert "unavailable" in answer.text
-    put = httpx.put(
-        f"{url}alice/interactions/outage-1.ics",
-        content=EVENT,
-        headers={"Content-Type": "text/calendar"},
-        auth=("alice", "alice"),
-        timeout=30,
-    )
-    assert put.status_code == 503
+    assert _put(url).status_code == 503
     assert httpx.get(f"{url}.bridge/messages", auth=("alice", "alice")).status_code == 503
     proxy.restore()
     assert _propfind(url, "alice").status_code == 207
     assert _propfind(url, "bob").status_code == 207
     with database.session() as session:  # the refused PUT left nothing behind
         assert session.scalar(select(func.count()).select_from(Interaction)) == 0
-    put = httpx.put(
-        f"{url}alice/interactions/outage-1.ics",
-        content=EVENT,
-        headers={"Content-Type": "text/calendar"},
-        auth=("alice", "alice"),
-        timeout=30,
-    )
-    assert put.status_code == 201
+    assert _put(url).status_code == 201
