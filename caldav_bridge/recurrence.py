@@ -66,6 +66,20 @@ def checked_rule(text: str, timezone: str, whole_days: bool = False) -> str:
 # as long as it runs.
 _FREQUENCIES = {"MINUTELY", "HOURLY", "DAILY", "WEEKLY", "MONTHLY", "YEARLY"}
 MAX_COUNT = 10_000
+_MONTH_DAYS = {
+    1: 31,
+    2: 29,
+    3: 31,
+    4: 30,
+    5: 31,
+    6: 30,
+    7: 31,
+    8: 31,
+    9: 30,
+    10: 31,
+    11: 30,
+    12: 31,
+}
 
 
 def _check_bounds(rule: vRecur) -> None:
@@ -81,6 +95,11 @@ def _check_bounds(rule: vRecur) -> None:
     for count in rule.get("COUNT", []):
         if not 1 <= int(count) <= MAX_COUNT:
             raise InvalidInput(f"the recurrence rule's COUNT must be between 1 and {MAX_COUNT:,}")
+    # A day no month of the rule has (February 30): searching for it runs to the year 9999.
+    months = [int(m) for m in rule.get("BYMONTH", [])] or list(range(1, 13))
+    days = [abs(int(d)) for d in rule.get("BYMONTHDAY", [])]
+    if days and min(days) > max(_MONTH_DAYS.get(m, 31) for m in months):
+        raise InvalidInput("the recurrence rule never occurs (no such day in its months)")
 
 
 def _utc_until(value: datetime | date, timezone: str, whole_days: bool) -> datetime:

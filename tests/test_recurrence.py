@@ -52,6 +52,33 @@ def test_a_malformed_rule_is_refused_with_its_reason(rule: str) -> None:
         recurrence.checked_rule(rule, "UTC")
 
 
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "FREQ=DAILY;INTERVAL=0",  # never moves: expanding it looped forever
+        "FREQ=SECONDLY;COUNT=5",
+        "FREQ=DAILY;COUNT=2000000000",
+        "FREQ=HOURLY;BYMONTH=2;BYMONTHDAY=30",  # never occurs: a search to the year 9999
+        "FREQ=YEARLY;BYMONTH=4,6;BYMONTHDAY=31",
+    ],
+)
+def test_a_rule_that_would_hold_the_server_is_refused_with_its_reason(rule: str) -> None:
+    with pytest.raises(InvalidInput, match="recurrence rule"):
+        recurrence.checked_rule(rule, "UTC")
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29",
+        "FREQ=MONTHLY;BYMONTHDAY=-1",
+        "FREQ=MINUTELY;INTERVAL=30;COUNT=8",
+    ],
+)
+def test_rare_but_real_rules_are_kept(rule: str) -> None:
+    assert recurrence.checked_rule(rule, "UTC")
+
+
 def test_a_weekly_interaction_holds_the_room_for_every_occurrence(world: World) -> None:
     with world.database.session(write=True) as session:
         service, users = InteractionService(session), world.users(session)
