@@ -280,21 +280,30 @@ _XML_METHODS = {"PROPFIND", "REPORT", "PROPPATCH", "MKCALENDAR", "MKCOL"}
 _MAX_XML_DEPTH = 64
 
 
-def _xml_refusal(raw: bytes) -> str | None:
-    """Why an XML request body is refused (None: it is not): not XML, a DTD or entities
+# Where __call__ leaves the request body it parsed, for the handlers.
+_PARSED_XML = "caldav_bridge.xml"
+
+
+def _checked_xml(raw: bytes) -> tuple[Any, str | None]:
+    """The parsed XML request body, or why it is refused: not XML, a DTD or entities
     (expansion bombs, external files), or nesting deeper than any DAV request has."""
     try:
         root = DefusedET.fromstring(raw, forbid_dtd=True)
     except DefusedXmlException as exc:
-        return f"DTDs and entities are not accepted ({type(exc).__name__})"
+        return None, f"DTDs and entities are not accepted ({type(exc).__name__})"
     except ET.ParseError as exc:
-        return f"the body is not well-formed XML: {exc}"
+        return None, f"the body is not well-formed XML: {exc}"
     level = [root]
     for _ in range(_MAX_XML_DEPTH + 1):
         level = [child for element in level for child in element]
         if not level:
-            return None
-    return f"the XML is nested deeper than {_MAX_XML_DEPTH} levels"
+            return root, None
+    return None, f"the XML is nested deeper than {_MAX_XML_DEPTH} levels"
+
+
+def _request_xml(environ: types.WSGIEnviron, raw: bytes) -> Any:
+    """The request's XML body, as __call__ parsed it once (None when there is none)."""
+    return environ.get(_PARSED_XML) if _PARSED_XML in environ else _parse(raw)
 
 
 _WARM_UP_REQUESTS = [
@@ -384,9 +393,10 @@ class BridgeApplication(SchedulingApplication):
             )
         if environ.get("REQUEST_METHOD") in _XML_METHODS and length.isdigit() and int(length):
             raw, environ = _buffered(environ)
-            reason = _xml_refusal(raw)
+            root, reason = _checked_xml(raw)
             if reason is not None:
                 return _refuse(start_response, "400 Bad Request", reason)
+            environ = {**environ, _PARSED_XML: root}
         if hasattr(self._storage, "begin_request"):
             self._storage.begin_request(
                 environ.get("HTTP_IF_MATCH"),
@@ -496,7 +506,7 @@ class BridgeApplication(SchedulingApplication):
         request_info: dict[str, Any],
     ) -> types.WSGIResponse:
         raw, environ = _buffered(environ)
-        root = _parse(raw)
+        root = _request_xml(environ, raw)
         free_busy_only = self._free_busy_only(path, user, user_groups)
         if free_busy_only == "calendar":
             return _text(
@@ -575,7 +585,7 @@ class BridgeApplication(SchedulingApplication):
         """Radicale's REPORT, with the same fast path for sync-collection (RFC 6578) when only
         listing properties are asked: names and ETags of what changed, 404 for what left."""
         raw, environ = _buffered(environ)
-        root = _parse(raw) if user else None
+        root = _request_xml(environ, raw) if user else None
         search = principal_search(root)
         if search is not None:
             return self.principal_search_report(

@@ -28,7 +28,14 @@ from caldav_bridge.errors import (
     NotFound,
 )
 from caldav_bridge.ical_mapping import Answer, location_text, zone
-from caldav_bridge.interactions import AgendaEntry, Changes, Draft, InteractionService, link_label
+from caldav_bridge.interactions import (
+    AgendaEntry,
+    Changes,
+    Draft,
+    InteractionService,
+    guest_label,
+    link_label,
+)
 from caldav_bridge.models import Interaction, InteractionStatus, LinkStatus, User
 from caldav_bridge.notifications import describe_when
 from caldav_bridge.passwords import verify_password
@@ -237,7 +244,7 @@ def interaction_page(
         Person(
             k.user.login,
             k.user.display_name,
-            "Declined" if k.removed else link_label(k),
+            link_label(k),  # a link taken out of its calendar is Declined
             k.user_id == user.id,
         )
         for k in sorted(interaction.links, key=lambda k: k.user.display_name)
@@ -254,7 +261,7 @@ def interaction_page(
         owner=owner,
         mine=mine,
         people=people,
-        guests=[(g.name or g.address, g.partstat) for g in interaction.guests],
+        guests=[(g.name or g.address, guest_label(g.partstat)) for g in interaction.guests],
         bookings=interaction.bookings,
         can_link=[u for u in directory.users() if u.active and u.id not in linked],
         rooms=[r for r in directory.resources() if r.active],

@@ -135,6 +135,18 @@ def link_label(link: InteractionLink) -> str:
     return f"{label} (tentative)" if link.tentative else label
 
 
+_GUEST_LABELS = {
+    "ACCEPTED": "Confirmed",
+    "DECLINED": "Declined",
+    "TENTATIVE": "Confirmed (tentative)",
+}
+
+
+def guest_label(partstat: str) -> str:
+    """An outside attendee's PARTSTAT in the CRM's words, as ``link_label`` says a user's."""
+    return _GUEST_LABELS.get(partstat, "Invited")
+
+
 @dataclass(frozen=True)
 class _Period:
     starts_at: datetime

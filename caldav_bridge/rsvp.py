@@ -18,30 +18,18 @@ from sqlalchemy.orm import Session
 from caldav_bridge import links, tokens
 from caldav_bridge.errors import BridgeError, InteractionCancelled, NotAllowed, NotFound
 from caldav_bridge.ical_mapping import Answer
-from caldav_bridge.interactions import InteractionService, link_label
+from caldav_bridge.interactions import InteractionService, guest_label, link_label
 from caldav_bridge.models import Interaction, InteractionStatus, User
 from caldav_bridge.notifications import describe_when
 from caldav_bridge.templating import render
+from caldav_bridge.web_session import Page
 
-_GUEST_WORDS = {
-    "ACCEPTED": "Confirmed",
-    "DECLINED": "Declined",
-    "TENTATIVE": "Confirmed (tentative)",
-    "NEEDS-ACTION": "Invited",
-}
 _ANSWERS = {"accept": Answer.ACCEPT, "decline": Answer.DECLINE}
 
 _NOT_VALID = (
     "This link does not work: it may be mistyped, or replaced by a newer one. "
     "Open the link of your latest notice, or answer from your calendar."
 )
-
-
-@dataclass(frozen=True)
-class Page:
-    status: HTTPStatus
-    html: str = ""
-    location: str | None = None  # a redirection (303 See Other)
 
 
 @dataclass(frozen=True)
@@ -111,15 +99,13 @@ def _view(interaction: Interaction, user: User) -> _View:
     owner = interaction.owner
     view.participants.append(_Row(owner.display_name, "Owner", owner.id == user.id))
     for link in sorted(interaction.links, key=lambda one: one.user.display_name):
-        status = "Declined" if link.removed else link_label(link)
+        status = link_label(link)  # a link taken out of its calendar is Declined
         view.participants.append(_Row(link.user.display_name, status, link.user_id == user.id))
         if link.user_id == user.id:
             view.your_status = status
             view.can_answer = interaction.status is InteractionStatus.PLANNED
     for guest in interaction.guests:
-        view.participants.append(
-            _Row(guest.name or guest.address, _GUEST_WORDS.get(guest.partstat, "Invited"))
-        )
+        view.participants.append(_Row(guest.name or guest.address, guest_label(guest.partstat)))
     for booking in interaction.bookings:
         state = "Declined: taken at that time" if booking.declined else "Booked"
         view.rooms.append(_Row(booking.resource.name, state))

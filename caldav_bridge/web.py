@@ -20,6 +20,7 @@ from caldav_bridge import crm_pages, feeds, links, messenger, rsvp, tokens, web_
 from caldav_bridge.db import Database
 from caldav_bridge.directory import Directory
 from caldav_bridge.interactions import InteractionService
+from caldav_bridge.web_session import Page
 
 PREFIX = links.PREFIX
 MESSAGES = "messages"
@@ -87,17 +88,18 @@ def handle(
     return _refusal(HTTPStatus.NOT_FOUND, f"nothing at {path}")
 
 
-def _page(page: rsvp.Page) -> types.WSGIResponse:
+def _page(page: Page) -> types.WSGIResponse:
+    headers = {**_PAGE_HEADERS, **page.headers}
     if page.location is not None:
-        return int(page.status), {**_PAGE_HEADERS, "Location": page.location}, b"", None
-    return int(page.status), dict(_PAGE_HEADERS), page.html.encode(), None
+        return int(page.status), {**headers, "Location": page.location}, b"", None
+    return int(page.status), headers, page.html.encode(), None
 
 
 def _rsvp(
     database: Database, public_url: str, method: str, rest: str, environ: types.WSGIEnviron
 ) -> types.WSGIResponse:
     if not (rest.isascii() and rest.isdecimal() and len(rest) < 12):
-        return _page(rsvp.Page(HTTPStatus.NOT_FOUND, "no such page"))
+        return _page(Page(HTTPStatus.NOT_FOUND, "no such page"))
     interaction_id = int(rest)
     if method == "GET":
         with database.session() as session:
@@ -141,11 +143,7 @@ def _crm(
     # A login only reads: a flood of them never holds SQLite's write lock.
     writes = method == "POST" and request.route != "login"
     with database.session(write=writes) as session:
-        page = crm_pages.handle(session, request)
-    headers = {**_PAGE_HEADERS, **page.headers}
-    if page.location is not None:
-        return int(page.status), {**headers, "Location": page.location}, b"", None
-    return int(page.status), headers, page.html.encode(), None
+        return _page(crm_pages.handle(session, request))
 
 
 def _feed(

@@ -44,6 +44,8 @@ class Request:
 
 @dataclass
 class Page:
+    """What the bridge's pages answer: HTML, or a redirection (303 See Other)."""
+
     status: HTTPStatus
     html: str = ""
     location: str | None = None
