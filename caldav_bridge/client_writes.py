@@ -125,6 +125,7 @@ class ClientWrites:
             )
         fields, moves = _organizer_instances(event_fields(event, actor.timezone), item)
         attendees = self._attendees(event, actor)
+        self.service.hold_resources(attendees.resources.values())
         draft = Draft(
             moves=moves,
             subject=fields.subject or "(no subject)",
@@ -148,6 +149,9 @@ class ClientWrites:
             return
         fields, moves = _organizer_instances(event_fields(event, interaction.timezone), item)
         attendees = self._attendees(event, actor)
+        self.service.hold_resources(
+            [*attendees.resources.values(), *(b.resource for b in interaction.bookings)]
+        )
         # Rooms the event no longer names are released first, so that a move cannot conflict
         # with them; what is new is added once the interaction has its new time.
         self._release_unwanted(actor, interaction, attendees)

@@ -12,7 +12,7 @@ import functools
 import hashlib
 import re
 import uuid
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
@@ -807,6 +807,23 @@ class InteractionService:
         )
         self._updated(interaction, reschedule=not interaction.cancelled and not booking.declined)
 
+    def hold_resources(self, resources: Iterable[Resource]) -> None:
+        """Lock the rows of ``resources`` for the rest of the transaction, in the one order
+        every change takes its locks in, so that no two changes wait on each other: first the
+        interaction's row (``get``, ``find_by_uid``), then its resources all at once, by
+        ascending id, then, last, the change log of its calendars (``changelog``). A change
+        that will look at several resources holds them all here before the first: taken one
+        by one as an event names them, two events naming two rooms in opposite orders
+        deadlocked. On SQLite the writing transaction holds the database's one write lock."""
+        ids = sorted({resource.id for resource in resources})
+        if ids:
+            self.session.execute(
+                select(Resource.id)
+                .where(Resource.id.in_(ids))
+                .order_by(Resource.id)
+                .with_for_update()
+            )
+
     def _require_bookable(self, actor: User, interaction: Interaction, resource: Resource) -> None:
         self._require_owner(actor, interaction)
         self._require_open(interaction)
@@ -818,6 +835,7 @@ class InteractionService:
 
     def _rooms_for(self, interaction: Interaction, series: Series, rooms_answer: bool) -> None:
         """Check (or, with ``rooms_answer``, let answer) every room for new times."""
+        self.hold_resources(booking.resource for booking in interaction.bookings)
         if not rooms_answer:
             for booking in interaction.bookings:
                 if not booking.declined:
@@ -842,11 +860,7 @@ class InteractionService:
     ) -> Interaction | None:
         """The first other interaction holding ``resource`` during one of the occurrences of
         ``series`` (expanded up to the recurrence horizon), if any."""
-        # Serialise bookings of this resource: on PostgreSQL by locking its row; on SQLite the
-        # write transaction already holds the database's write lock (BEGIN IMMEDIATE).
-        self.session.execute(
-            select(Resource.id).where(Resource.id == resource.id).with_for_update()
-        )
+        self.hold_resources([resource])  # bookings of this resource, one after the other
         mine = recurrence.occurrences(series)
         if not mine:
             return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+import httpx
 import pytest
 from sqlalchemy import select
 
@@ -11,7 +12,7 @@ from caldav_bridge.cli import main
 from caldav_bridge.directory import Directory
 from caldav_bridge.errors import BookingConflict
 from caldav_bridge.interactions import InteractionService
-from caldav_bridge.models import Booking
+from caldav_bridge.models import Booking, Interaction
 from tests.conftest import RunningServer, World
 from tests.helpers import at, create
 from tests.test_scheduling import _attendee, _attendees, _client, _event, _put
@@ -100,3 +101,59 @@ def test_the_cli_and_calendar_clients_racing_for_a_room_leave_it_booked_once(
     with world.database.session() as session:
         held = session.scalars(select(Booking).where(Booking.declined.is_(False))).all()
     assert len(held) == 1
+
+
+def test_events_naming_two_rooms_in_opposite_orders_book_each_once_per_slot(
+    server: RunningServer,
+) -> None:
+    """Twenty clients at once, in two slots: half name [everest, kilimanjaro], half the other
+    way round. Nobody waits on a lock another holds while it waits on theirs (no 5xx): in
+    each slot one event holds each room, the others get that room DECLINED."""
+    logins, rooms = ["alice", "bob", "carol", "dave"], ["everest", "kilimanjaro"]
+    clients = 20
+    barrier = threading.Barrier(clients)
+    answers: dict[int, dict[str, str]] = {}
+    failures: list[str] = []
+
+    def put(number: int) -> None:
+        login, day = logins[number % 4], 8 + number % 2
+        named = rooms if number // 2 % 2 else rooms[::-1]
+        text = _event(
+            f"rooms-{number}",
+            *(_attendee(f"{room}@example.com", CUTYPE="ROOM") for room in named),
+            organizer=f"{login}@example.com",
+            start=f"203001{day:02d}T120000Z",
+            end=f"203001{day:02d}T130000Z",
+        )
+        path = f"/{login}/interactions/rooms-{number}.ics"
+        barrier.wait()
+        with _client(server, login) as client:
+            try:
+                answer = _put(client, path, text, Prefer="return=representation")
+            except httpx.TransportError:  # the test server's listen queue: read what came of it
+                answer = client.get(path)
+                if answer.status_code == 404:
+                    answer = _put(client, path, text, Prefer="return=representation")
+        if answer.status_code not in (200, 201):
+            failures.append(f"{number}: {answer.status_code} {answer.text}")
+            return
+        found = _attendees(answer.text)
+        answers[number] = {room: found[f"{room}@example.com"]["PARTSTAT"] for room in rooms}
+
+    threads = [threading.Thread(target=put, args=(n,)) for n in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert failures == []
+    for slot in (0, 1):
+        for room in rooms:
+            told = sorted(answers[n][room] for n in range(slot, clients, 2))
+            assert told == ["ACCEPTED"] + ["DECLINED"] * (clients // 2 - 1), (slot, room)
+    with server.world.database.session() as session:
+        held = session.execute(
+            select(Booking.resource_id, Interaction.starts_at)
+            .join(Interaction, Interaction.id == Booking.interaction_id)
+            .where(Booking.declined.is_(False))
+        ).all()
+    assert len(held) == len(set(held)) == 4
