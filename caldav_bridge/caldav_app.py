@@ -26,9 +26,10 @@ from defusedxml import DefusedXmlException
 from icalendar import Calendar
 from radicale import types
 from radicale.app import Application
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
 from caldav_bridge import recurrence, web
+from caldav_bridge.db import lost_a_race
 from caldav_bridge.errors import (
     AlreadyExists,
     BookingConflict,
@@ -75,9 +76,25 @@ def _unavailable(exc: OperationalError) -> types.WSGIResponse:
     )
 
 
+# A request that lost a race with a concurrent one (both creating one UID, one calendar) is
+# run again: it then sees the other's change, as if it had come a moment later.
+RACE_ATTEMPTS = 3
+
+
+def _refusal(
+    app: Application, environ: types.WSGIEnviron, path: str, refusal: BridgeError, info: Any
+) -> types.WSGIResponse:
+    logger.info("refused %s %s: %s", environ["REQUEST_METHOD"], path, refusal)
+    if isinstance(refusal, CalDavPrecondition):
+        return app._webdav_error_response(int(HTTPStatus.FORBIDDEN), refusal.element, info)
+    status = next((s for kind, s in _STATUS if isinstance(refusal, kind)), HTTPStatus.FORBIDDEN)
+    return _text(status, str(refusal))
+
+
 def _refusals_answered(handler: Handler) -> Handler:
-    """Wrap one of Radicale's request handlers so that domain refusals become 4xx answers
-    and an unreachable database 503."""
+    """Wrap one of Radicale's request handlers so that domain refusals become 4xx answers,
+    a request that lost a race to a concurrent one is run again, and an unreachable database
+    is answered 503."""
 
     def answered(
         app: Application,
@@ -88,21 +105,25 @@ def _refusals_answered(handler: Handler) -> Handler:
         user_groups: set[str],
         request_info: dict[str, Any],
     ) -> types.WSGIResponse:
-        try:
-            return handler(app, environ, base_prefix, path, user, user_groups, request_info)
-        except CalDavPrecondition as refusal:
-            logger.info("refused %s %s: %s", environ["REQUEST_METHOD"], path, refusal)
-            return app._webdav_error_response(
-                int(HTTPStatus.FORBIDDEN), refusal.element, request_info
-            )
-        except BridgeError as refusal:
-            logger.info("refused %s %s: %s", environ["REQUEST_METHOD"], path, refusal)
-            status = next(
-                (s for kind, s in _STATUS if isinstance(refusal, kind)), HTTPStatus.FORBIDDEN
-            )
-            return _text(status, str(refusal))
-        except OperationalError as exc:
-            return _unavailable(exc)
+        raw, environ = _buffered(environ)
+        for _ in range(RACE_ATTEMPTS):
+            attempt = {**environ, "wsgi.input": io.BytesIO(raw)}
+            try:
+                return handler(app, attempt, base_prefix, path, user, user_groups, request_info)
+            except BridgeError as refusal:
+                return _refusal(app, environ, path, refusal, request_info)
+            except DBAPIError as exc:
+                if not lost_a_race(exc):
+                    if isinstance(exc, OperationalError):
+                        return _unavailable(exc)
+                    raise
+                logger.info(
+                    "%s %s met a concurrent change: run again", attempt["REQUEST_METHOD"], path
+                )
+        return _text(
+            HTTPStatus.CONFLICT,
+            "the same thing was being changed by other requests at the same moment: try again",
+        )
 
     return answered
 

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Engine, Select, create_engine, event
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from caldav_bridge.errors import ConfigurationError
@@ -30,6 +30,22 @@ def locked(session: Session, query: _Query) -> _Query:
     if not session.info.get(WRITING):
         return query
     return query.with_for_update().execution_options(populate_existing=True)
+
+
+# How a transaction that lost a race with another fails: a unique constraint the other
+# satisfied first (PostgreSQL's unique_violation, SQLite's), a deadlock or a serialization
+# failure. Run again, it sees what the other committed.
+_RACE_STATES = {"23505", "40P01", "40001"}
+_RACE_NAMES = {"SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY", "SQLITE_BUSY_SNAPSHOT"}
+
+
+def lost_a_race(exc: DBAPIError) -> bool:
+    """Whether ``exc`` says the transaction collided with a concurrent one, so that running
+    it again (it will see the other's rows) is the answer."""
+    return (
+        getattr(exc.orig, "sqlstate", None) in _RACE_STATES
+        or getattr(exc.orig, "sqlite_errorname", None) in _RACE_NAMES
+    )
 
 
 def _sqlite_engine(url: str) -> Engine:

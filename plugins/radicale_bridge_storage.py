@@ -37,7 +37,7 @@ from caldav_bridge import calendar_contents, changelog, freebusy
 from caldav_bridge.client_writes import ClientWrites
 from caldav_bridge.db import locked
 from caldav_bridge.directory import Directory
-from caldav_bridge.errors import NotAllowed, PreconditionFailed
+from caldav_bridge.errors import AlreadyExists, NotAllowed, PreconditionFailed
 from caldav_bridge.interactions import InteractionService
 from caldav_bridge.models import (
     CalendarChange,
@@ -898,6 +898,8 @@ class Storage(storage.BaseStorage):
                 raise NotAllowed(f"/{sane}/ is made by the CRM and cannot be created or replaced")
             if self._principal(session, parts[0]) is None or len(parts) > 4:
                 raise NotAllowed(f"/{sane}/ is not inside a calendar home")
+            if items is None and self._stored(session, sane) is not None:  # MKCALENDAR, MKCOL
+                raise AlreadyExists(f"/{sane}/ exists already (made at the same moment)")
             _delete_tree(session, sane)
             session.flush()
             row = StoredCollection(path=sane, props=json.dumps(dict(props or {}), sort_keys=True))
