@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import sys
 import threading
 import time
 from datetime import UTC, date, datetime
 from email.message import EmailMessage
+from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
@@ -97,6 +99,21 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def serve_command(database_url: str, port: int) -> list[str]:
+    """A ``caldav-bridge serve`` process's command line, logging only what goes wrong."""
+    command = Path(sys.executable).parent / "caldav-bridge"
+    return [
+        str(command),
+        "--database",
+        database_url,
+        "serve",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
 
 
 def wait_for_http(url: str, seconds: float = 60) -> None:

@@ -15,7 +15,6 @@ import email
 import os
 import re
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -48,7 +47,7 @@ from caldav_bridge.models import (
 from caldav_bridge.passwords import hash_password
 from caldav_bridge.radicale_setup import radicale_configuration
 from tests.conftest import RunningServer, World
-from tests.helpers import at, create, free_port, wait_for_http
+from tests.helpers import at, create, free_port, serve_command, wait_for_http
 
 TIMEOUT = 60.0  # seconds: no answer by then is a hang
 # CPU seconds the server may spend on one hostile request: more is a denial of service. CPU time,
@@ -63,7 +62,6 @@ SECRET = "BOBS-SECRET-APPRAISAL"
 EVIL = "evil@attacker.example"
 GUEST = "guest@elsewhere.example"
 PASSWD = [*Path("/etc/passwd").read_text(errors="replace").splitlines()[:1], "root:x:0:0"]
-BIN = Path(sys.executable).parent
 LISTING = '<?xml version="1.0"?><propfind xmlns="DAV:"><prop><getetag/></prop></propfind>'
 # Header names an iMIP email may carry (caldav_bridge.imip.email_for).
 EMAIL_HEADERS = {"from", "to", "subject", "date", "message-id", "mime-version", "content-type"}
@@ -172,16 +170,7 @@ def isolated_site(world: World) -> Iterator[Site]:
             user.password_hash = hash_password(user.login)
     port = free_port()
     process = subprocess.Popen(
-        [
-            str(BIN / "caldav-bridge"),
-            "--database",
-            world.database.url,
-            "serve",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
+        serve_command(world.database.url, port),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
