@@ -76,6 +76,15 @@ def same_mailbox(one: str, other: str, settings: ImipSettings) -> bool:
     return (local, domain.lower()) == (other_local, other_domain.lower())
 
 
+def may_answer_for(sender: str, attendee: str, settings: ImipSettings) -> bool:
+    """The sender is the attendee, or one of the aliases configured for them."""
+    return same_mailbox(sender, attendee, settings) or any(
+        same_mailbox(key, attendee, settings)
+        and any(same_mailbox(sender, alias, settings) for alias in aliases)
+        for key, aliases in settings.aliases.items()
+    )
+
+
 def _raw_values(message: EmailMessage, name: str) -> list[str]:
     """The header's values as they came (folded, undecoded), top first."""
     return [str(value) for key, value in message.raw_items() if key.lower() == name.lower()]
@@ -101,8 +110,8 @@ def _mailbox(name: str, raw: str) -> Address:
     spec = address.addr_spec
     if not address.username or not address.domain or '"' in spec or not spec.isascii():
         raise NotAllowed(f"the {name} address {spec!r} is not a plain user@domain address")
-    if spec not in value:  # an encoded word inside the address itself
-        raise NotAllowed(f"the {name} address is encoded")
+    if spec not in value:  # an encoded word, or spaces, inside the address itself
+        raise NotAllowed(f"the {name} address is not written as one plain user@domain")
     name_text = address.display_name
     if "@" in name_text and name_text.strip().strip("<>").lower() != spec.lower():
         raise NotAllowed(f"the {name} display name {name_text!r} holds another address")

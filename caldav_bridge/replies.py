@@ -84,19 +84,12 @@ def _receive(
 
 
 def _replying_attendee(event: Event, sender: str, settings: ImipSettings) -> str:
-    """The ATTENDEE the sender answers for: their own address, or one they are an alias of."""
+    """The ATTENDEE (normalized) the sender answers for."""
     for attendee in event.attendees:
-        address = normalize_address(attendee)
-        aliases = next(
-            (
-                a
-                for key, a in settings.aliases.items()
-                if mail_auth.same_mailbox(key, address, settings)
-            ),
-            frozenset(),
-        )
-        if any(mail_auth.same_mailbox(sender, a, settings) for a in {address, *aliases}):
-            return address
+        written = "".join(str(attendee).split())
+        written = written[7:] if written[:7].lower() == "mailto:" else written
+        if mail_auth.may_answer_for(sender, written, settings):
+            return normalize_address(attendee)
     raise NotAllowed(f"the sender {sender} is not the attendee this REPLY answers for")
 
 

@@ -444,3 +444,48 @@ def test_an_emailed_answer_to_no_occurrence_is_refused_and_changes_nothing(
         interaction = InteractionService(session).find_by_uid(uid)
         assert interaction is not None
         assert interaction.links[0].occurrence_answers == []
+
+
+# ---------------------------------------------------------------------------- configuration
+
+
+def test_the_local_part_is_compared_as_configured(world: World, receive: Receive) -> None:
+    uid = _planning(world)
+    raw = reply_mail(uid, "Carol@EXAMPLE.com", "carol@example.com", "DECLINED")
+    code, out = receive(raw, TRUSTING + "case_sensitive_local_part = yes\n")
+    assert code == 2
+    assert "not the attendee" in out
+    assert _carol(world, uid) is LinkStatus.INVITED
+    code, out = receive(raw)
+    assert code == 0, out
+    assert _carol(world, uid) is LinkStatus.DECLINED
+
+
+@pytest.mark.parametrize(
+    ("config", "reason"),
+    [
+        ("policy = spf\n", "policy must be one of"),
+        ("aliases = carol@example.com\n", "is not 'attendee: alias"),
+        ("aliases = carol@example.com: not an address\n", "is not an address"),
+        ("verify_dkim = perhaps\n", "[imip]"),
+    ],
+)
+def test_a_wrong_imip_setting_is_refused_with_its_reason(
+    world: World, receive: Receive, config: str, reason: str
+) -> None:
+    uid = _planning(world)
+    raw = reply_mail(uid, "carol@example.com", "carol@example.com", "DECLINED")
+    code, out = receive(raw, TRUSTING + config)
+    assert code == 2
+    assert reason in out
+    assert out.strip().count("\n") == 0
+    assert _carol(world, uid) is LinkStatus.INVITED
+
+
+def test_imip_listen_without_anything_to_vouch_for_replies_does_not_start(
+    world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CALDAV_BRIDGE_DATABASE_URL", world.database.url)
+    monkeypatch.delenv("CALDAV_BRIDGE_CONFIG", raising=False)
+    assert main(["imip-listen", "--port", "0"]) == 2
+    assert "trusted_authserv_ids" in capsys.readouterr().err
