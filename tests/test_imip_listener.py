@@ -4,6 +4,7 @@ authenticated by the relay's Authentication-Results or by DKIM signatures checke
 from __future__ import annotations
 
 import base64
+import re
 import smtplib
 from collections.abc import Iterator
 from dataclasses import replace
@@ -19,7 +20,16 @@ from caldav_bridge.imip_listener import Listener, ReplyHandler
 from caldav_bridge.models import LinkStatus
 from tests.conftest import World
 from tests.helpers import RELAY, free_port, relay_says, reply_mail
-from tests.test_replies import _carol, _planning, _statuses
+from tests.test_replies import (
+    FORGED_FROM,
+    SAMPLES,
+    _carol,
+    _guest,
+    _interaction_for_sample,
+    _planning,
+    _statuses,
+    _with_from,
+)
 
 IMIP = ImipSettings(trusted_authserv_ids=frozenset({RELAY}))
 
@@ -44,10 +54,10 @@ def _client(listener: tuple[str, int]) -> smtplib.SMTP:
 
 
 def _send(listener: tuple[str, int], sender: str, raw: bytes) -> str:
-    """Hand one message over; the server's answer to it."""
+    """Hand one message over, with CRLF line ends as a mail server does; the server's answer."""
     with _client(listener) as client:
         try:
-            client.sendmail(sender, ["crm@example.com"], raw)
+            client.sendmail(sender, ["crm@example.com"], re.sub(rb"\r?\n", b"\r\n", raw))
         except smtplib.SMTPDataError as refused:
             return f"{refused.smtp_code} {refused.smtp_error.decode()}"
     return "250"
@@ -131,6 +141,30 @@ def test_an_unauthenticated_or_forged_reply_is_refused_for_good(
     assert answer.startswith("550 5.7.1")
     assert "From" in answer
     assert _carol(world, uid) is LinkStatus.INVITED
+
+
+# SMTP carries no bare CR: smtplib (and any MTA) turns it into a line break on the way.
+OVER_SMTP = {k: v for k, v in FORGED_FROM.items() if b"\r" not in v}
+
+
+@pytest.mark.parametrize("forged", OVER_SMTP.values(), ids=OVER_SMTP.keys())
+def test_each_forged_from_handed_over_is_refused_for_good(
+    world: World, listener: tuple[str, int], forged: bytes
+) -> None:
+    uid = _planning(world)
+    raw = _with_from(reply_mail(uid, "carol@example.com", "carol@example.com", "DECLINED"), forged)
+    answer = _send(listener, "carol@example.com", raw)
+    assert answer.startswith("550 5.7.1"), answer
+    assert _carol(world, uid) is LinkStatus.INVITED
+
+
+def test_apple_mails_reply_handed_over_is_applied(world: World, listener: tuple[str, int]) -> None:
+    uid = _interaction_for_sample(world)
+    raw = (SAMPLES / "apple-mail-ical3-reply-accepted-qp.eml").read_bytes()
+    assert _send(listener, "xyzzy@example.com", raw).startswith("550 5.7.1")
+    vouched = relay_says("dkim=pass header.d=example.com; dmarc=none") + raw
+    assert _send(listener, "xyzzy@example.com", vouched) == "250"
+    assert _guest(world, uid) == "ACCEPTED"
 
 
 def test_the_listener_needs_something_to_vouch_for_replies(world: World) -> None:
