@@ -24,7 +24,7 @@ from tests.helpers import PARIS, RELAY, at, create, relay_says, reply_mail
 
 Receive = Callable[..., tuple[int, str]]
 TRUSTING = f"[imip]\ntrusted_authserv_ids = {RELAY}\n"
-SAMPLES = Path("/work/shared/samples/imip-eml")
+SAMPLES = Path(__file__).parent / "fixtures" / "samples"
 
 
 @pytest.fixture
