@@ -30,6 +30,7 @@ from caldav_bridge.models import LinkStatus, ResourceKind
 from caldav_bridge.typed_period import moment, period
 
 EXIT_REFUSED = 2
+EXIT_TEMPFAIL = 75  # sysexits.h: a mail server piping a reply keeps it and tries again
 
 
 class _Parser(argparse.ArgumentParser):
@@ -324,9 +325,6 @@ def cmd_messages(ctx: Context, args: argparse.Namespace) -> None:
         print(agenda_table.render(["Id", "When", "", "Notice", "Link"], rows))
         if args.mark_read:
             print(f"{messenger.mark_read(session, user)} marked read")
-
-
-EXIT_TEMPFAIL = 75  # sysexits.h: the mail server keeps the message and tries again
 
 
 def cmd_imip_receive(ctx: Context, args: argparse.Namespace) -> None:
