@@ -68,21 +68,45 @@ def unfolded(ical: str) -> str:
     return ical.replace("\r\n ", "")
 
 
-def reply_mail(uid: str, sender: str, attendee: str, partstat: str, sequence: int = 0) -> bytes:
-    """An emailed iTIP REPLY, as Outlook sends one."""
+RELAY = "mx.example.com"  # the authserv-id the tests' mail server writes
+
+
+def relay_says(results: str, relay: str = RELAY) -> bytes:
+    """An Authentication-Results header line, as a relay adds it on top of a message."""
+    return f"Authentication-Results: {relay}; {results}\n".encode()
+
+
+def reply_mail(
+    uid: str,
+    sender: str,
+    attendee: str,
+    partstat: str,
+    sequence: int = 0,
+    *,
+    authenticated: bool = True,
+    series: bool = True,
+    occurrences: tuple[tuple[datetime, str], ...] = (),
+) -> bytes:
+    """An emailed iTIP REPLY, as Outlook sends one, with (``authenticated``) the trusted
+    relay's DMARC pass for the sender's domain on top: the answer to the series (unless not
+    ``series``), then a VEVENT per occurrence answered apart (RECURRENCE-ID, PARTSTAT)."""
     calendar = Calendar()
     calendar.add("prodid", "-//Microsoft Corporation//Outlook 16.0 MIMEDIR//EN")
     calendar.add("version", "2.0")
     calendar.add("method", "REPLY")
-    event = Event()
-    event.add("uid", uid)
-    event.add("sequence", sequence)
-    event.add("dtstamp", datetime(2030, 1, 1, tzinfo=UTC))
-    event.add("organizer", "mailto:alice@example.com")
-    who = vCalAddress(f"mailto:{attendee}")
-    who.params["PARTSTAT"] = partstat
-    event.add("attendee", who)
-    calendar.add_component(event)
+    answers: list[tuple[datetime | None, str]] = [(None, partstat)] if series else []
+    for rid, answer in [*answers, *occurrences]:
+        event = Event()
+        event.add("uid", uid)
+        event.add("sequence", sequence)
+        event.add("dtstamp", datetime(2030, 1, 1, tzinfo=UTC))
+        if rid is not None:
+            event.add("recurrence-id", rid)
+        event.add("organizer", "mailto:alice@example.com")
+        who = vCalAddress(f"mailto:{attendee}")
+        who.params["PARTSTAT"] = answer
+        event.add("attendee", who)
+        calendar.add_component(event)
     message = EmailMessage()
     message["From"] = f"Someone <{sender}>"
     message["To"] = "alice@example.com"
@@ -91,7 +115,9 @@ def reply_mail(uid: str, sender: str, attendee: str, partstat: str, sequence: in
     message.add_alternative(
         calendar.to_ical().decode(), subtype="calendar", params={"method": "REPLY"}
     )
-    return bytes(message)
+    domain = sender.rpartition("@")[2]
+    top = relay_says(f"spf=pass smtp.mailfrom={domain}; dmarc=pass header.from={domain}")
+    return (top if authenticated else b"") + bytes(message)
 
 
 def free_port() -> int:
