@@ -637,10 +637,7 @@ class InteractionService:
         link = self._find_link(interaction, user)
         if link is None:
             raise NotAllowed(f"{user.login} is not linked to interaction #{interaction.id}")
-        if remove and answer is Answer.DECLINE and not link.removed:
-            link.removed = True
-            own = changelog.user_calendar(user.id)
-            changelog.record(self.session, {own}, interaction.href, deleted=True)
+        self._keep_in_calendar(interaction, link, answer, remove)
         status, tentative = _ANSWERED[answer]
         if (link.status, link.tentative) == (status, tentative):
             return False
@@ -666,6 +663,7 @@ class InteractionService:
         link = self._find_link(interaction, user)
         if link is None:
             raise NotAllowed(f"{user.login} is not linked to interaction #{interaction.id}")
+        self._keep_in_calendar(interaction, link, answer)
         rids = [rid for rid, _, _ in recurrence.instances(series_of(interaction))]
         if occurrence not in rids:
             raise InvalidInput(f"interaction #{interaction.id} has no occurrence at {occurrence}")
@@ -687,6 +685,21 @@ class InteractionService:
         self.publish(interaction, by_organizer=False)
         self.notifier.to_owner(interaction, user, answer, itip, occurrence)
         return True
+
+    def _keep_in_calendar(
+        self, interaction: Interaction, link: InteractionLink, answer: Answer, remove: bool = False
+    ) -> None:
+        """Whether the interaction is in the user's calendar follows their latest answer: a
+        decline by deleting it takes it out; any later accept or tentative answer, on any
+        channel, brings it back (the change ends by logging it there, so sync sees it)."""
+        if remove and answer is Answer.DECLINE and not link.removed:
+            link.removed = True
+            own = changelog.user_calendar(link.user_id)
+            changelog.record(self.session, {own}, interaction.href, deleted=True)
+        elif answer is not Answer.DECLINE and link.removed:
+            link.removed = False
+            interaction.modified_at = utcnow()
+            self.publish(interaction, by_organizer=False)
 
     @_one_change
     def guest_answer(self, interaction: Interaction, address: str, answer: Answer) -> bool:
