@@ -203,6 +203,21 @@ _ANSWERED = {
 }
 
 
+def _relinks(link: InteractionLink, status: LinkStatus) -> bool:
+    """Whether the owner linking an already linked user as ``status`` changes their link.
+
+    Invited asks for an answer: it changes only a Declined link (inviting again). A user who
+    confirmed, or answered tentatively, keeps their answer and gets no second invitation.
+    Confirmed confirms an Invited user (tentative or not), never one who declined."""
+    if status is LinkStatus.INVITED:
+        return link.status is LinkStatus.DECLINED
+    if link.status is LinkStatus.DECLINED:
+        raise InvalidTransition(
+            f"{link.user.login} declined: invite them again to ask for their agreement"
+        )
+    return link.status is not LinkStatus.CONFIRMED
+
+
 def _same_times(one: Series, other: Series) -> bool:
     """The same occurrences: a new time zone alone changes nothing unless the interaction
     repeats (its occurrences follow the zone's clock)."""
@@ -504,7 +519,8 @@ class InteractionService:
     # ------------------------------------------------------------------ linked users
 
     def link(self, actor: User, interaction: Interaction, user: User, status: LinkStatus) -> bool:
-        """Link ``user`` as Invited or Confirmed, or change the status the owner gave them."""
+        """Link ``user`` as Invited or Confirmed, or change their status (``_relinks``).
+        False when nothing changed."""
         return bool(self.link_users(actor, interaction, [user], status))
 
     @_one_change
@@ -538,13 +554,7 @@ class InteractionService:
             if not user.active:
                 raise NotAllowed(f"user {user.login} is inactive and cannot be linked")
             existing = links.get(user.id)
-            if existing is None:
-                changed.append(user)
-            elif existing.status is not status or existing.tentative:
-                if existing.status is LinkStatus.DECLINED and status is LinkStatus.CONFIRMED:
-                    raise InvalidTransition(
-                        f"{user.login} declined: invite them again to ask for their agreement"
-                    )
+            if existing is None or _relinks(existing, status):
                 changed.append(user)
         if not changed:
             return []

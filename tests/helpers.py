@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import threading
 import time
@@ -189,3 +190,16 @@ def fresh_postgres(url: str) -> Database:
         directory.add_resource("everest", "Everest room", "everest@example.com")
         InteractionService(session).set_multi_user(True)
     return database
+
+
+def crm_pages(url: str, login: str) -> tuple[httpx.Client, str]:
+    """A browser-like client signed in to the CRM pages of the server at ``url`` as ``login``
+    (password = login), and its CSRF token for forms."""
+    pages = httpx.Client(base_url=f"{url}.bridge/crm/", timeout=30)
+    check = re.search(r'name="check" value="([^"]+)"', pages.get("login").text)
+    assert check is not None
+    form = {"login": login, "password": login, "check": check.group(1)}
+    assert pages.post("login", data=form).status_code == 303
+    csrf = re.search(r'name="csrf" value="([^"]+)"', pages.get("").text)
+    assert csrf is not None
+    return pages, csrf.group(1)

@@ -3,7 +3,6 @@ channel finds it back in their calendar, and their client's sync says so."""
 
 from __future__ import annotations
 
-import re
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
@@ -16,7 +15,7 @@ from sqlalchemy import select
 from caldav_bridge.cli import main
 from caldav_bridge.models import Channel, LinkStatus, OutboxMessage
 from tests.conftest import RunningServer
-from tests.helpers import link_status
+from tests.helpers import crm_pages, link_status
 
 D = "DAV:"
 
@@ -99,17 +98,10 @@ def _by_cli(server: RunningServer, uid: str, bob: httpx.Client) -> None:
 
 
 def _by_crm_page(server: RunningServer, uid: str, bob: httpx.Client) -> None:
-    interaction_id = _interaction_id(server, uid)
-    pages = httpx.Client(base_url=f"{server.url}.bridge/crm/", timeout=30)
-    page = pages.get("login")
-    check = re.search(r'name="check" value="([^"]+)"', page.text)
-    assert check is not None
-    form = {"login": "bob", "password": "bob", "check": check.group(1)}
-    assert pages.post("login", data=form).status_code == 303
-    csrf = re.search(r'name="csrf" value="([^"]+)"', pages.get("").text)
-    assert csrf is not None
+    pages, csrf = crm_pages(server.url, "bob")
     answered = pages.post(
-        f"interactions/{interaction_id}/answer", data={"answer": "accept", "csrf": csrf.group(1)}
+        f"interactions/{_interaction_id(server, uid)}/answer",
+        data={"answer": "accept", "csrf": csrf},
     )
     assert answered.status_code == 303, answered.text
 
