@@ -7,6 +7,7 @@ import re
 import socket
 import threading
 import time
+import uuid
 from datetime import UTC, date, datetime
 from email.message import EmailMessage
 from typing import TYPE_CHECKING
@@ -203,3 +204,27 @@ def crm_pages(url: str, login: str) -> tuple[httpx.Client, str]:
     csrf = re.search(r'name="csrf" value="([^"]+)"', pages.get("").text)
     assert csrf is not None
     return pages, csrf.group(1)
+
+
+def freebusy_request(
+    *attendees: str, start: str = "20300101T000000Z", end: str = "20300201T000000Z"
+) -> str:
+    """A free-busy request from alice, as a client POSTs it to her outbox (RFC 6638 5)."""
+    return "\r\n".join(
+        [
+            "BEGIN:VCALENDAR",
+            "VERSION:2.0",
+            "PRODID:-//test//test//EN",
+            "METHOD:REQUEST",
+            "BEGIN:VFREEBUSY",
+            f"UID:{uuid.uuid4()}",
+            "DTSTAMP:20300101T000000Z",
+            f"DTSTART:{start}",
+            f"DTEND:{end}",
+            "ORGANIZER:mailto:alice@example.com",
+            *(f"ATTENDEE:mailto:{a}" for a in attendees),
+            "END:VFREEBUSY",
+            "END:VCALENDAR",
+            "",
+        ]
+    )

@@ -11,6 +11,7 @@ import pytest
 from caldav_bridge.directory import Directory
 from caldav_bridge.passwords import hash_password
 from tests.conftest import RunningServer
+from tests.helpers import freebusy_request
 
 MARKER = "Secret-of-rtxx-1f3c"
 
@@ -28,27 +29,6 @@ def _event(summary: str) -> str:
             "DTEND:20300108T130000Z",
             f"SUMMARY:{summary}",
             "END:VEVENT",
-            "END:VCALENDAR",
-            "",
-        ]
-    )
-
-
-def _freebusy_request(attendee: str) -> str:
-    return "\r\n".join(
-        [
-            "BEGIN:VCALENDAR",
-            "VERSION:2.0",
-            "PRODID:-//test//test//EN",
-            "METHOD:REQUEST",
-            "BEGIN:VFREEBUSY",
-            f"UID:{uuid.uuid4()}",
-            "DTSTAMP:20300101T000000Z",
-            "DTSTART:20300108T000000Z",
-            "DTEND:20300109T000000Z",
-            "ORGANIZER:mailto:alice@example.com",
-            f"ATTENDEE:mailto:{attendee}",
-            "END:VFREEBUSY",
             "END:VCALENDAR",
             "",
         ]
@@ -90,7 +70,7 @@ def test_a_login_with_an_underscore_shows_only_its_own_free_busy(
     with httpx.Client(base_url=lookalikes.url, auth=("alice", "alice"), timeout=30) as alice:
         answer = alice.post(
             "/alice/outbox/",
-            content=_freebusy_request("rt_x@example.com"),
+            content=freebusy_request("rt_x@example.com", end="20300109T000000Z"),
             headers={"Content-Type": "text/calendar"},
         )
     assert answer.status_code == 200, answer.text
