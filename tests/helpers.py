@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import sys
 import threading
 import time
+import uuid
 from datetime import UTC, date, datetime
 from email.message import EmailMessage
 from pathlib import Path
@@ -232,3 +234,40 @@ def fresh_postgres(url: str) -> Database:
         directory.add_resource("everest", "Everest room", "everest@example.com")
         InteractionService(session).set_multi_user(True)
     return database
+
+
+def crm_pages(url: str, login: str) -> tuple[httpx.Client, str]:
+    """A browser-like client signed in to the CRM pages of the server at ``url`` as ``login``
+    (password = login), and its CSRF token for forms."""
+    pages = httpx.Client(base_url=f"{url}.bridge/crm/", timeout=30)
+    check = re.search(r'name="check" value="([^"]+)"', pages.get("login").text)
+    assert check is not None
+    form = {"login": login, "password": login, "check": check.group(1)}
+    assert pages.post("login", data=form).status_code == 303
+    csrf = re.search(r'name="csrf" value="([^"]+)"', pages.get("").text)
+    assert csrf is not None
+    return pages, csrf.group(1)
+
+
+def freebusy_request(
+    *attendees: str, start: str = "20300101T000000Z", end: str = "20300201T000000Z"
+) -> str:
+    """A free-busy request from alice, as a client POSTs it to her outbox (RFC 6638 5)."""
+    return "\r\n".join(
+        [
+            "BEGIN:VCALENDAR",
+            "VERSION:2.0",
+            "PRODID:-//test//test//EN",
+            "METHOD:REQUEST",
+            "BEGIN:VFREEBUSY",
+            f"UID:{uuid.uuid4()}",
+            "DTSTAMP:20300101T000000Z",
+            f"DTSTART:{start}",
+            f"DTEND:{end}",
+            "ORGANIZER:mailto:alice@example.com",
+            *(f"ATTENDEE:mailto:{a}" for a in attendees),
+            "END:VFREEBUSY",
+            "END:VCALENDAR",
+            "",
+        ]
+    )
