@@ -440,6 +440,19 @@ def test_an_emailed_answer_to_no_occurrence_is_refused_and_changes_nothing(
     assert code == 2
     assert "one occurrence" in out
     assert _statuses(world, uid) == (LinkStatus.INVITED, "NEEDS-ACTION")
+    single = _planning(world)
+    raw = reply_mail(
+        single,
+        "bob@example.com",
+        "bob@example.com",
+        "",
+        series=False,
+        occurrences=((at(7, 10), "DECLINED"),),
+    )
+    code, out = receive(raw)
+    assert code == 2
+    assert "does not repeat" in out
+    assert _statuses(world, single) == (LinkStatus.INVITED, "NEEDS-ACTION")
     with world.database.session() as session:
         interaction = InteractionService(session).find_by_uid(uid)
         assert interaction is not None
