@@ -7,13 +7,16 @@ interaction's owner (or of the answering user). Refusals print one line and exit
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import getpass
 import logging
+import math
 import os
 import sys
 import threading
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, time, timedelta
+from typing import TypeVar
 
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
@@ -24,11 +27,13 @@ from caldav_bridge.db import Database
 from caldav_bridge.directory import Directory
 from caldav_bridge.errors import BridgeError, ConfigurationError, InvalidInput, NotFound
 from caldav_bridge.ical_mapping import Answer, interaction_ical, zone
-from caldav_bridge.interactions import Changes, Draft, InteractionService
+from caldav_bridge.interactions import Changes, Draft, InteractionService, link_label
 from caldav_bridge.models import LinkStatus, ResourceKind
-from caldav_bridge.typed_period import moment, period
+from caldav_bridge.typed_period import day, moment, span
 
 EXIT_REFUSED = 2
+EXIT_TEMPFAIL = 75  # sysexits.h: a mail server piping a reply keeps it and tries again
+T = TypeVar("T")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -47,6 +52,55 @@ class Context:
 
 
 # ---------------------------------------------------------------------------- parsing values
+
+
+def _typed(read: Callable[[str], T], what: str) -> Callable[[str], T]:
+    """An argparse type from a reader that raises InvalidInput: a bad value is argparse's
+    one-line error with exit code 2 before anything runs, never a traceback."""
+
+    def parse(text: str) -> T:
+        try:
+            return read(text)
+        except (InvalidInput, ValueError) as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from exc
+
+    parse.__name__ = what
+    return parse
+
+
+def _whole(low: int, high: int) -> Callable[[str], int]:
+    """Whole numbers from ``low`` to ``high``: ids and numbers the database stores in 32 bits."""
+
+    def read(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise InvalidInput(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise InvalidInput(f"{value} is not between {low} and {high}")
+        return value
+
+    return _typed(read, "number")
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise InvalidInput(f"{text!r} is not a number of seconds") from None
+    if not (math.isfinite(value) and 0 < value <= 86_400):
+        raise InvalidInput(f"{text!r} is not between 0 and 86400 seconds")
+    return value
+
+
+def _zone_name(text: str) -> str:
+    zone(text)
+    return text
+
+
+_ID = _whole(1, 2**31 - 1)
+_MOMENT = _typed(moment, "time")
+_ZONE = _typed(_zone_name, "time zone")
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -141,7 +195,7 @@ def cmd_multi_user(ctx: Context, args: argparse.Namespace) -> None:
 
 
 def cmd_create(ctx: Context, args: argparse.Namespace) -> None:
-    start, end = period(args.start, args.end)
+    start, end = span(args.start, args.end)
     with ctx.database.session(write=True) as session:
         owner = Directory(session).user(args.owner)
         draft = Draft(
@@ -161,14 +215,12 @@ def cmd_create(ctx: Context, args: argparse.Namespace) -> None:
 def cmd_edit(ctx: Context, args: argparse.Namespace) -> None:
     start: datetime | date | None = None
     end: datetime | date | None = None
-    if args.start:
-        start, end = period(args.start, args.end)
-        if not args.end:
+    if args.start is not None:
+        start, end = span(args.start, args.end)
+        if args.end is None:
             end = None
-    elif args.end:
-        end = moment(args.end)
-        if not isinstance(end, datetime):
-            end += timedelta(days=1)
+    elif args.end is not None:
+        end = args.end if isinstance(args.end, datetime) else args.end + timedelta(days=1)
     changes = Changes(
         subject=args.subject,
         notes=args.notes,
@@ -229,8 +281,9 @@ def cmd_link(ctx: Context, args: argparse.Namespace) -> None:
         interaction = service.get(args.id)
         user = Directory(session).user(args.login)
         changed = service.link(interaction.owner, interaction, user, LinkStatus(args.status))
-    state = "linked as" if changed else "was already"
-    print(f"{args.login} {state} {args.status} on interaction #{args.id}")
+        link = next(k for k in interaction.links if k.user_id == user.id)
+        state = "linked as" if changed else "is already"
+        print(f"{args.login} {state} {link_label(link).lower()} on interaction #{args.id}")
 
 
 def cmd_unlink(ctx: Context, args: argparse.Namespace) -> None:
@@ -279,7 +332,7 @@ def cmd_agenda(ctx: Context, args: argparse.Namespace) -> None:
     with ctx.database.session() as session:
         user = Directory(session).user(args.login)
         tz = zone(user.timezone)
-        first = date.fromisoformat(args.start) if args.start else datetime.now(tz).date()
+        first = args.start or datetime.now(tz).date()
         start = datetime.combine(first, time(0), tz)
         entries = ctx.service(session).agenda(user, start, start + timedelta(days=args.days))
         print(agenda_table.desk(user, entries, first, args.days))
@@ -327,12 +380,18 @@ def cmd_messages(ctx: Context, args: argparse.Namespace) -> None:
 
 def cmd_imip_receive(ctx: Context, args: argparse.Namespace) -> None:
     from caldav_bridge import replies
+    from caldav_bridge.mail_auth import TemporaryFailure
 
+    ctx.settings.imip.require_proof_source()
     raw = sys.stdin.buffer.read(10_000_001)
     if len(raw) > 10_000_000:
         raise InvalidInput("the message is larger than 10 MB")
-    with ctx.database.session(write=True) as session:
-        outcome = replies.receive(ctx.service(session), raw)
+    try:
+        with ctx.database.session(write=True) as session:
+            outcome = replies.receive(ctx.service(session), raw, ctx.settings.imip)
+    except TemporaryFailure as exc:
+        print(f"caldav-bridge: error: {exc}; try again later", file=sys.stderr)
+        raise SystemExit(EXIT_TEMPFAIL) from exc
     print(outcome.reason)
 
 
@@ -369,8 +428,11 @@ def cmd_worker(ctx: Context, args: argparse.Namespace) -> None:
 def cmd_imip_listen(ctx: Context, args: argparse.Namespace) -> None:
     from caldav_bridge.imip_listener import Listener
 
+    imip = ctx.settings.imip
+    if args.verify_dkim:
+        imip = dataclasses.replace(imip, verify_dkim=True)
     listener = Listener(
-        ctx.database, ctx.settings.public_url, args.host, args.port, lmtp=not args.smtp
+        ctx.database, ctx.settings.public_url, args.host, args.port, not args.smtp, imip
     )
     try:
         listener.start()
@@ -519,12 +581,21 @@ def build_parser() -> argparse.ArgumentParser:
     sub = command("worker", cmd_worker, "deliver the outbox: messenger notices and email")
     sub.add_argument("--once", action="store_true", help="one pass over what is due, then exit")
     sub.add_argument(
-        "--interval", type=float, default=5.0, help="seconds between passes (default 5)"
+        "--interval",
+        type=_typed(_seconds, "seconds"),
+        default=5.0,
+        help="seconds between passes (default 5)",
     )
     sub = command("imip-listen", cmd_imip_listen, "take emailed iTIP REPLYs by LMTP or SMTP")
     sub.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    sub.add_argument("--port", type=int, default=8024, help="port (default 8024)")
+    sub.add_argument("--port", type=_whole(0, 65535), default=8024, help="port (default 8024)")
     sub.add_argument("--smtp", action="store_true", help="speak SMTP instead of LMTP")
+    sub.add_argument(
+        "--verify-dkim",
+        action="store_true",
+        help="check DKIM signatures here (DNS), besides the relay's Authentication-Results "
+        "([imip] verify_dkim)",
+    )
     sub = command("feed", cmd_feed, "a user's or a room's ICS feed link (no password needed)")
     sub.add_argument("action", choices=["create", "show", "rotate", "revoke"])
     sub.add_argument("login", nargs="?", help="the user's login")
@@ -533,7 +604,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("login")
     sub = command("serve", cmd_serve, "run the CalDAV server")
     sub.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    sub.add_argument("--port", type=int, default=5232, help="port (default 5232)")
+    sub.add_argument("--port", type=_whole(0, 65535), default=5232, help="port (default 5232)")
     sub.add_argument(
         "--demo", action="store_true", help="migrate and load the demo data first (empty database)"
     )
@@ -556,7 +627,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("login")
     sub.add_argument("--name", required=True, help="display name")
     sub.add_argument("--email", action="append", default=[], help="email address (repeatable)")
-    sub.add_argument("--timezone", default="UTC", help="IANA time zone, e.g. Europe/Paris")
+    sub.add_argument(
+        "--timezone", type=_ZONE, default="UTC", help="IANA time zone, e.g. Europe/Paris"
+    )
     sub.add_argument("--admin", action="store_true", help="may change CRM settings")
     sub.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     sub.add_argument("--no-password", action="store_true", help="the user cannot log in yet")
@@ -576,7 +649,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--name", required=True)
     sub.add_argument("--email", required=True, help="its calendar address")
     sub.add_argument("--kind", choices=[k.value for k in ResourceKind], default="room")
-    sub.add_argument("--capacity", type=int)
+    sub.add_argument("--capacity", type=_whole(1, 100_000))
     command("list", cmd_resource_list, "list resources", resource_commands)
 
     sub = command("multi-user", cmd_multi_user, "switch multi-user interactions on or off")
@@ -587,60 +660,63 @@ def build_parser() -> argparse.ArgumentParser:
     sub = command("create", cmd_create, "create an interaction", actions)
     sub.add_argument("--owner", required=True)
     sub.add_argument("--subject", required=True)
-    sub.add_argument("--start", required=True, help="2026-11-30T10:00, or 2026-11-30 for all day")
-    sub.add_argument("--end", help="default: one hour later, or the same day when all day")
-    sub.add_argument("--timezone", help="default: the owner's")
+    sub.add_argument(
+        "--start", type=_MOMENT, required=True, help="2026-11-30T10:00, or 2026-11-30 for all day"
+    )
+    sub.add_argument(
+        "--end", type=_MOMENT, help="default: one hour later, or the same day when all day"
+    )
+    sub.add_argument("--timezone", type=_ZONE, help="default: the owner's")
     sub.add_argument("--type", default="meeting", help="meeting, call, intervention…")
     sub.add_argument("--location")
     sub.add_argument("--notes")
     sub.add_argument("--uid", help="keep this iCalendar UID")
     sub.add_argument("--repeat", help=_REPEAT_HELP)
     sub = command("edit", cmd_edit, "change an interaction (time and place bump SEQUENCE)", actions)
-    sub.add_argument("id", type=int)
-    for option in (
-        "--subject",
-        "--start",
-        "--end",
-        "--timezone",
-        "--type",
-        "--location",
-        "--notes",
-    ):
+    sub.add_argument("id", type=_ID)
+    for option in ("--subject", "--type", "--location", "--notes"):
         sub.add_argument(option)
+    sub.add_argument("--start", type=_MOMENT)
+    sub.add_argument("--end", type=_MOMENT)
+    sub.add_argument("--timezone", type=_ZONE)
     sub.add_argument("--repeat", help=f"{_REPEAT_HELP}; '' for a single interaction again")
     sub = command("cancel", _owner_action("cancelled", _cancel), "cancel an interaction", actions)
-    sub.add_argument("id", type=int)
+    sub.add_argument("id", type=_ID)
     sub = command("done", _owner_action("done", _done), "mark an interaction as done", actions)
-    sub.add_argument("id", type=int)
+    sub.add_argument("id", type=_ID)
     sub = command("show", cmd_show, "show an interaction", actions)
-    sub.add_argument("id", type=int)
+    sub.add_argument("id", type=_ID)
     sub.add_argument("--ics", action="store_true", help="print it as iCalendar")
 
     sub = command("link", cmd_link, "link a user to an interaction")
-    sub.add_argument("id", type=int)
+    sub.add_argument("id", type=_ID)
     sub.add_argument("login")
     sub.add_argument("--status", choices=["invited", "confirmed"], default="invited")
     sub = command("unlink", cmd_unlink, "remove a linked user (they are told)")
-    sub.add_argument("id", type=int)
+    sub.add_argument("id", type=_ID)
     sub.add_argument("login")
     sub.add_argument("--yes", action="store_true", help="confirm without asking")
     sub = command("answer", cmd_answer, "answer an invitation as the linked user")
-    sub.add_argument("id", type=int)
+    sub.add_argument("id", type=_ID)
     sub.add_argument("login")
     sub.add_argument("answer", choices=[a.value for a in Answer])
     sub = command("book", cmd_book, "book a resource for an interaction")
-    sub.add_argument("id", type=int)
+    sub.add_argument("id", type=_ID)
     sub.add_argument("resource")
     sub.set_defaults(release=False)
     sub = command("release", cmd_book, "release a resource booked by an interaction")
-    sub.add_argument("id", type=int)
+    sub.add_argument("id", type=_ID)
     sub.add_argument("resource")
     sub.set_defaults(release=True)
 
     sub = command("agenda", cmd_agenda, "a user's desk: pending invitations, then their agenda")
     sub.add_argument("login")
-    sub.add_argument("--from", dest="start", help="first day (default: today)")
-    sub.add_argument("--days", type=int, default=7)
+    sub.add_argument(
+        "--from", dest="start", type=_typed(day, "day"), help="first day (default: today)"
+    )
+    sub.add_argument(
+        "--days", type=_whole(1, 366), default=7, help="how many days (1 to 366, default 7)"
+    )
     return parser
 
 

@@ -203,6 +203,21 @@ _ANSWERED = {
 }
 
 
+def _relinks(link: InteractionLink, status: LinkStatus) -> bool:
+    """Whether the owner linking an already linked user as ``status`` changes their link.
+
+    Invited asks for an answer: it changes only a Declined link (inviting again). A user who
+    confirmed, or answered tentatively, keeps their answer and gets no second invitation.
+    Confirmed confirms an Invited user (tentative or not), never one who declined."""
+    if status is LinkStatus.INVITED:
+        return link.status is LinkStatus.DECLINED
+    if link.status is LinkStatus.DECLINED:
+        raise InvalidTransition(
+            f"{link.user.login} declined: invite them again to ask for their agreement"
+        )
+    return link.status is not LinkStatus.CONFIRMED
+
+
 def _same_times(one: Series, other: Series) -> bool:
     """The same occurrences: a new time zone alone changes nothing unless the interaction
     repeats (its occurrences follow the zone's clock)."""
@@ -504,7 +519,8 @@ class InteractionService:
     # ------------------------------------------------------------------ linked users
 
     def link(self, actor: User, interaction: Interaction, user: User, status: LinkStatus) -> bool:
-        """Link ``user`` as Invited or Confirmed, or change the status the owner gave them."""
+        """Link ``user`` as Invited or Confirmed, or change their status (``_relinks``).
+        False when nothing changed."""
         return bool(self.link_users(actor, interaction, [user], status))
 
     @_one_change
@@ -538,13 +554,7 @@ class InteractionService:
             if not user.active:
                 raise NotAllowed(f"user {user.login} is inactive and cannot be linked")
             existing = links.get(user.id)
-            if existing is None:
-                changed.append(user)
-            elif existing.status is not status or existing.tentative:
-                if existing.status is LinkStatus.DECLINED and status is LinkStatus.CONFIRMED:
-                    raise InvalidTransition(
-                        f"{user.login} declined: invite them again to ask for their agreement"
-                    )
+            if existing is None or _relinks(existing, status):
                 changed.append(user)
         if not changed:
             return []
@@ -637,10 +647,7 @@ class InteractionService:
         link = self._find_link(interaction, user)
         if link is None:
             raise NotAllowed(f"{user.login} is not linked to interaction #{interaction.id}")
-        if remove and answer is Answer.DECLINE and not link.removed:
-            link.removed = True
-            own = changelog.user_calendar(user.id)
-            changelog.record(self.session, {own}, interaction.href, deleted=True)
+        self._keep_in_calendar(interaction, link, answer, remove)
         status, tentative = _ANSWERED[answer]
         if (link.status, link.tentative) == (status, tentative):
             return False
@@ -666,6 +673,7 @@ class InteractionService:
         link = self._find_link(interaction, user)
         if link is None:
             raise NotAllowed(f"{user.login} is not linked to interaction #{interaction.id}")
+        self._keep_in_calendar(interaction, link, answer)
         rids = [rid for rid, _, _ in recurrence.instances(series_of(interaction))]
         if occurrence not in rids:
             raise InvalidInput(f"interaction #{interaction.id} has no occurrence at {occurrence}")
@@ -687,6 +695,21 @@ class InteractionService:
         self.publish(interaction, by_organizer=False)
         self.notifier.to_owner(interaction, user, answer, itip, occurrence)
         return True
+
+    def _keep_in_calendar(
+        self, interaction: Interaction, link: InteractionLink, answer: Answer, remove: bool = False
+    ) -> None:
+        """Whether the interaction is in the user's calendar follows their latest answer: a
+        decline by deleting it takes it out; any later accept or tentative answer, on any
+        channel, brings it back (the change ends by logging it there, so sync sees it)."""
+        if remove and answer is Answer.DECLINE and not link.removed:
+            link.removed = True
+            own = changelog.user_calendar(link.user_id)
+            changelog.record(self.session, {own}, interaction.href, deleted=True)
+        elif answer is not Answer.DECLINE and link.removed:
+            link.removed = False
+            interaction.modified_at = utcnow()
+            self.publish(interaction, by_organizer=False)
 
     @_one_change
     def guest_answer(self, interaction: Interaction, address: str, answer: Answer) -> bool:

@@ -59,8 +59,8 @@ def show(session: Session, interaction_id: int, token: str, answered: bool = Fal
     user = tokens.rsvp_user(session, token, interaction_id)
     if user is None:
         return _refusal(HTTPStatus.FORBIDDEN, _NOT_VALID)
-    linked = any(k.user_id == user.id and not k.removed for k in interaction.links)
-    if not linked and interaction.owner_id != user.id:  # removed since the link was sent
+    linked = any(k.user_id == user.id for k in interaction.links)
+    if not linked and interaction.owner_id != user.id:  # unlinked since the link was sent
         return _refusal(
             HTTPStatus.FORBIDDEN, "You are no longer among this interaction's participants."
         )

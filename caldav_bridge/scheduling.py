@@ -41,8 +41,12 @@ D = "DAV:"
 C = "urn:ietf:params:xml:ns:caldav"
 CS = "http://calendarserver.org/ns/"
 
-# The longest free-busy range one request may ask about.
-_LONGEST_RANGE = timedelta(days=400)
+# Bounds of one free-busy request (RFC 6638 section 5 leaves them to the server), refused with
+# the limit named: the range, the attendees (each address counts once), and the busy periods
+# and calendar items the answers may gather, which stops the work where it would pass them.
+LONGEST_RANGE = timedelta(days=400)
+MAX_ATTENDEES = 100
+MAX_WORK = 50_000
 
 
 @dataclass(frozen=True)
@@ -87,16 +91,18 @@ def principal(session: Session, name: str) -> Principal | None:
     return _of_resource(resource) if resource is not None else None
 
 
-def principal_by_address(session: Session, address: str) -> Principal | None:
-    wanted = normalize_address(address)
+def principals_by_addresses(session: Session, addresses: list[str]) -> dict[str, Principal]:
+    """The active users and resources of ``addresses`` (normalised), in two queries."""
     directory = Directory(session)
-    user = directory.users_by_addresses([wanted]).get(wanted)
-    if user is not None and user.active:
-        return _of_user(user)
-    resource = directory.resources_by_addresses([wanted]).get(wanted)
-    if resource is not None and resource.active:
-        return _of_resource(resource)
-    return None
+    found = {
+        address: _of_resource(resource)
+        for address, resource in directory.resources_by_addresses(addresses).items()
+        if resource.active
+    }
+    for address, user in directory.users_by_addresses(addresses).items():
+        if user.active:
+            found[address] = _of_user(user)
+    return found
 
 
 def _search_word(text: str) -> str:
@@ -307,14 +313,36 @@ def freebusy_request(text: str, sender: User) -> tuple[Calendar, datetime, datet
         end = _utc(request.decoded("DTEND"))
     except (KeyError, ValueError, TypeError) as exc:
         raise InvalidInput("a free-busy request needs DTSTART and DTEND date-times") from exc
-    if not start < end or end - start > _LONGEST_RANGE:
-        raise InvalidInput(
-            f"the free-busy range must end after it starts and span at most "
-            f"{_LONGEST_RANGE.days} days"
-        )
+    check_range(start, end)
     if not request.get("ATTENDEE"):
         raise InvalidInput("a free-busy request names at least one ATTENDEE")
+    if len(attendees_of(calendar)) > MAX_ATTENDEES:
+        raise InvalidInput(f"a free-busy request names at most {MAX_ATTENDEES} attendees")
     return calendar, start, end
+
+
+def check_range(start: datetime, end: datetime) -> None:
+    if not start < end or end - start > LONGEST_RANGE:
+        raise InvalidInput(
+            f"the free-busy range must end after it starts and span at most "
+            f"{LONGEST_RANGE.days} days"
+        )
+
+
+class Budget:
+    """The work one free-busy request may cause: busy periods gathered and calendar items
+    read. Spending past it refuses the request, with the limit named."""
+
+    def __init__(self) -> None:
+        self.units = self.left = MAX_WORK
+
+    def spend(self, units: int) -> None:
+        self.left -= units
+        if self.left < 0:
+            raise InvalidInput(
+                f"the free-busy request would gather more than {self.units} busy periods and "
+                "calendar items: ask about fewer attendees or a shorter range"
+            )
 
 
 def _utc(value: object) -> datetime:
@@ -324,8 +352,15 @@ def _utc(value: object) -> datetime:
 
 
 def attendees_of(calendar: Calendar) -> list[vCalAddress]:
+    """The request's attendees, each address once (the first time it is named)."""
     found = calendar.walk("VFREEBUSY")[0].get("ATTENDEE")
-    return list(found) if isinstance(found, list) else [found]
+    unique: dict[str, vCalAddress] = {}
+    for attendee in found if isinstance(found, list) else [found]:
+        unique.setdefault(normalize_address(attendee), attendee)
+    return list(unique.values())
+
+
+OwnBusy = Callable[[User, datetime, datetime, Budget], list[freebusy.Busy]]
 
 
 def freebusy_answers(
@@ -333,23 +368,29 @@ def freebusy_answers(
     calendar: Calendar,
     start: datetime,
     end: datetime,
-    own_calendars: Callable[[User, datetime, datetime], list[freebusy.Busy]],
+    own_calendars: OwnBusy,
+    budget: Budget | None = None,
 ) -> list[tuple[str, str, str | None]]:
     """Each recipient's answer to a free-busy request: their VFREEBUSY reply, or why not.
     ``own_calendars`` adds what a user's calendars of their own hold."""
+    budget = budget or Budget()
     request = calendar.walk("VFREEBUSY")[0]
+    attendees = attendees_of(calendar)
+    principals = principals_by_addresses(session, [str(a) for a in attendees])
     answers: list[tuple[str, str, str | None]] = []
-    for attendee in attendees_of(calendar):
-        who = principal_by_address(session, attendee)
+    for attendee in attendees:
+        who = principals.get(normalize_address(attendee))
         if who is None:
             answers.append((str(attendee), "3.7;Invalid calendar user", None))
             continue
         if who.user is not None:
             periods = freebusy.busy_user(session, who.user, start, end)
-            periods += own_calendars(who.user, start, end)
+            budget.spend(len(periods))
+            periods += own_calendars(who.user, start, end, budget)
         else:
             assert who.resource is not None
             periods = freebusy.busy_resource(session, who.resource, start, end)
+            budget.spend(len(periods))
         reply = freebusy.vfreebusy(
             periods,
             start,
@@ -503,6 +544,10 @@ class SchedulingApplication(Application):
         except ValueError as exc:
             return _text(HTTPStatus.BAD_REQUEST, f"malformed time-range: {exc}")
         start, end = _utc(start), _utc(end)
+        try:
+            check_range(start, end)
+        except InvalidInput as exc:
+            return _text(HTTPStatus.BAD_REQUEST, str(exc))
         body = freebusy.vfreebusy(collection.busy(start, end), start, end)
         return 200, {"Content-Type": "text/calendar"}, body, None  # Radicale adds the charset
 
@@ -535,16 +580,20 @@ class SchedulingApplication(Application):
             answers = freebusy_answers(session, calendar, start, end, self._own_busy)
         return 200, {"Content-Type": "text/xml; charset=utf-8"}, schedule_response(answers), None
 
-    def _own_busy(self, user: User, start: datetime, end: datetime) -> list[freebusy.Busy]:
+    def _own_busy(
+        self, user: User, start: datetime, end: datetime, budget: Budget
+    ) -> list[freebusy.Busy]:
         """What the calendars a user made themselves hold, by Radicale's free-busy rules
         (recurrences expanded, transparent and cancelled events left out)."""
         periods: list[freebusy.Busy] = []
         for calendar in self._bridge_storage.own_calendars(user.login):
             for item, _ in calendar.get_filtered([_time_filter(start, end)]):
+                budget.spend(1)
                 try:
                     found = radicale_report.freebusy_periods(item, start, end, _MAX_OCCURRENCES)
                 except ValueError:  # too many occurrences to list: busy all along, to be safe
                     found = [(start, end, freebusy.BUSY)]
+                budget.spend(len(found))
                 periods += [
                     freebusy.Busy(_utc(first), _utc(last), kind)
                     for first, last, kind in found

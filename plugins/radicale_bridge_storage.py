@@ -665,7 +665,10 @@ def _store_item(session: Session, collection_id: int, href: str, item: radicale_
 def _delete_tree(session: Session, path: str) -> None:
     session.execute(
         delete(StoredCollection).where(
-            or_(StoredCollection.path == path, StoredCollection.path.startswith(f"{path}/"))
+            or_(
+                StoredCollection.path == path,
+                StoredCollection.path.startswith(f"{path}/", autoescape=True),
+            )
         )
     )
 
@@ -840,7 +843,9 @@ class Storage(storage.BaseStorage):
         if parts:
             prefix = f"{parent.path}/"
             rows = session.scalars(
-                select(StoredCollection).where(StoredCollection.path.startswith(prefix))
+                select(StoredCollection).where(
+                    StoredCollection.path.startswith(prefix, autoescape=True)
+                )
             ).all()
             for row in rows:
                 rest = row.path[len(prefix) :]
