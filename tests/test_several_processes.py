@@ -159,7 +159,7 @@ def test_clients_of_different_processes_racing_for_a_room_leave_it_booked_once(
 DAV = "{DAV:}"
 ORGANIZERS = [f"org{n}" for n in range(8)]
 ANSWERERS = 4  # threads answering, as bob, the invitations the organizers send
-CREATES = 20  # per organizer
+CREATES = 16  # per organizer
 
 
 def _invitation(organizer: str, number: int) -> str:
