@@ -243,8 +243,7 @@ _install()
 # ---------------------------------------------------------------------------- writing
 
 _WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
-_REFERENCE_YEAR = 2200  # past every table of future transitions (Morocco's ends in 2087)
-_OLDEST_YEAR = 1900
+_REFERENCE_YEAR = 2100  # past every table of future transitions (Morocco's ends in 2087)
 
 
 @dataclass(frozen=True)
@@ -326,9 +325,10 @@ def _holds(rules: tuple[_Rule, ...], actual: list[_Onset], year: int) -> bool:
 
 
 @cache
-def _current_rules(tzid: str) -> tuple[int, tuple[_Rule, ...], _Onset | None] | None:
-    """(the first year of the zone's current rule, its yearly onsets, or the fixed offset
-    when it has none), or None when the rule is not a yearly weekday pattern."""
+def _current_rules(tzid: str, floor: int) -> tuple[int, tuple[_Rule, ...], _Onset | None] | None:
+    """(the first year, from ``floor`` on, of the zone's current rule, its yearly onsets, or
+    the fixed offset when it has none), or None when the rule is not a yearly weekday
+    pattern."""
     zone = ZoneInfo(tzid)
     reference = _transitions(zone, _REFERENCE_YEAR)
     choices: list[tuple[_Rule, ...]] = [()]
@@ -336,14 +336,14 @@ def _current_rules(tzid: str) -> tuple[int, tuple[_Rule, ...], _Onset | None] | 
         choices = [(*c, r) for c in choices for r in _candidates(onset)]
     since: dict[tuple[_Rule, ...], int] = {}
     year = _REFERENCE_YEAR
-    while choices and year > _OLDEST_YEAR:
+    while choices and year > floor:
         actual = _transitions(zone, year - 1)
         held = [rules for rules in choices if _holds(rules, actual, year - 1)]
         since.update((rules, year) for rules in choices if rules not in held)
         choices, year = held, year - 1
     since.update((rules, year) for rules in choices)
     best = min(((y, r) for r, y in since.items()), key=lambda found: found[0], default=None)
-    if best is None or best[0] > _REFERENCE_YEAR - 10:
+    if best is None or best[0] > max(floor, _REFERENCE_YEAR - 10):
         return None
     if best[1]:
         return best[0], best[1], None
@@ -366,17 +366,38 @@ def _observance(onset: _Onset, start: datetime, rule: _Rule | None) -> Any:
     return observance
 
 
+def _history(zone: ZoneInfo, year: int, since: int) -> list[Any]:
+    """The zone's transitions from ``year`` to ``since``, one observance per kind of change
+    with its later onsets as RDATEs (icalendar's ``from_tzinfo`` steps 64 days at a time and
+    misses changes undone within them: Morocco's Ramadan)."""
+    if year >= since:
+        return []
+    start = datetime(year, 1, 1)
+    aware = start.replace(tzinfo=zone)
+    offset = aware.utcoffset() or timedelta(0)
+    onsets = [_Onset(start, offset, offset, aware.tzname() or "", bool(aware.dst()))]
+    onsets += [onset for y in range(year, since) for onset in _transitions(zone, y)]
+    kinds: dict[tuple[timedelta, timedelta, str, bool], list[_Onset]] = {}
+    for onset in onsets:
+        kinds.setdefault((onset.before, onset.after, onset.name, onset.daylight), []).append(onset)
+    observances = []
+    for first, *later in kinds.values():
+        observance = _observance(first, first.local, None)
+        if later:
+            observance.add("rdate", [onset.local for onset in later])
+        observances.append(observance)
+    return observances
+
+
 @cache
 def _vtimezone(tzid: str, year: int) -> Timezone:
     zone = ZoneInfo(tzid)
-    current = _current_rules(tzid)
+    current = _current_rules(tzid, year)
     since = current[0] if current else _REFERENCE_YEAR
     result = Timezone()
     result.add("tzid", tzid)
-    if year < since:
-        history = Timezone.from_tzinfo(zone, tzid, date(year, 1, 1), date(since, 1, 1))
-        for observance in history.subcomponents:
-            result.add_component(observance)
+    for observance in _history(zone, year, since):
+        result.add_component(observance)
     if current is not None:
         first = max(since, year)
         _, rules, fixed = current
@@ -390,5 +411,5 @@ def _vtimezone(tzid: str, year: int) -> Timezone:
 def vtimezone(tzid: str, first: date) -> Timezone:
     """The VTIMEZONE of an IANA zone for everything from ``first`` on (from the year before,
     so that the offset in force at ``first`` is stated). A zone whose rule is no yearly
-    weekday pattern is written transition by transition up to 2200."""
+    weekday pattern is written transition by transition up to 2100."""
     return copy.deepcopy(_vtimezone(tzid, first.year - 1))
