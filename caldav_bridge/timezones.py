@@ -4,9 +4,10 @@ Reading. icalendar and vobject (Radicale's parser) each keep one process-wide ta
 custom VTIMEZONEs they have seen, by TZID, first definition wins: one user's "W. Europe
 Standard Time" at +05:00 then decided how everybody's later events with that TZID were read.
 Neither library offers a way to scope that table, so both tables are replaced here, once, by a
-mapping that lives for one parse (a context variable: per thread, per parse): each object's
-times are read with its own VTIMEZONEs, or with zoneinfo where the TZID is an IANA name or a
-Windows name icalendar maps. Nothing one parse learns is seen by another.
+mapping held in a context variable (per thread): icalendar's lives for one parse, vobject's
+until the next parse in the thread (vobject reads values again after it serialises them).
+Each object's times are read with its own VTIMEZONEs, or with zoneinfo where the TZID is an
+IANA name or a Windows name icalendar maps; no object's zones reach another's reading.
 
 The same parse hook bounds VTIMEZONE input before any expansion: VTIMEZONEs per object,
 observances per VTIMEZONE, RDATEs per observance, RRULEs coarser than daily, and the
@@ -55,7 +56,7 @@ class TimezoneLimit(InvalidInput, ValueError):
 
 @dataclass
 class _Parse:
-    """What one parse knows: its own time zones (icalendar's and vobject's), and counts."""
+    """What one icalendar parse knows: its own time zones, and what it has counted."""
 
     zones: dict[str, tzinfo] = field(default_factory=dict)
     vtimezones: int = 0
@@ -128,21 +129,17 @@ def _one_parse() -> Iterator[_Parse]:
         _current.reset(token)
 
 
-def _limit(reason: str) -> TimezoneLimit:
-    return TimezoneLimit(reason)
-
-
 def _begin(parse: _Parse, name: str, parent: Any) -> None:
     name = name.upper()
     if name == "VTIMEZONE":
         parse.vtimezones += 1
         parse.observances = 0
         if parse.vtimezones > MAX_VTIMEZONES:
-            raise _limit(f"an object holds at most {MAX_VTIMEZONES} VTIMEZONEs")
+            raise TimezoneLimit(f"an object holds at most {MAX_VTIMEZONES} VTIMEZONEs")
     elif name in ("STANDARD", "DAYLIGHT") and getattr(parent, "name", "") == "VTIMEZONE":
         parse.observances += 1
         if parse.observances > MAX_OBSERVANCES:
-            raise _limit(f"a VTIMEZONE holds at most {MAX_OBSERVANCES} STANDARD/DAYLIGHT")
+            raise TimezoneLimit(f"a VTIMEZONE holds at most {MAX_OBSERVANCES} STANDARD/DAYLIGHT")
 
 
 def _listed(value: Any) -> list[Any]:
@@ -154,13 +151,13 @@ def _onsets(observance: Any, budget: int) -> int:
     refusing what no real zone has."""
     rdates = sum(len(r.dts) for r in _listed(observance.get("RDATE")))
     if rdates > MAX_RDATES:
-        raise _limit(f"a VTIMEZONE observance holds at most {MAX_RDATES} RDATEs")
+        raise TimezoneLimit(f"a VTIMEZONE observance holds at most {MAX_RDATES} RDATEs")
     count = 1 + rdates
     start = observance.get("DTSTART")
     for rule in _listed(observance.get("RRULE")):
         frequency = str((rule.get("FREQ") or [""])[0]).upper()
         if frequency not in _COARSEST:
-            raise _limit(
+            raise TimezoneLimit(
                 f"a VTIMEZONE observance repeats YEARLY or MONTHLY (not {frequency or '?'})"
             )
         if start is None or not isinstance(start.dt, datetime):
@@ -180,7 +177,7 @@ def _end_zone(parse: _Parse, zone: Any) -> None:
     for observance in zone.subcomponents:
         parse.transitions += _onsets(observance, MAX_TRANSITIONS - parse.transitions)
         if parse.transitions > MAX_TRANSITIONS:
-            raise _limit(
+            raise TimezoneLimit(
                 f"the VTIMEZONEs of an object give at most {MAX_TRANSITIONS} transitions "
                 "in 400 years"
             )
