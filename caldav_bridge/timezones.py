@@ -11,8 +11,9 @@ IANA name or a Windows name icalendar maps; no object's zones reach another's re
 
 The same parse hook bounds VTIMEZONE input before any expansion: VTIMEZONEs per object,
 observances per VTIMEZONE, RDATEs per observance, RRULEs coarser than daily, and the
-transitions all rules give in 400 years (one Gregorian cycle). Beyond the bounds the parse
-stops with ``TimezoneLimit``, which says which limit.
+transitions all rules can give in 400 years (one Gregorian cycle), worked out from the rules
+without expanding them. Beyond the bounds the parse stops with ``TimezoneLimit``, which says
+which limit.
 
 Writing. ``vtimezone`` gives a zone valid from a date on, for ever: the zone's current rule as
 yearly RRULE observances (as Outlook, Apple and Thunderbird write them), preceded by the
@@ -23,19 +24,18 @@ from __future__ import annotations
 
 import calendar as gregorian
 import copy
+from collections import Counter
 from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from functools import cache, wraps
-from itertools import islice, takewhile
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import vobject.base
 import vobject.icalendar
-from dateutil.rrule import rrulestr
 from icalendar import Timezone, TimezoneDaylight, TimezoneStandard, vRecur
 from icalendar.parser.ical.component import ComponentIcalParser
 from icalendar.timezone import tzp
@@ -47,7 +47,6 @@ MAX_OBSERVANCES = 1000  # per VTIMEZONE; a full IANA history has a few hundred
 MAX_RDATES = 1000  # per observance
 MAX_TRANSITIONS = 20_000  # per object: RRULE onsets in 400 years, RDATEs and DTSTARTs
 _COARSEST = {"YEARLY", "MONTHLY"}  # what real zones use
-_CYCLE = timedelta(days=146_097)  # 400 Gregorian years
 
 
 class TimezoneLimit(InvalidInput, ValueError):
@@ -146,36 +145,62 @@ def _listed(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [] if value is None else [value]
 
 
-def _onsets(observance: Any, budget: int) -> int:
-    """How many onsets an observance has in 400 years (at most ``budget`` + 1 are counted),
-    refusing what no real zone has."""
+def _per_month(rule: Any) -> int:
+    """At most how many days of a month BYMONTHDAY and BYDAY select: a weekday without an
+    ordinal falls on up to 5 days of a month, and on the BYMONTHDAY values of one remainder
+    by 7 (those counted from the end may fall on any)."""
+    monthdays = [int(day) for day in rule.get("BYMONTHDAY", ())]
+    days = [str(day) for day in rule.get("BYDAY", ())]
+    plain = sum(1 for day in days if not day[:-2].strip("+-"))
+    if not days:
+        return max(len(monthdays), 1)
+    if not monthdays:
+        return len(days) - plain + 5 * plain
+    remainders = Counter(day % 7 for day in monthdays if day > 0)
+    per_weekday = max(remainders.values(), default=0) + sum(1 for day in monthdays if day < 0)
+    return min(len(monthdays), len(days) - plain + plain * per_weekday)
+
+
+def _per_period(rule: Any, yearly: bool) -> int:
+    """At most how many onsets one year (``yearly``) or one month of ``rule`` gives: the
+    months, the days of each, the times of each day; BYSETPOS keeps that many."""
+    months = len(rule.get("BYMONTH", ())) if yearly else 1
+    if yearly and not months:
+        months = 12 if "BYMONTHDAY" in rule or "BYDAY" in rule else 1
+    count = max(months, 1) * _per_month(rule) * max(len(rule.get("BYYEARDAY", ())), 1)
+    count *= 7 * len(rule["BYWEEKNO"]) if "BYWEEKNO" in rule else 1
+    for part in ("BYHOUR", "BYMINUTE", "BYSECOND"):
+        count *= max(len(rule.get(part, ())), 1)
+    return min(count, len(rule["BYSETPOS"])) if "BYSETPOS" in rule else count
+
+
+def _onsets(observance: Any) -> int:
+    """At most how many onsets an observance has in 400 years (a Gregorian cycle), worked
+    out from its rules without expanding them, refusing what no real zone has."""
     rdates = sum(len(r.dts) for r in _listed(observance.get("RDATE")))
     if rdates > MAX_RDATES:
         raise TimezoneLimit(f"a VTIMEZONE observance holds at most {MAX_RDATES} RDATEs")
     count = 1 + rdates
-    start = observance.get("DTSTART")
     for rule in _listed(observance.get("RRULE")):
         frequency = str((rule.get("FREQ") or [""])[0]).upper()
         if frequency not in _COARSEST:
             raise TimezoneLimit(
                 f"a VTIMEZONE observance repeats YEARLY or MONTHLY (not {frequency or '?'})"
             )
-        if start is None or not isinstance(start.dt, datetime):
-            continue  # icalendar reports it
-        first = start.dt.replace(tzinfo=None)
-        text = rule.to_ical().decode()
-        onsets = rrulestr(text, dtstart=first, ignoretz=True)
-        within = takewhile((first + _CYCLE).__gt__, onsets)
-        count += sum(1 for _ in islice(within, budget - count + 2))
-        if count > budget:
-            break
+        yearly = frequency == "YEARLY"
+        interval = max(int((rule.get("INTERVAL") or [1])[0]), 1)
+        periods = -(-(400 if yearly else 4800) // interval)
+        onsets = periods * _per_period(rule, yearly)
+        if "COUNT" in rule:
+            onsets = min(onsets, int(rule["COUNT"][0]))
+        count += onsets
     return count
 
 
 def _end_zone(parse: _Parse, zone: Any) -> None:
     """Count a VTIMEZONE's transitions before icalendar builds (and expands) it."""
     for observance in zone.subcomponents:
-        parse.transitions += _onsets(observance, MAX_TRANSITIONS - parse.transitions)
+        parse.transitions += _onsets(observance)
         if parse.transitions > MAX_TRANSITIONS:
             raise TimezoneLimit(
                 f"the VTIMEZONEs of an object give at most {MAX_TRANSITIONS} transitions "
