@@ -4,14 +4,16 @@ Reading. icalendar and vobject (Radicale's parser) each keep one process-wide ta
 custom VTIMEZONEs they have seen, by TZID, first definition wins: one user's "W. Europe
 Standard Time" at +05:00 then decided how everybody's later events with that TZID were read.
 Neither library offers a way to scope that table, so both tables are replaced here, once, by a
-mapping that lives for one parse (a context variable: per thread, per parse): each object's
-times are read with its own VTIMEZONEs, or with zoneinfo where the TZID is an IANA name or a
-Windows name icalendar maps. Nothing one parse learns is seen by another.
+mapping held in a context variable (per thread): icalendar's lives for one parse, vobject's
+until the next parse in the thread (vobject reads values again after it serialises them).
+Each object's times are read with its own VTIMEZONEs, or with zoneinfo where the TZID is an
+IANA name or a Windows name icalendar maps; no object's zones reach another's reading.
 
 The same parse hook bounds VTIMEZONE input before any expansion: VTIMEZONEs per object,
 observances per VTIMEZONE, RDATEs per observance, RRULEs coarser than daily, and the
-transitions all rules give in 400 years (one Gregorian cycle). Beyond the bounds the parse
-stops with ``TimezoneLimit``, which says which limit.
+transitions all rules can give in 400 years (one Gregorian cycle), worked out from the rules
+without expanding them. Beyond the bounds the parse stops with ``TimezoneLimit``, which says
+which limit.
 
 Writing. ``vtimezone`` gives a zone valid from a date on, for ever: the zone's current rule as
 yearly RRULE observances (as Outlook, Apple and Thunderbird write them), preceded by the
@@ -22,19 +24,18 @@ from __future__ import annotations
 
 import calendar as gregorian
 import copy
+from collections import Counter
 from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from functools import cache, wraps
-from itertools import islice, takewhile
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import vobject.base
 import vobject.icalendar
-from dateutil.rrule import rrulestr
 from icalendar import Timezone, TimezoneDaylight, TimezoneStandard, vRecur
 from icalendar.parser.ical.component import ComponentIcalParser
 from icalendar.timezone import tzp
@@ -46,7 +47,6 @@ MAX_OBSERVANCES = 1000  # per VTIMEZONE; a full IANA history has a few hundred
 MAX_RDATES = 1000  # per observance
 MAX_TRANSITIONS = 20_000  # per object: RRULE onsets in 400 years, RDATEs and DTSTARTs
 _COARSEST = {"YEARLY", "MONTHLY"}  # what real zones use
-_CYCLE = timedelta(days=146_097)  # 400 Gregorian years
 
 
 class TimezoneLimit(InvalidInput, ValueError):
@@ -55,7 +55,7 @@ class TimezoneLimit(InvalidInput, ValueError):
 
 @dataclass
 class _Parse:
-    """What one parse knows: its own time zones (icalendar's and vobject's), and counts."""
+    """What one icalendar parse knows: its own time zones, and what it has counted."""
 
     zones: dict[str, tzinfo] = field(default_factory=dict)
     vtimezones: int = 0
@@ -128,59 +128,81 @@ def _one_parse() -> Iterator[_Parse]:
         _current.reset(token)
 
 
-def _limit(reason: str) -> TimezoneLimit:
-    return TimezoneLimit(reason)
-
-
 def _begin(parse: _Parse, name: str, parent: Any) -> None:
     name = name.upper()
     if name == "VTIMEZONE":
         parse.vtimezones += 1
         parse.observances = 0
         if parse.vtimezones > MAX_VTIMEZONES:
-            raise _limit(f"an object holds at most {MAX_VTIMEZONES} VTIMEZONEs")
+            raise TimezoneLimit(f"an object holds at most {MAX_VTIMEZONES} VTIMEZONEs")
     elif name in ("STANDARD", "DAYLIGHT") and getattr(parent, "name", "") == "VTIMEZONE":
         parse.observances += 1
         if parse.observances > MAX_OBSERVANCES:
-            raise _limit(f"a VTIMEZONE holds at most {MAX_OBSERVANCES} STANDARD/DAYLIGHT")
+            raise TimezoneLimit(f"a VTIMEZONE holds at most {MAX_OBSERVANCES} STANDARD/DAYLIGHT")
 
 
 def _listed(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [] if value is None else [value]
 
 
-def _onsets(observance: Any, budget: int) -> int:
-    """How many onsets an observance has in 400 years (at most ``budget`` + 1 are counted),
-    refusing what no real zone has."""
+def _per_month(rule: Any) -> int:
+    """At most how many days of a month BYMONTHDAY and BYDAY select: a weekday without an
+    ordinal falls on up to 5 days of a month, and on the BYMONTHDAY values of one remainder
+    by 7 (those counted from the end may fall on any)."""
+    monthdays = [int(day) for day in rule.get("BYMONTHDAY", ())]
+    days = [str(day) for day in rule.get("BYDAY", ())]
+    plain = sum(1 for day in days if not day[:-2].strip("+-"))
+    if not days:
+        return max(len(monthdays), 1)
+    if not monthdays:
+        return len(days) - plain + 5 * plain
+    remainders = Counter(day % 7 for day in monthdays if day > 0)
+    per_weekday = max(remainders.values(), default=0) + sum(1 for day in monthdays if day < 0)
+    return min(len(monthdays), len(days) - plain + plain * per_weekday)
+
+
+def _per_period(rule: Any, yearly: bool) -> int:
+    """At most how many onsets one year (``yearly``) or one month of ``rule`` gives: the
+    months, the days of each, the times of each day; BYSETPOS keeps that many."""
+    months = len(rule.get("BYMONTH", ())) if yearly else 1
+    if yearly and not months:
+        months = 12 if "BYMONTHDAY" in rule or "BYDAY" in rule else 1
+    count = max(months, 1) * _per_month(rule) * max(len(rule.get("BYYEARDAY", ())), 1)
+    count *= 7 * len(rule["BYWEEKNO"]) if "BYWEEKNO" in rule else 1
+    for part in ("BYHOUR", "BYMINUTE", "BYSECOND"):
+        count *= max(len(rule.get(part, ())), 1)
+    return min(count, len(rule["BYSETPOS"])) if "BYSETPOS" in rule else count
+
+
+def _onsets(observance: Any) -> int:
+    """At most how many onsets an observance has in 400 years (a Gregorian cycle), worked
+    out from its rules without expanding them, refusing what no real zone has."""
     rdates = sum(len(r.dts) for r in _listed(observance.get("RDATE")))
     if rdates > MAX_RDATES:
-        raise _limit(f"a VTIMEZONE observance holds at most {MAX_RDATES} RDATEs")
+        raise TimezoneLimit(f"a VTIMEZONE observance holds at most {MAX_RDATES} RDATEs")
     count = 1 + rdates
-    start = observance.get("DTSTART")
     for rule in _listed(observance.get("RRULE")):
         frequency = str((rule.get("FREQ") or [""])[0]).upper()
         if frequency not in _COARSEST:
-            raise _limit(
+            raise TimezoneLimit(
                 f"a VTIMEZONE observance repeats YEARLY or MONTHLY (not {frequency or '?'})"
             )
-        if start is None or not isinstance(start.dt, datetime):
-            continue  # icalendar reports it
-        first = start.dt.replace(tzinfo=None)
-        text = rule.to_ical().decode()
-        onsets = rrulestr(text, dtstart=first, ignoretz=True)
-        within = takewhile((first + _CYCLE).__gt__, onsets)
-        count += sum(1 for _ in islice(within, budget - count + 2))
-        if count > budget:
-            break
+        yearly = frequency == "YEARLY"
+        interval = max(int((rule.get("INTERVAL") or [1])[0]), 1)
+        periods = -(-(400 if yearly else 4800) // interval)
+        onsets = periods * _per_period(rule, yearly)
+        if "COUNT" in rule:
+            onsets = min(onsets, int(rule["COUNT"][0]))
+        count += onsets
     return count
 
 
 def _end_zone(parse: _Parse, zone: Any) -> None:
     """Count a VTIMEZONE's transitions before icalendar builds (and expands) it."""
     for observance in zone.subcomponents:
-        parse.transitions += _onsets(observance, MAX_TRANSITIONS - parse.transitions)
+        parse.transitions += _onsets(observance)
         if parse.transitions > MAX_TRANSITIONS:
-            raise _limit(
+            raise TimezoneLimit(
                 f"the VTIMEZONEs of an object give at most {MAX_TRANSITIONS} transitions "
                 "in 400 years"
             )
@@ -243,8 +265,7 @@ _install()
 # ---------------------------------------------------------------------------- writing
 
 _WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
-_REFERENCE_YEAR = 2200  # past every table of future transitions (Morocco's ends in 2087)
-_OLDEST_YEAR = 1900
+_REFERENCE_YEAR = 2100  # past every table of future transitions (Morocco's ends in 2087)
 
 
 @dataclass(frozen=True)
@@ -326,9 +347,10 @@ def _holds(rules: tuple[_Rule, ...], actual: list[_Onset], year: int) -> bool:
 
 
 @cache
-def _current_rules(tzid: str) -> tuple[int, tuple[_Rule, ...], _Onset | None] | None:
-    """(the first year of the zone's current rule, its yearly onsets, or the fixed offset
-    when it has none), or None when the rule is not a yearly weekday pattern."""
+def _current_rules(tzid: str, floor: int) -> tuple[int, tuple[_Rule, ...], _Onset | None] | None:
+    """(the first year, from ``floor`` on, of the zone's current rule, its yearly onsets, or
+    the fixed offset when it has none), or None when the rule is not a yearly weekday
+    pattern."""
     zone = ZoneInfo(tzid)
     reference = _transitions(zone, _REFERENCE_YEAR)
     choices: list[tuple[_Rule, ...]] = [()]
@@ -336,14 +358,14 @@ def _current_rules(tzid: str) -> tuple[int, tuple[_Rule, ...], _Onset | None] | 
         choices = [(*c, r) for c in choices for r in _candidates(onset)]
     since: dict[tuple[_Rule, ...], int] = {}
     year = _REFERENCE_YEAR
-    while choices and year > _OLDEST_YEAR:
+    while choices and year > floor:
         actual = _transitions(zone, year - 1)
         held = [rules for rules in choices if _holds(rules, actual, year - 1)]
         since.update((rules, year) for rules in choices if rules not in held)
         choices, year = held, year - 1
     since.update((rules, year) for rules in choices)
     best = min(((y, r) for r, y in since.items()), key=lambda found: found[0], default=None)
-    if best is None or best[0] > _REFERENCE_YEAR - 10:
+    if best is None or best[0] > max(floor, _REFERENCE_YEAR - 10):
         return None
     if best[1]:
         return best[0], best[1], None
@@ -366,17 +388,38 @@ def _observance(onset: _Onset, start: datetime, rule: _Rule | None) -> Any:
     return observance
 
 
+def _history(zone: ZoneInfo, year: int, since: int) -> list[Any]:
+    """The zone's transitions from ``year`` to ``since``, one observance per kind of change
+    with its later onsets as RDATEs (icalendar's ``from_tzinfo`` steps 64 days at a time and
+    misses changes undone within them: Morocco's Ramadan)."""
+    if year >= since:
+        return []
+    start = datetime(year, 1, 1)
+    aware = start.replace(tzinfo=zone)
+    offset = aware.utcoffset() or timedelta(0)
+    onsets = [_Onset(start, offset, offset, aware.tzname() or "", bool(aware.dst()))]
+    onsets += [onset for y in range(year, since) for onset in _transitions(zone, y)]
+    kinds: dict[tuple[timedelta, timedelta, str, bool], list[_Onset]] = {}
+    for onset in onsets:
+        kinds.setdefault((onset.before, onset.after, onset.name, onset.daylight), []).append(onset)
+    observances = []
+    for first, *later in kinds.values():
+        observance = _observance(first, first.local, None)
+        if later:
+            observance.add("rdate", [onset.local for onset in later])
+        observances.append(observance)
+    return observances
+
+
 @cache
 def _vtimezone(tzid: str, year: int) -> Timezone:
     zone = ZoneInfo(tzid)
-    current = _current_rules(tzid)
+    current = _current_rules(tzid, year)
     since = current[0] if current else _REFERENCE_YEAR
     result = Timezone()
     result.add("tzid", tzid)
-    if year < since:
-        history = Timezone.from_tzinfo(zone, tzid, date(year, 1, 1), date(since, 1, 1))
-        for observance in history.subcomponents:
-            result.add_component(observance)
+    for observance in _history(zone, year, since):
+        result.add_component(observance)
     if current is not None:
         first = max(since, year)
         _, rules, fixed = current
@@ -390,5 +433,5 @@ def _vtimezone(tzid: str, year: int) -> Timezone:
 def vtimezone(tzid: str, first: date) -> Timezone:
     """The VTIMEZONE of an IANA zone for everything from ``first`` on (from the year before,
     so that the offset in force at ``first`` is stated). A zone whose rule is no yearly
-    weekday pattern is written transition by transition up to 2200."""
+    weekday pattern is written transition by transition up to 2100."""
     return copy.deepcopy(_vtimezone(tzid, first.year - 1))
