@@ -36,6 +36,10 @@ PLUGINS = {
 }
 
 
+MAX_BODY = 4_000_000  # bytes of any request body
+MAX_OBJECT = 2 * 1024 * 1024  # bytes of a calendar object (CalendarServer's default is 1 MB)
+
+
 @cache
 def shared_database(url: str) -> Database:
     return Database(url)
@@ -62,7 +66,12 @@ def radicale_configuration(
     configuration = radicale_config.load()
     configuration.update(
         {
-            "server": {"max_content_length": "10000000"},
+            # Reading and writing an object costs about a second of CPU per MB (Radicale's
+            # vobject and icalendar both parse it): the bounds keep any PUT to a few seconds.
+            "server": {
+                "max_content_length": str(MAX_BODY),
+                "max_resource_size": str(MAX_OBJECT),
+            },
             "storage": {
                 "type": PLUGINS["storage"],
                 "database_url": settings.database_url,

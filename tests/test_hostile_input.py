@@ -410,8 +410,7 @@ def _event(*extra: str, **fields: str) -> Callable[[str], bytes]:
 
 
 LINE_1MB = "ab" * 500_000
-LINE_5MB = "ab" * 2_500_000
-LINE_9MB = "ab" * 4_500_000  # under the body limit, over Radicale's item limit (80% of it)
+LINE_3MB = "ab" * 1_500_000  # under the body limit, over the object limit
 ATTENDEES = [
     f"ATTENDEE;CN=Guest {n};PARTSTAT=NEEDS-ACTION:mailto:guest{n}@elsewhere.example"
     for n in range(10_000)
@@ -444,10 +443,9 @@ PUT_CASES = [
         lambda uid: _ics(_vevent(uid), _vevent(f"other-{uid}")).encode(),
     ),
     PutCase("1mb-line", _event(f"DESCRIPTION:{LINE_1MB}"), _whole("DESCRIPTION", LINE_1MB)),
-    PutCase("5mb-line", _event(f"DESCRIPTION:{LINE_5MB}"), _whole("DESCRIPTION", LINE_5MB)),
     PutCase(
-        "9mb-line-over-the-item-limit",
-        _event(f"DESCRIPTION:{LINE_9MB}"),
+        "3mb-line-over-the-object-limit",
+        _event(f"DESCRIPTION:{LINE_3MB}"),
         refusals=(403, 413),  # RFC 4791 5.3.2.1 max-resource-size, or Content Too Large
     ),
     PutCase(
