@@ -56,7 +56,9 @@ def body(session: Session, subject: FeedSubject) -> bytes:
     feed.add("x-published-ttl", vDuration(REFRESH))
     zones: set[str] = set()
     query = select(Interaction.ical).where(_shown(subject)).order_by(Interaction.starts_at)
-    for text in session.scalars(query):
+    for ical in session.scalars(query):
+        # A room's feed holds what its bookings calendar shows.
+        text = ical if isinstance(subject, User) else calendar_contents.booking_text(ical)
         for component in Calendar.from_ical(text).subcomponents:
             if component.name == "VTIMEZONE":
                 if str(component["TZID"]) in zones:

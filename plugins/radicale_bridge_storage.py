@@ -472,6 +472,11 @@ class BookingsCalendar(_Projection):
     def _which(self) -> Any:
         return calendar_contents.of_resource(self.resource_id)
 
+    def texts(self, hrefs: list[str] | None) -> dict[str, str]:
+        """Each booking as every user may read it: its times and subject only."""
+        found = super().texts(hrefs)
+        return {href: calendar_contents.booking_text(text) for href, text in found.items()}
+
     def _default_meta(self) -> dict[str, str]:
         return {"D:displayname": f"{self.display_name} bookings"}
 
