@@ -4,7 +4,6 @@ what a room's bookings calendar shows of each."""
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
 from icalendar import Calendar, Component, Event
@@ -77,11 +76,23 @@ def _booking_event(event: Component) -> Event:
     return kept
 
 
-@lru_cache(maxsize=4096)
-def booking_text(ical: str) -> str:
-    """An interaction's text as a room's bookings calendar shows it to every user: its times
-    (recurrence and moved occurrences included) and subject. Remembered: a text served again
-    is not parsed again."""
+def booking_text(etag: str, ical: str) -> str:
+    """An interaction's text (``ical``, whose content hash is ``etag``) as a room's bookings
+    calendar shows it to every user: its times (recurrence and moved occurrences included)
+    and subject. Remembered by ETag: the same text is not parsed again."""
+    shown = _BOOKING_TEXTS.get(etag)
+    if shown is None:
+        if len(_BOOKING_TEXTS) >= _REMEMBERED:
+            _BOOKING_TEXTS.clear()
+        shown = _BOOKING_TEXTS[etag] = _booking_text(ical)
+    return shown
+
+
+_REMEMBERED = 4096  # projected texts are a few kB: a few MB at most
+_BOOKING_TEXTS: dict[str, str] = {}
+
+
+def _booking_text(ical: str) -> str:
     calendar = Calendar.from_ical(ical)
     shown = Calendar()
     for name in ("PRODID", "VERSION", "CALSCALE"):

@@ -55,10 +55,10 @@ def body(session: Session, subject: FeedSubject) -> bytes:
     feed.add("refresh-interval", REFRESH, parameters={"VALUE": "DURATION"})
     feed.add("x-published-ttl", vDuration(REFRESH))
     zones: set[str] = set()
-    query = select(Interaction.ical).where(_shown(subject)).order_by(Interaction.starts_at)
-    for ical in session.scalars(query):
-        # A room's feed holds what its bookings calendar shows.
-        text = ical if isinstance(subject, User) else calendar_contents.booking_text(ical)
+    query = select(Interaction.etag, Interaction.ical).where(_shown(subject))
+    for item_etag, ical in session.execute(query.order_by(Interaction.starts_at)):
+        room = not isinstance(subject, User)  # its feed holds what its bookings calendar shows
+        text = calendar_contents.booking_text(item_etag, ical) if room else ical
         for component in Calendar.from_ical(text).subcomponents:
             if component.name == "VTIMEZONE":
                 if str(component["TZID"]) in zones:

@@ -196,7 +196,11 @@ class _Calendar(_Node, storage.BaseCollection):
         if hrefs is not None and len(hrefs) <= _MANY:
             query = query.where(self._href.in_(hrefs))
         with self._session() as session:
-            return {row[0]: row[1] for row in session.execute(query)}
+            return {row[0]: self._served(row) for row in session.execute(query)}
+
+    def _served(self, row: Any) -> str:
+        """The text served of a ``_text_rows`` row: as stored."""
+        return str(row[1])
 
     def _items(self, query: Any) -> list[radicale_item.Item]:
         with self._session() as session:
@@ -472,10 +476,12 @@ class BookingsCalendar(_Projection):
     def _which(self) -> Any:
         return calendar_contents.of_resource(self.resource_id)
 
-    def texts(self, hrefs: list[str] | None) -> dict[str, str]:
+    def _text_rows(self) -> Any:
+        return select(Interaction.href, Interaction.ical, Interaction.etag).where(self._visible())
+
+    def _served(self, row: Any) -> str:
         """Each booking as every user may read it: its times and subject only."""
-        found = super().texts(hrefs)
-        return {href: calendar_contents.booking_text(text) for href, text in found.items()}
+        return calendar_contents.booking_text(row[2], row[1])
 
     def _default_meta(self) -> dict[str, str]:
         return {"D:displayname": f"{self.display_name} bookings"}
