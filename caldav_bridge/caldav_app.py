@@ -38,6 +38,7 @@ from caldav_bridge.errors import (
     InvalidInput,
     NotFound,
     PreconditionFailed,
+    UidConflict,
 )
 from caldav_bridge.scheduling import SchedulingApplication, principal_search
 
@@ -92,9 +93,10 @@ def _refusals_answered(handler: Handler) -> Handler:
             return handler(app, environ, base_prefix, path, user, user_groups, request_info)
         except CalDavPrecondition as refusal:
             logger.info("refused %s %s: %s", environ["REQUEST_METHOD"], path, refusal)
-            return app._webdav_error_response(
-                int(HTTPStatus.FORBIDDEN), refusal.element, request_info
+            status = (
+                HTTPStatus.CONFLICT if isinstance(refusal, UidConflict) else HTTPStatus.FORBIDDEN
             )
+            return app._webdav_error_response(int(status), refusal.element, request_info)
         except BridgeError as refusal:
             logger.info("refused %s %s: %s", environ["REQUEST_METHOD"], path, refusal)
             status = next(

@@ -8,6 +8,7 @@ from typing import Any
 
 from icalendar import Calendar, Component, Event
 from sqlalchemy import and_, select, union
+from sqlalchemy.orm import Session
 
 from caldav_bridge.models import Booking, Interaction, InteractionLink, InteractionStatus
 
@@ -33,6 +34,14 @@ def of_resource(resource_id: int) -> Any:
 def shown(which: Any) -> Any:
     """Of ``which``, those a calendar shows: a cancelled interaction leaves every calendar."""
     return and_(which, Interaction.status != InteractionStatus.CANCELLED)
+
+
+def in_user_calendar(session: Session, user_id: int, uid: str) -> str | None:
+    """The item name of the interaction with ``uid`` in the user's interactions calendar, if
+    it is there. A user's calendars hold one copy of a meeting (RFC 6638 3.2.4.1): one of
+    their own cannot hold it too; a meeting they have no part in says nothing."""
+    query = select(Interaction.href).where(shown(of_user(user_id)), Interaction.uid == uid)
+    return session.scalar(query)
 
 
 # What every user reads of a meeting in a room's bookings calendar and feed: when the room is

@@ -15,30 +15,18 @@ from sqlalchemy import select
 from caldav_bridge.cli import main
 from caldav_bridge.models import Channel, LinkStatus, OutboxMessage
 from tests.conftest import RunningServer
-from tests.helpers import crm_pages, link_status
+from tests.helpers import crm_pages, event_text, link_status
 
 D = "DAV:"
 
 
 def _meeting(client: httpx.Client) -> str:
     uid = f"{uuid.uuid4()}"
-    text = "\r\n".join(
-        [
-            "BEGIN:VCALENDAR",
-            "VERSION:2.0",
-            "PRODID:-//test//test//EN",
-            "BEGIN:VEVENT",
-            f"UID:{uid}",
-            "DTSTAMP:20300101T000000Z",
-            "DTSTART:20300108T120000Z",
-            "DTEND:20300108T130000Z",
-            "SUMMARY:Budget",
-            "ORGANIZER:mailto:alice@example.com",
-            "ATTENDEE;PARTSTAT=NEEDS-ACTION:mailto:bob@example.com",
-            "END:VEVENT",
-            "END:VCALENDAR",
-            "",
-        ]
+    text = event_text(
+        uid,
+        "ORGANIZER:mailto:alice@example.com",
+        "ATTENDEE;PARTSTAT=NEEDS-ACTION:mailto:bob@example.com",
+        summary="Budget",
     )
     put = client.put(
         f"/alice/interactions/{uid}.ics", content=text, headers={"Content-Type": "text/calendar"}

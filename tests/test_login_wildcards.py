@@ -11,28 +11,9 @@ import pytest
 from caldav_bridge.directory import Directory
 from caldav_bridge.passwords import hash_password
 from tests.conftest import RunningServer
-from tests.helpers import freebusy_request
+from tests.helpers import event_text, freebusy_request
 
 MARKER = "Secret-of-rtxx-1f3c"
-
-
-def _event(summary: str) -> str:
-    return "\r\n".join(
-        [
-            "BEGIN:VCALENDAR",
-            "VERSION:2.0",
-            "PRODID:-//test//test//EN",
-            "BEGIN:VEVENT",
-            f"UID:{uuid.uuid4()}",
-            "DTSTAMP:20300101T000000Z",
-            "DTSTART:20300108T120000Z",
-            "DTEND:20300108T130000Z",
-            f"SUMMARY:{summary}",
-            "END:VEVENT",
-            "END:VCALENDAR",
-            "",
-        ]
-    )
 
 
 @pytest.fixture
@@ -47,7 +28,7 @@ def lookalikes(server: RunningServer) -> RunningServer:
         assert rtxx.request("MKCALENDAR", "/rtxx/private/").status_code == 201
         put = rtxx.put(
             "/rtxx/private/secret.ics",
-            content=_event(MARKER),
+            content=event_text(f"{uuid.uuid4()}", summary=MARKER),
             headers={"Content-Type": "text/calendar"},
         )
         assert put.status_code == 201, put.text
