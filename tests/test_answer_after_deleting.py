@@ -12,10 +12,12 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from caldav_bridge import replies
 from caldav_bridge.cli import main
+from caldav_bridge.interactions import InteractionService
 from caldav_bridge.models import Channel, LinkStatus, OutboxMessage
 from tests.conftest import RunningServer
-from tests.helpers import crm_pages, event_text, link_status
+from tests.helpers import crm_pages, event_text, link_status, reply_mail
 
 D = "DAV:"
 
@@ -52,8 +54,6 @@ def _sync(client: httpx.Client, token: str) -> tuple[str, list[str]]:
 
 
 def _interaction_id(server: RunningServer, uid: str) -> int:
-    from caldav_bridge.interactions import InteractionService
-
     with server.world.database.session() as session:
         found = InteractionService(session).find_by_uid(uid)
         assert found is not None
@@ -104,7 +104,15 @@ def _by_caldav(server: RunningServer, uid: str, bob: httpx.Client) -> None:
     assert put.status_code in (201, 204), put.text
 
 
-@pytest.mark.parametrize("channel", [_by_rsvp, _by_cli, _by_crm_page, _by_caldav])
+def _by_email(server: RunningServer, uid: str, bob: httpx.Client) -> None:
+    """Bob's mail client answering the emailed invitation (an iTIP REPLY, iMIP in)."""
+    raw = reply_mail(uid, "bob@example.com", "bob@example.com", "ACCEPTED")
+    with server.world.database.session(write=True) as session:
+        outcome = replies.receive(InteractionService(session), raw)
+    assert "bob" in outcome.reason, outcome.reason
+
+
+@pytest.mark.parametrize("channel", [_by_rsvp, _by_cli, _by_crm_page, _by_caldav, _by_email])
 def test_accepting_after_deleting_brings_the_event_back(
     server: RunningServer, channel: Callable[[RunningServer, str, httpx.Client], None]
 ) -> None:
