@@ -59,15 +59,20 @@ def test_a_login_with_an_underscore_shows_only_its_own_free_busy(
     assert "FREEBUSY" not in answer.text.replace("VFREEBUSY", "")  # rtxx's event is not rt_x's
 
 
-def test_a_principal_search_takes_the_underscore_literally(lookalikes: RunningServer) -> None:
+def test_a_principal_search_takes_underscore_and_percent_literally(
+    lookalikes: RunningServer,
+) -> None:
     body = (
         '<D:principal-property-search xmlns:D="DAV:">'
         "<D:property-search><D:prop><D:displayname/></D:prop>"
-        "<D:match>rt_</D:match></D:property-search><D:prop><D:displayname/></D:prop>"
+        "<D:match>{}</D:match></D:property-search><D:prop><D:displayname/></D:prop>"
         "</D:principal-property-search>"
     )
     with httpx.Client(base_url=lookalikes.url, auth=("alice", "alice"), timeout=30) as alice:
-        found = alice.request("REPORT", "/", content=body)
-    assert found.status_code == 207
+        found = alice.request("REPORT", "/", content=body.format("rt_"))
+        percent = alice.request("REPORT", "/", content=body.format("rt%x"))
+    assert found.status_code == percent.status_code == 207
     assert "rt_x" in found.text
     assert "rtxx" not in found.text
+    assert "rt_x" not in percent.text
+    assert "rtxx" not in percent.text
