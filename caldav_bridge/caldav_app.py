@@ -28,7 +28,7 @@ from radicale import types
 from radicale.app import Application
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from caldav_bridge import recurrence, web
+from caldav_bridge import recurrence, timezones, web
 from caldav_bridge.errors import (
     AlreadyExists,
     BookingConflict,
@@ -399,6 +399,7 @@ class BridgeApplication(SchedulingApplication):
             if reason is not None:
                 return _refuse(start_response, "400 Bad Request", reason)
             environ = {**environ, _PARSED_XML: root}
+        timezones.forget()
         if hasattr(self._storage, "begin_request"):
             self._storage.begin_request(
                 environ.get("HTTP_IF_MATCH"),
@@ -454,10 +455,10 @@ class BridgeApplication(SchedulingApplication):
         if text.lstrip().upper().startswith("BEGIN:VCALENDAR"):
             try:
                 _check_rules(Calendar.from_ical(text), one_object=not path.endswith("/"))
+            except InvalidInput as exc:  # a TimezoneLimit is a ValueError too
+                return _text(HTTPStatus.BAD_REQUEST, str(exc))
             except ValueError as exc:
                 return _text(HTTPStatus.BAD_REQUEST, f"malformed iCalendar: {exc}")
-            except InvalidInput as exc:
-                return _text(HTTPStatus.BAD_REQUEST, str(exc))
         answer = _put(self, environ, base_prefix, path, user, user_groups, request_info)
         answer = self.with_schedule_tag(answer, path, written=True)
         return self.with_representation(answer, environ, path)

@@ -7,6 +7,7 @@ interaction's owner (or of the answering user). Refusals print one line and exit
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import getpass
 import logging
 import math
@@ -31,6 +32,7 @@ from caldav_bridge.models import LinkStatus, ResourceKind
 from caldav_bridge.typed_period import day, moment, span
 
 EXIT_REFUSED = 2
+EXIT_TEMPFAIL = 75  # sysexits.h: a mail server piping a reply keeps it and tries again
 T = TypeVar("T")
 
 
@@ -378,12 +380,18 @@ def cmd_messages(ctx: Context, args: argparse.Namespace) -> None:
 
 def cmd_imip_receive(ctx: Context, args: argparse.Namespace) -> None:
     from caldav_bridge import replies
+    from caldav_bridge.mail_auth import TemporaryFailure
 
+    ctx.settings.imip.require_proof_source()
     raw = sys.stdin.buffer.read(10_000_001)
     if len(raw) > 10_000_000:
         raise InvalidInput("the message is larger than 10 MB")
-    with ctx.database.session(write=True) as session:
-        outcome = replies.receive(ctx.service(session), raw)
+    try:
+        with ctx.database.session(write=True) as session:
+            outcome = replies.receive(ctx.service(session), raw, ctx.settings.imip)
+    except TemporaryFailure as exc:
+        print(f"caldav-bridge: error: {exc}; try again later", file=sys.stderr)
+        raise SystemExit(EXIT_TEMPFAIL) from exc
     print(outcome.reason)
 
 
@@ -420,8 +428,11 @@ def cmd_worker(ctx: Context, args: argparse.Namespace) -> None:
 def cmd_imip_listen(ctx: Context, args: argparse.Namespace) -> None:
     from caldav_bridge.imip_listener import Listener
 
+    imip = ctx.settings.imip
+    if args.verify_dkim:
+        imip = dataclasses.replace(imip, verify_dkim=True)
     listener = Listener(
-        ctx.database, ctx.settings.public_url, args.host, args.port, lmtp=not args.smtp
+        ctx.database, ctx.settings.public_url, args.host, args.port, not args.smtp, imip
     )
     try:
         listener.start()
@@ -579,6 +590,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     sub.add_argument("--port", type=_whole(0, 65535), default=8024, help="port (default 8024)")
     sub.add_argument("--smtp", action="store_true", help="speak SMTP instead of LMTP")
+    sub.add_argument(
+        "--verify-dkim",
+        action="store_true",
+        help="check DKIM signatures here (DNS), besides the relay's Authentication-Results "
+        "([imip] verify_dkim)",
+    )
     sub = command("feed", cmd_feed, "a user's or a room's ICS feed link (no password needed)")
     sub.add_argument("action", choices=["create", "show", "rotate", "revoke"])
     sub.add_argument("login", nargs="?", help="the user's login")

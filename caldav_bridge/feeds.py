@@ -9,14 +9,14 @@ the items' ETags, so a client's If-None-Match is answered 304 without rendering 
 from __future__ import annotations
 
 import hashlib
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from icalendar import Calendar, vDuration
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from caldav_bridge import calendar_contents
+from caldav_bridge import calendar_contents, timezones
 from caldav_bridge.ical_mapping import PRODID
 from caldav_bridge.models import Interaction, User
 from caldav_bridge.tokens import FeedSubject
@@ -54,15 +54,21 @@ def body(session: Session, subject: FeedSubject) -> bytes:
     feed.add("x-wr-calname", title(subject))
     feed.add("refresh-interval", REFRESH, parameters={"VALUE": "DURATION"})
     feed.add("x-published-ttl", vDuration(REFRESH))
-    zones: set[str] = set()
+    zones: dict[str, date] = {}  # TZID: the first day it is needed
+    events = []
     query = select(Interaction.etag, Interaction.ical).where(_shown(subject))
     for item_etag, ical in session.execute(query.order_by(Interaction.starts_at)):
         room = not isinstance(subject, User)  # its feed holds what its bookings calendar shows
         text = calendar_contents.booking_text(item_etag, ical) if room else ical
         for component in Calendar.from_ical(text).subcomponents:
-            if component.name == "VTIMEZONE":
-                if str(component["TZID"]) in zones:
-                    continue
-                zones.add(str(component["TZID"]))
-            feed.add_component(component)
+            if component.name != "VTIMEZONE":
+                events.append(component)
+                start = component.get("DTSTART")
+                tzid = str(start.params.get("TZID", "")) if start is not None else ""
+                if tzid and tzid not in zones:
+                    zones[tzid] = start.dt
+    for tzid, first in zones.items():  # valid for every event of the feed, not only the first
+        feed.add_component(timezones.vtimezone(tzid, first))
+    for event in events:
+        feed.add_component(event)
     return bytes(feed.to_ical())

@@ -19,7 +19,7 @@ from icalendar import Calendar, Event, Timezone, vCalAddress, vRecur
 from icalendar.timezone import tzid_from_dt
 from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 
-from caldav_bridge import __version__, recurrence
+from caldav_bridge import __version__, recurrence, timezones
 from caldav_bridge.errors import InvalidInput
 from caldav_bridge.models import (
     Guest,
@@ -106,13 +106,8 @@ def _local(interaction: Interaction, moment: datetime) -> datetime:
 
 
 def _vtimezone(interaction: Interaction) -> Timezone:
-    start = _local(interaction, interaction.starts_at)
-    end = _local(interaction, interaction.ends_at)
-    return Timezone.from_tzid(
-        interaction.timezone,
-        first_date=date(start.year, 1, 1),
-        last_date=date(end.year + 1, 1, 1),
-    )
+    """Valid for every occurrence (RFC 5545 3.6.5), an endless series included."""
+    return timezones.vtimezone(interaction.timezone, _local(interaction, interaction.starts_at))
 
 
 def location_text(interaction: Interaction) -> str:

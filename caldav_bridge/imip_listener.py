@@ -3,9 +3,10 @@
 or any MTA relaying to it).
 
 What the mail server is told decides whether it retries: an applied or ignored reply is
-accepted (250); a spoofed or malformed one is refused for good (5xx, the reason in one line);
-a database that cannot be reached is a temporary failure (451), so the MTA keeps the message
-and tries again: no reply is lost.
+accepted (250); a spoofed, unauthenticated or malformed one is refused for good (5xx, the
+reason in one line); a database that cannot be reached, or a DKIM key that cannot be looked up
+now, is a temporary failure (451), so the MTA keeps the message and tries again: no reply is
+lost. With ``verify_dkim`` the listener checks DKIM signatures itself (``mail_auth``).
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from aiosmtpd.smtp import SMTP, Envelope
 from sqlalchemy.exc import OperationalError
 
 from caldav_bridge import replies
+from caldav_bridge.config import ImipSettings
 from caldav_bridge.db import Database
 from caldav_bridge.errors import BridgeError, NotAllowed
 from caldav_bridge.interactions import InteractionService
+from caldav_bridge.mail_auth import DnsFunction, TemporaryFailure
 
 logger = logging.getLogger("caldav_bridge.imip_listener")
 
@@ -36,19 +39,32 @@ def _one_line(text: str) -> str:
 class ReplyHandler:
     """aiosmtpd handler: each message received is one emailed iTIP REPLY to apply."""
 
-    def __init__(self, database: Database, public_url: str, lmtp: bool) -> None:
+    def __init__(
+        self,
+        database: Database,
+        public_url: str,
+        lmtp: bool,
+        imip: ImipSettings,
+        dnsfunc: DnsFunction | None = None,
+    ) -> None:
+        imip.require_proof_source()
         self.database, self.public_url, self.lmtp = database, public_url, lmtp
+        self.imip, self.dnsfunc = imip, dnsfunc
 
     def apply(self, raw: bytes) -> str:
         """The SMTP status for one message, after applying it."""
         try:
             with self.database.session(write=True) as session:
-                outcome = replies.receive(InteractionService(session, self.public_url), raw)
+                service = InteractionService(session, self.public_url)
+                outcome = replies.receive(service, raw, self.imip, self.dnsfunc)
         except NotAllowed as exc:
             return f"550 5.7.1 {_one_line(str(exc))}"
         except BridgeError as exc:  # malformed, or answering a cancelled interaction
             logger.info("refused a message: %s", exc)
             return f"554 5.6.0 {_one_line(str(exc))}"
+        except TemporaryFailure as exc:
+            logger.warning("%s; the sender will retry", exc)
+            return f"451 4.4.3 {_one_line(str(exc))}; try again later"
         except OperationalError as exc:
             logger.warning("database unavailable, the sender will retry: %s", exc.orig)
             return "451 4.3.0 the calendar database is unavailable; try again later"
@@ -70,10 +86,17 @@ class Listener(Controller):
     """The listener on one address, in a thread of its own (``start``/``stop``)."""
 
     def __init__(
-        self, database: Database, public_url: str, host: str, port: int, lmtp: bool = True
+        self,
+        database: Database,
+        public_url: str,
+        host: str,
+        port: int,
+        lmtp: bool,
+        imip: ImipSettings,
+        dnsfunc: DnsFunction | None = None,
     ) -> None:
         super().__init__(
-            ReplyHandler(database, public_url, lmtp),
+            ReplyHandler(database, public_url, lmtp, imip, dnsfunc),
             hostname=host,
             port=port,
             data_size_limit=MAX_MESSAGE,

@@ -355,16 +355,20 @@ class OutboxMessage(Base):
 
 
 class CalendarChange(Base):
-    """One row per change of one item in one calendar; the id is the calendar's revision.
+    """One row per change of one item in one calendar; the revision is the calendar's.
 
     CalDAV sync (RFC 6578) reads the rows after a token's revision for exact deltas,
-    deletions included.
+    deletions included. Revisions are given in commit order as each transaction commits
+    (``changelog``): none is seen before a smaller one of its calendar is. An id is given at
+    insert, in no such order.
     """
 
     __tablename__ = "calendar_changes"
-    __table_args__ = (Index("ix_calendar_changes_calendar", "calendar", "id"),)
+    __table_args__ = (Index("ix_calendar_changes_revision", "calendar", "revision"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # None until the transaction that wrote the row commits: only that transaction sees it so.
+    revision: Mapped[int | None] = mapped_column(BigInteger)
     calendar: Mapped[str] = mapped_column(String(128))
     item_href: Mapped[str] = mapped_column(String(255))
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -11,14 +11,20 @@ from __future__ import annotations
 import gc
 import logging
 import re
-import socket
+import resource
 import threading
+import time
 from functools import cache
 from typing import Any
 
 from radicale import config as radicale_config
 from radicale import log as radicale_log
-from radicale import server as radicale_server
+from waitress import wasyncore
+from waitress.adjustments import Adjustments
+from waitress.channel import HTTPChannel
+from waitress.parser import HTTPRequestParser
+from waitress.server import TcpWSGIServer
+from waitress.task import ThreadedTaskDispatcher
 
 from caldav_bridge.config import Settings
 from caldav_bridge.db import Database
@@ -107,22 +113,125 @@ def application(configuration: Any) -> Any:
     return app
 
 
+# A request must arrive whole within the server's timeout of its first byte, plus one second per
+# this many bytes of body: a client that sends its headers (or its body) byte by byte is cut off.
+_MIN_BODY_RATE = 16_000
+# Descriptors kept for the process itself (database connections, logs, the poll loop); each
+# connection may use three (its socket, and a temporary file each for a large body and answer).
+_RESERVED_DESCRIPTORS = 64
+_DESCRIPTORS_PER_CONNECTION = 3
+
+
+def _connection_limit() -> int:
+    """As many open connections as the descriptor limit (``ulimit -n``) leaves room for: past
+    it, new connections wait to be accepted instead of failing for want of descriptors."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    room = (soft - _RESERVED_DESCRIPTORS) // _DESCRIPTORS_PER_CONNECTION
+    return max(8, min(room, 1000))
+
+
+class _TimedParser(HTTPRequestParser):  # type: ignore[misc]
+    """waitress's request parser, remembering when the request's first byte came."""
+
+    def __init__(self, adj: Adjustments) -> None:
+        super().__init__(adj)
+        self.began = time.monotonic()
+
+    def overdue(self, now: float, timeout: float, body_limit: int) -> bool:
+        body = body_limit if self.chunked else self.content_length
+        allowed = timeout + (body / _MIN_BODY_RATE if self.headers_finished else 0)
+        return now - self.began > allowed
+
+
+class _Channel(HTTPChannel):  # type: ignore[misc]
+    parser_class = _TimedParser
+
+
+class _Listener(TcpWSGIServer):  # type: ignore[misc]
+    """waitress's listening socket; its regular maintenance also closes the connections whose
+    request is overdue (waitress itself only closes idle ones)."""
+
+    channel_class = _Channel
+
+    def maintenance(self, now: float) -> None:
+        super().maintenance(now)
+        moment = time.monotonic()
+        for channel in list(self.active_channels.values()):
+            request = channel.request
+            if request is not None and request.overdue(
+                moment, self.adj.channel_timeout, self.adj.max_request_body_size
+            ):
+                channel.will_close = True
+
+
+def _sized(app: Any) -> Any:
+    """The application, every answer of which carries its Content-Length: waitress closes the
+    connection after an answer without one (Radicale sends none with an empty body, e.g. a
+    PUT's 201), which would end a client's keep-alive connection at each write."""
+
+    def sized(environ: Any, start_response: Any) -> Any:
+        held: list[Any] = []
+        body = app(environ, lambda *answer: held.append(answer))
+        status, headers, *rest = held[-1]
+        if isinstance(body, list) and not any(k.lower() == "content-length" for k, _ in headers):
+            headers = [*headers, ("Content-Length", str(sum(len(part) for part in body)))]
+        start_response(status, headers, *rest)
+        return body
+
+    return sized
+
+
 class Server:
-    """Radicale's own threaded HTTP server running the bridge on one address."""
+    """The bridge served by waitress: an asynchronous loop reads whole requests (so slow
+    clients hold no thread) and a fixed pool of threads answers them; idle and overdue
+    connections are closed after Radicale's ``[server] timeout``, and there are never more
+    open connections than the descriptor limit allows."""
 
     def __init__(self, configuration: Any, host: str, port: int) -> None:
-        self.httpd = radicale_server.ParallelHTTPServer(
-            configuration, socket.AF_INET, (host, port), radicale_server.RequestHandler
+        timeout = float(configuration.get("server", "timeout"))
+        adjustments = Adjustments(
+            host=host,
+            port=port,
+            threads=configuration.get("server", "max_connections"),
+            connection_limit=_connection_limit(),
+            channel_timeout=max(1, round(timeout)),
+            cleanup_interval=max(1, round(timeout / 4)),
+            # The application answers a body over the limit with its own 413 and reason;
+            # waitress refuses one larger still (or a chunked one) before buffering it.
+            max_request_body_size=configuration.get("server", "max_content_length") + 1,
+            asyncore_use_poll=True,
+            ident="caldav-bridge",
         )
-        self.httpd.set_app(application(configuration))
-        self.host, self.port = host, self.httpd.server_address[1]
+        self._map: dict[int, Any] = {}
+        self._dispatcher = ThreadedTaskDispatcher()
+        self._dispatcher.set_thread_count(adjustments.threads)
+        app = _sized(application(configuration))
+        self._listeners = [
+            _Listener(
+                app,
+                self._map,
+                dispatcher=self._dispatcher,
+                adj=adjustments,
+                sockinfo=sockinfo,
+            )
+            for sockinfo in adjustments.listen
+        ]
+        self.host, self.port = host, int(self._listeners[0].effective_port)
+        self._stopping = threading.Event()
+        self._stopped = threading.Event()
+        self._stopped.set()
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}/"
 
     def serve_forever(self) -> None:
-        self.httpd.serve_forever()
+        self._stopped.clear()
+        try:
+            while not self._stopping.is_set():
+                wasyncore.loop(timeout=1.0, map=self._map, use_poll=True, count=1)
+        finally:
+            self._stopped.set()
 
     def start_in_thread(self) -> threading.Thread:
         thread = threading.Thread(target=self.serve_forever, daemon=True, name="caldav-bridge")
@@ -130,5 +239,9 @@ class Server:
         return thread
 
     def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        """Stop serving, let the requests being answered finish, close every socket."""
+        self._stopping.set()
+        self._listeners[0].pull_trigger()
+        self._stopped.wait(timeout=10)
+        self._dispatcher.shutdown()
+        wasyncore.close_all(self._map)

@@ -231,7 +231,7 @@ class _Calendar(_Node, storage.BaseCollection):
         return str(self.get_meta("tag") or "")
 
     def _revision(self) -> tuple[int, datetime | None]:
-        """The newest change of this calendar: one row read through the (calendar, id) index,
+        """The newest change of this calendar: one row read through the (calendar, revision) index,
         once per request (a collection object lives for one request; writes forget it)."""
         if self._known_revision is None:
             self._known_revision = self._read_revision()
@@ -240,12 +240,15 @@ class _Calendar(_Node, storage.BaseCollection):
     def _read_revision(self) -> tuple[int, datetime | None]:
         with self._session() as session:
             row = session.execute(
-                select(CalendarChange.id, CalendarChange.changed_at)
-                .where(CalendarChange.calendar == self.calendar_key)
-                .order_by(CalendarChange.id.desc())
+                select(CalendarChange.revision, CalendarChange.changed_at)
+                .where(
+                    CalendarChange.calendar == self.calendar_key,
+                    CalendarChange.revision.is_not(None),
+                )
+                .order_by(CalendarChange.revision.desc())
                 .limit(1)
             ).one_or_none()
-        return (0, None) if row is None else (int(row.id), row.changed_at)
+        return (0, None) if row is None else (int(row.revision), row.changed_at)
 
     @property
     def etag(self) -> str:
@@ -271,7 +274,7 @@ class _Calendar(_Node, storage.BaseCollection):
                 select(CalendarChange.item_href)
                 .where(
                     CalendarChange.calendar == self.calendar_key,
-                    CalendarChange.id > int(match["revision"]),
+                    CalendarChange.revision > int(match["revision"]),
                 )
                 .distinct()
             ).all()

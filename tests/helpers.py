@@ -5,11 +5,13 @@ from __future__ import annotations
 import contextlib
 import re
 import socket
+import sys
 import threading
 import time
 import uuid
 from datetime import UTC, date, datetime
 from email.message import EmailMessage
+from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
@@ -68,21 +70,45 @@ def unfolded(ical: str) -> str:
     return ical.replace("\r\n ", "")
 
 
-def reply_mail(uid: str, sender: str, attendee: str, partstat: str, sequence: int = 0) -> bytes:
-    """An emailed iTIP REPLY, as Outlook sends one."""
+RELAY = "mx.example.com"  # the authserv-id the tests' mail server writes
+
+
+def relay_says(results: str, relay: str = RELAY) -> bytes:
+    """An Authentication-Results header line, as a relay adds it on top of a message."""
+    return f"Authentication-Results: {relay}; {results}\n".encode()
+
+
+def reply_mail(
+    uid: str,
+    sender: str,
+    attendee: str,
+    partstat: str,
+    sequence: int = 0,
+    *,
+    authenticated: bool = True,
+    series: bool = True,
+    occurrences: tuple[tuple[datetime, str], ...] = (),
+) -> bytes:
+    """An emailed iTIP REPLY, as Outlook sends one, with (``authenticated``) the trusted
+    relay's DMARC pass for the sender's domain on top: the answer to the series (unless not
+    ``series``), then a VEVENT per occurrence answered apart (RECURRENCE-ID, PARTSTAT)."""
     calendar = Calendar()
     calendar.add("prodid", "-//Microsoft Corporation//Outlook 16.0 MIMEDIR//EN")
     calendar.add("version", "2.0")
     calendar.add("method", "REPLY")
-    event = Event()
-    event.add("uid", uid)
-    event.add("sequence", sequence)
-    event.add("dtstamp", datetime(2030, 1, 1, tzinfo=UTC))
-    event.add("organizer", "mailto:alice@example.com")
-    who = vCalAddress(f"mailto:{attendee}")
-    who.params["PARTSTAT"] = partstat
-    event.add("attendee", who)
-    calendar.add_component(event)
+    answers: list[tuple[datetime | None, str]] = [(None, partstat)] if series else []
+    for rid, answer in [*answers, *occurrences]:
+        event = Event()
+        event.add("uid", uid)
+        event.add("sequence", sequence)
+        event.add("dtstamp", datetime(2030, 1, 1, tzinfo=UTC))
+        if rid is not None:
+            event.add("recurrence-id", rid)
+        event.add("organizer", "mailto:alice@example.com")
+        who = vCalAddress(f"mailto:{attendee}")
+        who.params["PARTSTAT"] = answer
+        event.add("attendee", who)
+        calendar.add_component(event)
     message = EmailMessage()
     message["From"] = f"Someone <{sender}>"
     message["To"] = "alice@example.com"
@@ -91,7 +117,9 @@ def reply_mail(uid: str, sender: str, attendee: str, partstat: str, sequence: in
     message.add_alternative(
         calendar.to_ical().decode(), subtype="calendar", params={"method": "REPLY"}
     )
-    return bytes(message)
+    domain = sender.rpartition("@")[2]
+    top = relay_says(f"spf=pass smtp.mailfrom={domain}; dmarc=pass header.from={domain}")
+    return (top if authenticated else b"") + bytes(message)
 
 
 def free_port() -> int:
@@ -99,6 +127,21 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def serve_command(database_url: str, port: int) -> list[str]:
+    """A ``caldav-bridge serve`` process's command line, logging only what goes wrong."""
+    command = Path(sys.executable).parent / "caldav-bridge"
+    return [
+        str(command),
+        "--database",
+        database_url,
+        "serve",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
 
 
 def wait_for_http(url: str, seconds: float = 60) -> None:

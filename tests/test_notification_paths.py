@@ -24,7 +24,7 @@ from caldav_bridge.interactions import InteractionService
 from caldav_bridge.models import LinkStatus
 from caldav_bridge.passwords import hash_password
 from tests.conftest import SCREENSHOTS, Inbox, World
-from tests.helpers import create, free_port, link_status, reply_mail, wait_for_http
+from tests.helpers import RELAY, create, free_port, link_status, reply_mail, wait_for_http
 
 BIN = Path(sys.executable).parent
 
@@ -39,6 +39,7 @@ class Bridge:
         config.write_text(
             f"[server]\npublic_url = {self.url}\n"
             f"[smtp]\nhost = 127.0.0.1\nport = {smtp.port}\nsender = crm@example.com\n"
+            f"[imip]\ntrusted_authserv_ids = {RELAY}\n"
         )
         self.env = {
             **os.environ,

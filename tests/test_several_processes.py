@@ -10,8 +10,10 @@ import os
 import subprocess
 import sys
 import threading
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
+from queue import Empty, Queue
 
 import httpx
 import pytest
@@ -150,3 +152,149 @@ def test_clients_of_different_processes_racing_for_a_room_leave_it_booked_once(
         held = session.scalars(select(Booking.declined)).all()
     database.dispose()
     assert sorted(held) == [False] + [True] * 5
+
+
+# ------------------------------------------------------------------ exact deltas under load
+
+DAV = "{DAV:}"
+ORGANIZERS = [f"org{n}" for n in range(8)]
+ANSWERERS = 4  # threads answering, as bob, the invitations the organizers send
+CREATES = 20  # per organizer
+
+
+def _invitation(organizer: str, number: int) -> str:
+    return (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VEVENT\r\n"
+        f"UID:{organizer}-{number}\r\nDTSTAMP:20300101T000000Z\r\n"
+        f"DTSTART:20300108T{number % 10:02d}0000Z\r\nDTEND:20300108T{number % 10:02d}3000Z\r\n"
+        f"SUMMARY:Load {organizer} {number}\r\nORGANIZER:mailto:{organizer}@example.com\r\n"
+        "ATTENDEE;PARTSTAT=NEEDS-ACTION:mailto:olga@example.com\r\n"
+        "ATTENDEE;PARTSTAT=NEEDS-ACTION:mailto:bob@example.com\r\n"
+        "END:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+
+
+def _multistatus(text: str) -> tuple[str, dict[str, str | None]]:
+    """The sync token and, per item name, its ETag (None: gone) of a multistatus answer."""
+    root = ET.fromstring(text)
+    items: dict[str, str | None] = {}
+    for response in root.iter(f"{DAV}response"):
+        name = (response.findtext(f"{DAV}href") or "").rstrip("/").rsplit("/", 1)[-1]
+        if not name.endswith(".ics"):
+            continue
+        items[name] = response.findtext(f".//{DAV}getetag")
+    return root.findtext(f"{DAV}sync-token") or "", items
+
+
+class _Log:
+    """What the writers and the syncing client did, in one order (no clocks)."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, object]] = []
+        self.lock = threading.Lock()
+
+    def add(self, kind: str, what: object) -> int:
+        with self.lock:
+            self.events.append((kind, what))
+            return len(self.events) - 1
+
+
+@pytest.mark.postgresql
+def test_every_acknowledged_write_reaches_a_client_syncing_through_another_process(
+    two_servers: tuple[tuple[str, str], str],
+) -> None:
+    urls, database_url = two_servers
+    database = Database(database_url)
+    with database.session(write=True) as session:
+        directory = Directory(session)
+        for login in [*ORGANIZERS, "olga"]:
+            directory.add_user(login, login, [f"{login}@example.com"], login, "UTC")
+    database.dispose()
+    log, created, failures = _Log(), Queue[str](), list[str]()
+    writers_done, all_done = threading.Event(), threading.Event()
+
+    def organize(number: int) -> None:
+        login = ORGANIZERS[number]
+        with httpx.Client(base_url=urls[number % 2], auth=(login, login), timeout=60) as http:
+            for n in range(CREATES):
+                href = f"{login}-{n}.ics"
+                start = log.add("write", href)
+                answer = http.put(f"{login}/interactions/{href}", content=_invitation(login, n))
+                if answer.status_code not in (201, 204):
+                    failures.append(f"PUT {href}: {answer.status_code} {answer.text}")
+                    continue
+                log.events[start] = ("acknowledged", href)
+                created.put(href)
+
+    def answer_as_bob(number: int) -> None:
+        with httpx.Client(base_url=urls[number % 2], auth=("bob", "bob"), timeout=60) as http:
+            while not (writers_done.is_set() and created.empty()):
+                try:
+                    href = created.get(timeout=0.1)
+                except Empty:
+                    continue
+                mine = http.get(f"bob/interactions/{href}")
+                text = mine.text.replace(
+                    "PARTSTAT=NEEDS-ACTION;", f"PARTSTAT={('ACCEPTED', 'DECLINED')[number % 2]};"
+                )
+                start = log.add("write", href)
+                answer = http.put(f"bob/interactions/{href}", content=text)
+                if answer.status_code not in (201, 204):
+                    failures.append(f"bob's PUT {href}: {answer.status_code} {answer.text}")
+                    continue
+                log.events[start] = ("acknowledged", href)
+
+    synced: dict[str, str] = {}
+
+    def sync(http: httpx.Client, token: str) -> str:
+        answer = http.request("REPORT", "olga/interactions/", content=SYNC.format(token))
+        assert answer.status_code == 207, answer.text
+        token, items = _multistatus(answer.text)
+        for href, etag in items.items():
+            if etag is None:
+                synced.pop(href, None)
+            else:
+                synced[href] = etag
+        log.add("delta", set(items))
+        return token
+
+    def follow() -> None:
+        clients = [httpx.Client(base_url=url, auth=("olga", "olga"), timeout=60) for url in urls]
+        token, turn = sync(clients[0], ""), 0
+        while not all_done.is_set():
+            turn += 1
+            token = sync(clients[turn % 2], token)
+        sync(clients[1], sync(clients[0], token))  # after the last write
+        for client in clients:
+            client.close()
+
+    writers = [threading.Thread(target=organize, args=(n,)) for n in range(len(ORGANIZERS))]
+    answerers = [threading.Thread(target=answer_as_bob, args=(n,)) for n in range(ANSWERERS)]
+    follower = threading.Thread(target=follow)
+    for thread in [follower, *writers, *answerers]:
+        thread.start()
+    for thread in writers:
+        thread.join()
+    writers_done.set()
+    for thread in answerers:
+        thread.join()
+    all_done.set()
+    follower.join()
+    assert failures == []
+    missed = []
+    for position, (kind, href) in enumerate(log.events):
+        if kind == "acknowledged":
+            later = (what for k, what in log.events[position:] if k == "delta")
+            if not any(href in hrefs for hrefs in later):  # type: ignore[operator]
+                missed.append(href)
+    acknowledged = sum(kind == "acknowledged" for kind, _ in log.events)
+    assert acknowledged == len(ORGANIZERS) * CREATES * 2
+    assert missed == []
+    listing = httpx.request(
+        "PROPFIND",
+        f"{urls[0]}olga/interactions/",
+        auth=("olga", "olga"),
+        headers={"Depth": "1"},
+        content='<propfind xmlns="DAV:"><prop><getetag/></prop></propfind>',
+    )
+    assert synced == {h: e for h, e in _multistatus(listing.text)[1].items() if e}
