@@ -14,10 +14,11 @@ from sqlalchemy import select
 
 from caldav_bridge import replies
 from caldav_bridge.cli import main
+from caldav_bridge.config import ImipSettings
 from caldav_bridge.interactions import InteractionService
 from caldav_bridge.models import Channel, LinkStatus, OutboxMessage
 from tests.conftest import RunningServer
-from tests.helpers import crm_pages, event_text, link_status, reply_mail
+from tests.helpers import RELAY, crm_pages, event_text, link_status, reply_mail
 
 D = "DAV:"
 
@@ -108,7 +109,8 @@ def _by_email(server: RunningServer, uid: str, bob: httpx.Client) -> None:
     """Bob's mail client answering the emailed invitation (an iTIP REPLY, iMIP in)."""
     raw = reply_mail(uid, "bob@example.com", "bob@example.com", "ACCEPTED")
     with server.world.database.session(write=True) as session:
-        outcome = replies.receive(InteractionService(session), raw)
+        trusting = ImipSettings(trusted_authserv_ids=frozenset({RELAY}))
+        outcome = replies.receive(InteractionService(session), raw, trusting)
     assert "bob" in outcome.reason, outcome.reason
 
 
