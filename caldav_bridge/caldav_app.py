@@ -39,6 +39,7 @@ from caldav_bridge.errors import (
     InvalidInput,
     NotFound,
     PreconditionFailed,
+    UidConflict,
 )
 from caldav_bridge.scheduling import SchedulingApplication, principal_search
 
@@ -86,7 +87,8 @@ def _refusal(
 ) -> types.WSGIResponse:
     logger.info("refused %s %s: %s", environ["REQUEST_METHOD"], path, refusal)
     if isinstance(refusal, CalDavPrecondition):
-        return app._webdav_error_response(int(HTTPStatus.FORBIDDEN), refusal.element, info)
+        status = HTTPStatus.CONFLICT if isinstance(refusal, UidConflict) else HTTPStatus.FORBIDDEN
+        return app._webdav_error_response(int(status), refusal.element, info)
     status = next((s for kind, s in _STATUS if isinstance(refusal, kind)), HTTPStatus.FORBIDDEN)
     return _text(status, str(refusal))
 

@@ -68,3 +68,10 @@ class CalDavPrecondition(NotAllowed):
     def __init__(self, element: str, message: str) -> None:
         self.element = element
         super().__init__(message)
+
+
+class UidConflict(CalDavPrecondition):
+    """Another item of the calendar has this UID (RFC 4791 5.3.2.1: 409, no-uid-conflict)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("C:no-uid-conflict", message)

@@ -56,8 +56,10 @@ def body(session: Session, subject: FeedSubject) -> bytes:
     feed.add("x-published-ttl", vDuration(REFRESH))
     zones: dict[str, date] = {}  # TZID: the first day it is needed
     events = []
-    query = select(Interaction.ical).where(_shown(subject)).order_by(Interaction.starts_at)
-    for text in session.scalars(query):
+    query = select(Interaction.etag, Interaction.ical).where(_shown(subject))
+    for item_etag, ical in session.execute(query.order_by(Interaction.starts_at)):
+        room = not isinstance(subject, User)  # its feed holds what its bookings calendar shows
+        text = calendar_contents.booking_text(item_etag, ical) if room else ical
         for component in Calendar.from_ical(text).subcomponents:
             if component.name != "VTIMEZONE":
                 events.append(component)

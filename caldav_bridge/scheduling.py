@@ -528,11 +528,12 @@ class SchedulingApplication(Application):
         self, root: Any, path: str, user: str, user_groups: set[str]
     ) -> types.WSGIResponse | None:
         """A free-busy-query REPORT (RFC 4791 section 7.10, parsed) on an interactions or
-        bookings calendar, answered by the same rule as the outbox; None for any other."""
+        bookings calendar, answered by the same rule as the outbox; None for any other (a
+        calendar of a user's own: Radicale answers, once its range is checked here too)."""
         if root is None or root.tag != f"{{{C}}}free-busy-query":
             return None
         collection = next(iter(self._storage.discover(path)), None)
-        if collection is None or not hasattr(collection, "busy"):
+        if collection is None:
             return None
         if not set(self._rights.authorization(user, user_groups, path)) & set("rRfF"):
             return _text(HTTPStatus.FORBIDDEN, "you may not see this calendar's free-busy time")
@@ -548,7 +549,10 @@ class SchedulingApplication(Application):
             check_range(start, end)
         except InvalidInput as exc:
             return _text(HTTPStatus.BAD_REQUEST, str(exc))
-        body = freebusy.vfreebusy(collection.busy(start, end), start, end)
+        busy = getattr(collection, "busy", None)
+        if busy is None:
+            return None
+        body = freebusy.vfreebusy(busy(start, end), start, end)
         return 200, {"Content-Type": "text/calendar"}, body, None  # Radicale adds the charset
 
     def do_POST(

@@ -37,7 +37,13 @@ from caldav_bridge import calendar_contents, changelog, freebusy
 from caldav_bridge.client_writes import ClientWrites
 from caldav_bridge.db import locked
 from caldav_bridge.directory import Directory
-from caldav_bridge.errors import AlreadyExists, NotAllowed, PreconditionFailed
+from caldav_bridge.errors import (
+    AlreadyExists,
+    CalDavPrecondition,
+    NotAllowed,
+    PreconditionFailed,
+    UidConflict,
+)
 from caldav_bridge.interactions import InteractionService
 from caldav_bridge.models import (
     CalendarChange,
@@ -196,7 +202,11 @@ class _Calendar(_Node, storage.BaseCollection):
         if hrefs is not None and len(hrefs) <= _MANY:
             query = query.where(self._href.in_(hrefs))
         with self._session() as session:
-            return {row[0]: row[1] for row in session.execute(query)}
+            return {row[0]: self._served(row) for row in session.execute(query)}
+
+    def _served(self, row: Any) -> str:
+        """The text served of a ``_text_rows`` row: as stored."""
+        return str(row[1])
 
     def _items(self, query: Any) -> list[radicale_item.Item]:
         with self._session() as session:
@@ -475,6 +485,13 @@ class BookingsCalendar(_Projection):
     def _which(self) -> Any:
         return calendar_contents.of_resource(self.resource_id)
 
+    def _text_rows(self) -> Any:
+        return select(Interaction.href, Interaction.ical, Interaction.etag).where(self._visible())
+
+    def _served(self, row: Any) -> str:
+        """Each booking as every user may read it: its times and subject only."""
+        return calendar_contents.booking_text(row[2], row[1])
+
     def _default_meta(self) -> dict[str, str]:
         return {"D:displayname": f"{self.display_name} bookings"}
 
@@ -594,9 +611,32 @@ class StoredCalendar(_Calendar):
         )
         return session.scalar(locked(session, query))
 
+    def _check_uid(self, session: Session, href: str, item: radicale_item.Item) -> None:
+        """A UID names one item of this calendar (RFC 4791 5.3.2.1), checked inside the write
+        with the calendar locked, so that two items saved at once cannot both take it; and a
+        meeting already in the owner's interactions calendar is not copied into this one."""
+        mine = select(StoredCollection.id).where(StoredCollection.id == self.collection_id)
+        session.execute(locked(session, mine))
+        other = session.scalar(
+            select(StoredItem.href).where(
+                self._mine(), StoredItem.uid == item.uid, StoredItem.href != href
+            )
+        )
+        if other is not None:
+            raise UidConflict(f"{other} in this calendar has the UID {item.uid!r} already")
+        owner = session.scalar(select(User.id).where(User.login == self.path.split("/")[0]))
+        shown = owner and calendar_contents.in_user_calendar(session, owner, str(item.uid))
+        if item.name == "VCALENDAR" and shown:
+            raise CalDavPrecondition(
+                "C:unique-scheduling-object-resource",
+                f"this meeting is in your calendar 'CRM interactions' already "
+                f"({self.path.split('/')[0]}/{INTERACTIONS}/{shown}): answer it there",
+            )
+
     def upload(self, href: str, item: radicale_item.Item) -> Any:
         with self._session(write=True) as session:
             self._storage.check_conditions(self._current_etag(session, href))
+            self._check_uid(session, href, item)
             _store_item(session, self.collection_id, href, item)
         stored = dict(self.get_multi([href]))[href]
         assert stored is not None

@@ -271,3 +271,30 @@ def freebusy_request(
             "",
         ]
     )
+
+
+def event_text(
+    uid: str,
+    *lines: str,
+    summary: str = "Meeting",
+    start: str = "20300108T120000Z",
+    end: str = "20300108T130000Z",
+) -> str:
+    """A calendar object with one VEVENT as a client PUTs it; ``lines`` add properties."""
+    return "\r\n".join(
+        [
+            "BEGIN:VCALENDAR",
+            "VERSION:2.0",
+            "PRODID:-//test//test//EN",
+            "BEGIN:VEVENT",
+            f"UID:{uid}",
+            "DTSTAMP:20300101T000000Z",
+            f"DTSTART:{start}",
+            f"DTEND:{end}",
+            f"SUMMARY:{summary}",
+            *lines,
+            "END:VEVENT",
+            "END:VCALENDAR",
+            "",
+        ]
+    )

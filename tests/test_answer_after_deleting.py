@@ -12,33 +12,24 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from caldav_bridge import replies
 from caldav_bridge.cli import main
+from caldav_bridge.config import ImipSettings
+from caldav_bridge.interactions import InteractionService
 from caldav_bridge.models import Channel, LinkStatus, OutboxMessage
 from tests.conftest import RunningServer
-from tests.helpers import crm_pages, link_status
+from tests.helpers import RELAY, crm_pages, event_text, link_status, reply_mail
 
 D = "DAV:"
 
 
 def _meeting(client: httpx.Client) -> str:
     uid = f"{uuid.uuid4()}"
-    text = "\r\n".join(
-        [
-            "BEGIN:VCALENDAR",
-            "VERSION:2.0",
-            "PRODID:-//test//test//EN",
-            "BEGIN:VEVENT",
-            f"UID:{uid}",
-            "DTSTAMP:20300101T000000Z",
-            "DTSTART:20300108T120000Z",
-            "DTEND:20300108T130000Z",
-            "SUMMARY:Budget",
-            "ORGANIZER:mailto:alice@example.com",
-            "ATTENDEE;PARTSTAT=NEEDS-ACTION:mailto:bob@example.com",
-            "END:VEVENT",
-            "END:VCALENDAR",
-            "",
-        ]
+    text = event_text(
+        uid,
+        "ORGANIZER:mailto:alice@example.com",
+        "ATTENDEE;PARTSTAT=NEEDS-ACTION:mailto:bob@example.com",
+        summary="Budget",
     )
     put = client.put(
         f"/alice/interactions/{uid}.ics", content=text, headers={"Content-Type": "text/calendar"}
@@ -64,8 +55,6 @@ def _sync(client: httpx.Client, token: str) -> tuple[str, list[str]]:
 
 
 def _interaction_id(server: RunningServer, uid: str) -> int:
-    from caldav_bridge.interactions import InteractionService
-
     with server.world.database.session() as session:
         found = InteractionService(session).find_by_uid(uid)
         assert found is not None
@@ -116,7 +105,16 @@ def _by_caldav(server: RunningServer, uid: str, bob: httpx.Client) -> None:
     assert put.status_code in (201, 204), put.text
 
 
-@pytest.mark.parametrize("channel", [_by_rsvp, _by_cli, _by_crm_page, _by_caldav])
+def _by_email(server: RunningServer, uid: str, bob: httpx.Client) -> None:
+    """Bob's mail client answering the emailed invitation (an iTIP REPLY, iMIP in)."""
+    raw = reply_mail(uid, "bob@example.com", "bob@example.com", "ACCEPTED")
+    with server.world.database.session(write=True) as session:
+        trusting = ImipSettings(trusted_authserv_ids=frozenset({RELAY}))
+        outcome = replies.receive(InteractionService(session), raw, trusting)
+    assert "bob" in outcome.reason, outcome.reason
+
+
+@pytest.mark.parametrize("channel", [_by_rsvp, _by_cli, _by_crm_page, _by_caldav, _by_email])
 def test_accepting_after_deleting_brings_the_event_back(
     server: RunningServer, channel: Callable[[RunningServer, str, httpx.Client], None]
 ) -> None:

@@ -93,8 +93,15 @@ def test_a_range_longer_than_the_limit_is_refused_by_the_outbox_and_the_report(
             "/alice/interactions/",
             content=report.replace(' end="20400101T000000Z"', ""),
         )
-    assert answer.status_code == open_ended.status_code == 400
+        assert alice.request("MKCALENDAR", "/alice/personal/").status_code == 201
+        own = alice.request("REPORT", "/alice/personal/", content=report)
+        short = alice.request(
+            "REPORT", "/alice/personal/", content=report.replace("20400101", "20300201")
+        )
+    assert answer.status_code == open_ended.status_code == own.status_code == 400
     assert f"at most {days} days" in answer.text
+    assert f"at most {days} days" in own.text
+    assert short.status_code == 200  # Radicale's own answer, within the bound
 
 
 def test_a_request_past_its_work_budget_is_refused_with_the_limit(

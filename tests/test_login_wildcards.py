@@ -11,28 +11,9 @@ import pytest
 from caldav_bridge.directory import Directory
 from caldav_bridge.passwords import hash_password
 from tests.conftest import RunningServer
-from tests.helpers import freebusy_request
+from tests.helpers import event_text, freebusy_request
 
 MARKER = "Secret-of-rtxx-1f3c"
-
-
-def _event(summary: str) -> str:
-    return "\r\n".join(
-        [
-            "BEGIN:VCALENDAR",
-            "VERSION:2.0",
-            "PRODID:-//test//test//EN",
-            "BEGIN:VEVENT",
-            f"UID:{uuid.uuid4()}",
-            "DTSTAMP:20300101T000000Z",
-            "DTSTART:20300108T120000Z",
-            "DTEND:20300108T130000Z",
-            f"SUMMARY:{summary}",
-            "END:VEVENT",
-            "END:VCALENDAR",
-            "",
-        ]
-    )
 
 
 @pytest.fixture
@@ -47,7 +28,7 @@ def lookalikes(server: RunningServer) -> RunningServer:
         assert rtxx.request("MKCALENDAR", "/rtxx/private/").status_code == 201
         put = rtxx.put(
             "/rtxx/private/secret.ics",
-            content=_event(MARKER),
+            content=event_text(f"{uuid.uuid4()}", summary=MARKER),
             headers={"Content-Type": "text/calendar"},
         )
         assert put.status_code == 201, put.text
@@ -78,15 +59,20 @@ def test_a_login_with_an_underscore_shows_only_its_own_free_busy(
     assert "FREEBUSY" not in answer.text.replace("VFREEBUSY", "")  # rtxx's event is not rt_x's
 
 
-def test_a_principal_search_takes_the_underscore_literally(lookalikes: RunningServer) -> None:
+def test_a_principal_search_takes_underscore_and_percent_literally(
+    lookalikes: RunningServer,
+) -> None:
     body = (
         '<D:principal-property-search xmlns:D="DAV:">'
         "<D:property-search><D:prop><D:displayname/></D:prop>"
-        "<D:match>rt_</D:match></D:property-search><D:prop><D:displayname/></D:prop>"
+        "<D:match>{}</D:match></D:property-search><D:prop><D:displayname/></D:prop>"
         "</D:principal-property-search>"
     )
     with httpx.Client(base_url=lookalikes.url, auth=("alice", "alice"), timeout=30) as alice:
-        found = alice.request("REPORT", "/", content=body)
-    assert found.status_code == 207
+        found = alice.request("REPORT", "/", content=body.format("rt_"))
+        percent = alice.request("REPORT", "/", content=body.format("rt%x"))
+    assert found.status_code == percent.status_code == 207
     assert "rt_x" in found.text
     assert "rtxx" not in found.text
+    assert "rt_x" not in percent.text
+    assert "rtxx" not in percent.text
