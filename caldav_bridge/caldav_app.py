@@ -108,10 +108,18 @@ def _refusals_answered(handler: Handler) -> Handler:
         request_info: dict[str, Any],
     ) -> types.WSGIResponse:
         raw, environ = _buffered(environ)
-        for _ in range(RACE_ATTEMPTS):
+        for tries in range(RACE_ATTEMPTS):
             attempt = {**environ, "wsgi.input": io.BytesIO(raw)}
             try:
                 return handler(app, attempt, base_prefix, path, user, user_groups, request_info)
+            except (AlreadyExists, UidConflict) as refusal:
+                # Made by a concurrent request after this one looked (its If-None-Match, its
+                # href): run once more, to be answered as if it had come a moment later.
+                if tries:
+                    return _refusal(app, environ, path, refusal, request_info)
+                logger.info(
+                    "%s %s met a concurrent creation: run again", attempt["REQUEST_METHOD"], path
+                )
             except BridgeError as refusal:
                 return _refusal(app, environ, path, refusal, request_info)
             except DBAPIError as exc:
