@@ -85,7 +85,7 @@ def _within(
     series: recurrence.Series, start: datetime, end: datetime
 ) -> list[tuple[datetime, datetime, datetime]]:
     """The instances (RECURRENCE-ID, start, end) of ``series`` overlapping [start, end)."""
-    return [i for i in recurrence.instances(series) if i[1] < end and i[2] > start]
+    return [i for i in recurrence.instances(series, start, end) if i[1] < end and i[2] > start]
 
 
 def _busy(session: Session, rows: Sequence[Any], start: datetime, end: datetime) -> list[Busy]:
