@@ -46,7 +46,7 @@ class Busy:
 def _overlapping(start: datetime, end: datetime) -> ColumnElement[bool]:
     return and_(
         Interaction.status != InteractionStatus.CANCELLED,
-        Interaction.starts_at < end,
+        Interaction.first_starts_at < end,
         Interaction.last_ends_at > start,
     )
 

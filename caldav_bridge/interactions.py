@@ -311,7 +311,7 @@ class InteractionService:
         """The interactions ``user`` owns or is linked to that overlap [start, end)."""
         linked = select(InteractionLink.interaction_id).where(InteractionLink.user_id == user.id)
         overlapping = or_(
-            and_(Interaction.starts_at < end, Interaction.last_ends_at > start),
+            and_(Interaction.first_starts_at < end, Interaction.last_ends_at > start),
             and_(
                 Interaction.starts_at == Interaction.ends_at,
                 Interaction.starts_at >= start,
@@ -390,6 +390,7 @@ class InteractionService:
             timezone=period.timezone,
             rrule=rule,
             exdates=excluded,
+            first_starts_at=recurrence.span(_series(period, rule, excluded, moves))[0],
             last_ends_at=recurrence.span(_series(period, rule, excluded, moves))[1],
             moves=[OccurrenceMove(recurrence_id=r, starts_at=s, ends_at=e) for r, s, e in moves],
             status=InteractionStatus.PLANNED,
@@ -457,7 +458,7 @@ class InteractionService:
             interaction.moves = [
                 OccurrenceMove(recurrence_id=r, starts_at=s, ends_at=e) for r, s, e in new.moves
             ]
-        interaction.last_ends_at = recurrence.span(new)[1]
+        interaction.first_starts_at, interaction.last_ends_at = recurrence.span(new)
         if not reschedule and before == (interaction.subject, interaction.notes, interaction.kind):
             return False
         self._updated(interaction, reschedule)
@@ -862,7 +863,7 @@ class InteractionService:
                 Booking.declined.is_(False),
                 Interaction.id != interaction.id,
                 Interaction.status != InteractionStatus.CANCELLED,
-                Interaction.starts_at < last,
+                Interaction.first_starts_at < last,
                 Interaction.last_ends_at > first,
             )
             .order_by(Interaction.starts_at)

@@ -345,8 +345,8 @@ class _Projection(_Calendar):
             Interaction.etag,
             Interaction.uid,
             literal("VEVENT").label("component"),
-            Interaction.starts_at.label("start"),
-            Interaction.last_ends_at.label("end"),  # a recurring one: its last occurrence
+            Interaction.first_starts_at.label("start"),  # a recurring one: its whole span
+            Interaction.last_ends_at.label("end"),
             Interaction.modified_at.label("modified"),
         ).where(self._visible())
 
@@ -355,12 +355,12 @@ class _Projection(_Calendar):
 
     def _in_period(self, start: int, end: int) -> Any:
         return and_(
-            Interaction.starts_at < _moment(end),
+            Interaction.first_starts_at < _moment(end),
             or_(
                 Interaction.last_ends_at > _moment(start),
                 and_(
-                    Interaction.last_ends_at == Interaction.starts_at,
-                    Interaction.starts_at >= _moment(start),
+                    Interaction.last_ends_at == Interaction.first_starts_at,
+                    Interaction.first_starts_at >= _moment(start),
                 ),
             ),
         )
@@ -432,7 +432,8 @@ class InteractionsCalendar(_Projection):
 
     def _item_of(self, interaction: Interaction) -> radicale_item.Item:
         """The item as stored, from the interaction just written (no second read)."""
-        start, end = _timestamp(interaction.starts_at), _timestamp(interaction.last_ends_at)
+        start = _timestamp(interaction.first_starts_at)
+        end = _timestamp(interaction.last_ends_at)
         return radicale_item.Item(
             collection=self,
             href=interaction.href,

@@ -19,25 +19,27 @@ from tests.conftest import RunningServer
 ROOM = "ATTENDEE;CUTYPE=ROOM:mailto:everest@example.com"
 
 
+def _vevent(uid: str, start: str, end: str, *extra: str) -> list[str]:
+    return [
+        "BEGIN:VEVENT",
+        f"UID:{uid}",
+        "DTSTAMP:20260101T000000Z",
+        f"DTSTART:{start}",
+        f"DTEND:{end}",
+        "SUMMARY:Meeting",
+        "ORGANIZER:mailto:alice@example.com",
+        *extra,
+        "END:VEVENT",
+    ]
+
+
+def _calendar(*events: list[str]) -> str:
+    lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//test//EN"]
+    return "\r\n".join([*lines, *(line for e in events for line in e), "END:VCALENDAR", ""])
+
+
 def _event(uid: str, start: str, end: str, *extra: str) -> str:
-    return "\r\n".join(
-        [
-            "BEGIN:VCALENDAR",
-            "VERSION:2.0",
-            "PRODID:-//test//EN",
-            "BEGIN:VEVENT",
-            f"UID:{uid}",
-            "DTSTAMP:20260101T000000Z",
-            f"DTSTART:{start}",
-            f"DTEND:{end}",
-            "SUMMARY:Meeting",
-            "ORGANIZER:mailto:alice@example.com",
-            *extra,
-            "END:VEVENT",
-            "END:VCALENDAR",
-            "",
-        ]
-    )
+    return _calendar(_vevent(uid, start, end, *extra))
 
 
 def _put(server: RunningServer, uid: str, text: str) -> httpx.Response:
@@ -179,3 +181,18 @@ def test_a_series_at_the_limits_of_time_is_answered_never_with_500(
     assert answer.status_code in (201, 400), answer.text
     if answer.status_code == 201:
         assert f"{uid}.ics" in _report(server, start[:8])
+
+
+def test_an_occurrence_moved_before_the_series_start_holds_the_room_then(
+    server: RunningServer,
+) -> None:
+    uid = f"{uuid.uuid4()}"
+    series = _vevent(uid, "20300108T100000Z", "20300108T110000Z", "RRULE:FREQ=WEEKLY", ROOM)
+    first = "RECURRENCE-ID:20300108T100000Z"
+    moved = _vevent(uid, "20300106T100000Z", "20300106T110000Z", first, ROOM)
+    answer = _put(server, uid, _calendar(series, moved))
+    assert answer.status_code == 201, answer.text
+    assert _room_answer(server, uid) == "ACCEPTED"
+    clash = _booked(server, "20300106T103000Z", "20300106T113000Z")
+    assert _room_answer(server, clash) == "DECLINED"
+    assert f"{uid}.ics" in _report(server, "20300106")
