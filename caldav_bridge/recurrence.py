@@ -308,15 +308,18 @@ def _search(plan: _Plan, dtstart: datetime, bound: datetime) -> Iterator[datetim
     shift = _CYCLE_YEARS * max(0, (MAXYEAR - bound.year) // _CYCLE_YEARS)
     start = dtstart.replace(year=dtstart.year + shift)
     last, found = start, 0
+    # dateutil looks at each day of each period it goes through (a daily rule's INTERVAL
+    # skips days; a finer rule looks at each day, and at each occurrence).
+    skip = plan.interval if plan.frequency in ("YEARLY", "MONTHLY", "WEEKLY", "DAILY") else 1
     for moment in islice(rrulestr(f"RRULE:{plan.text}", dtstart=start), plan.count):
-        spend((moment - last).days + 1)
+        spend((moment - last).days // skip + 1)
         last, found = moment, found + 1
         real = moment.replace(year=moment.year - shift)
         yield real
         if real > bound:
             return
     if found != plan.count:  # dateutil searched to the end of the year 9999
-        spend((datetime(MAXYEAR, 12, 31) - last).days)
+        spend((datetime(MAXYEAR, 12, 31) - last).days // skip)
 
 
 def _require_first(plan: _Plan, first: datetime, tz: ZoneInfo | None) -> None:
@@ -534,10 +537,19 @@ def collide(one: Series, other: Series) -> bool:
         cycles = math.lcm(_cycles(one), _cycles(other))
         years = min(_CYCLE_YEARS * cycles, MAXYEAR)
         high = _plus(max(exceptions), timedelta(days=366 * years))
-    while low <= high:  # a year at a time: a clash is usually found soon
-        step = min(high, _plus(low, timedelta(days=366)))
-        if overlap(occurrences(one, low, step), occurrences(other, low, step)):
-            return True
+    # The sparser series is expanded 20 years at a time, the other only during its
+    # occurrences: a clash is usually found soon, and a rare series costs little.
+    sparse, dense = (one, other)
+    first = min(high, _plus(low, timedelta(days=7305)))
+    if len(occurrences(one, low, first)) > len(occurrences(other, low, first)):
+        sparse, dense = other, one
+    while low <= high:
+        step = min(high, _plus(low, timedelta(days=7305)))
+        for start, end in occurrences(sparse, low, step):
+            if start < end and any(
+                s < end and start < e for s, e in occurrences(dense, start, end)
+            ):
+                return True
         if step == high:
             break
         low = step

@@ -91,10 +91,9 @@ def test_a_series_without_end_holds_its_room_at_any_date(
 
 
 def test_two_series_without_end_clash_when_they_meet_years_later(server: RunningServer) -> None:
-    # every 3 days and every 5 days from different days: they first meet 13 days on, then
-    # every 15 days, forever
-    _booked(server, "20300101T100000Z", "20300101T110000Z", "RRULE:FREQ=DAILY;INTERVAL=3")
-    second = _booked(server, "20300102T100000Z", "20300102T110000Z", "RRULE:FREQ=DAILY;INTERVAL=5")
+    # every third year from 2030 and every fifth from 2031: they first meet in 2036
+    _booked(server, "20300101T100000Z", "20300101T110000Z", "RRULE:FREQ=YEARLY;INTERVAL=3")
+    second = _booked(server, "20310101T100000Z", "20310101T110000Z", "RRULE:FREQ=YEARLY;INTERVAL=5")
     assert _room_answer(server, second) == "DECLINED"
     apart = _booked(server, "20300102T120000Z", "20300102T130000Z", "RRULE:FREQ=WEEKLY")
     assert _room_answer(server, apart) == "ACCEPTED"
