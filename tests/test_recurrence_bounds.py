@@ -195,3 +195,14 @@ def test_an_occurrence_moved_before_the_series_start_holds_the_room_then(
     clash = _booked(server, "20300106T103000Z", "20300106T113000Z")
     assert _room_answer(server, clash) == "DECLINED"
     assert f"{uid}.ics" in _report(server, "20300106")
+
+
+def test_a_time_range_far_ahead_finds_a_rare_series_occurrence_by_occurrence(
+    server: RunningServer,
+) -> None:
+    rare = "RRULE:FREQ=DAILY;BYMONTH=2;BYMONTHDAY=29;BYDAY=MO"  # 2044, 2072, 2112, 2140…
+    uid = _booked(server, "20300101T100000Z", "20300101T110000Z", rare)
+    daily = _booked(server, "20300101T120000Z", "20300101T130000Z", "RRULE:FREQ=DAILY")
+    assert f"{uid}.ics" in _report(server, "21400229")
+    assert f"{uid}.ics" not in _report(server, "21400228")
+    assert f"{daily}.ics" in _report(server, "90000101")  # 2.5 million days on
