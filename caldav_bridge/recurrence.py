@@ -121,7 +121,7 @@ def checked_rule(text: str, timezone: str, whole_days: bool = False) -> str:
         # Whatever its start: a rule that never occurs is refused here (a calendar of one's
         # own is expanded by Radicale); a series' own start is checked by ``check_occurs``.
         _require_first(_plan(stored, _REFERENCE_START), _REFERENCE_START, None)
-    except (ValueError, TypeError, KeyError) as exc:
+    except (ValueError, TypeError, KeyError, OverflowError) as exc:
         raise InvalidInput(f"the recurrence rule {text!r} is not valid: {exc}") from exc
     return stored
 
@@ -560,8 +560,11 @@ def instant(value: object, timezone: str) -> datetime:
     """A DATE or DATE-TIME value (RECURRENCE-ID, EXDATE) as a UTC instant: floating times and
     dates are read in ``timezone``, a date as its midnight."""
     tz = ZoneInfo(timezone)
-    if isinstance(value, datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=tz)).astimezone(UTC)
-    if isinstance(value, date):
-        return datetime.combine(value, time(0), tz).astimezone(UTC)
+    try:
+        if isinstance(value, datetime):
+            return (value if value.tzinfo else value.replace(tzinfo=tz)).astimezone(UTC)
+        if isinstance(value, date):
+            return datetime.combine(value, time(0), tz).astimezone(UTC)
+    except OverflowError as exc:
+        raise InvalidInput("a recurrence date must lie in the years 1 to 9999") from exc
     raise InvalidInput("a recurrence date must be a date or a date-time")

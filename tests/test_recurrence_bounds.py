@@ -206,3 +206,25 @@ def test_a_time_range_far_ahead_finds_a_rare_series_occurrence_by_occurrence(
     assert f"{uid}.ics" in _report(server, "21400229")
     assert f"{uid}.ics" not in _report(server, "21400228")
     assert f"{daily}.ics" in _report(server, "90000101")  # 2.5 million days on
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        "EXDATE;TZID=America/New_York:99991231T230000",
+        "RRULE:FREQ=DAILY;UNTIL=99991231T230000",
+    ],
+)
+def test_dates_at_the_end_of_time_in_a_zone_are_answered_never_with_500(
+    server: RunningServer, extra: str
+) -> None:
+    uid = f"{uuid.uuid4()}"
+    start, end = (
+        "DTSTART;TZID=America/New_York:99991230T100000",
+        "DTEND;TZID=America/New_York:99991230T110000",
+    )
+    text = _event(uid, "X", "X", extra).replace("DTSTART:X", start).replace("DTEND:X", end)
+    if "RRULE" not in extra:
+        text = text.replace("SUMMARY", "RRULE:FREQ=DAILY\r\nSUMMARY")
+    answer = _put(server, uid, text)
+    assert answer.status_code in (201, 400), answer.text
