@@ -376,6 +376,7 @@ class InteractionService:
         excluded = recurrence.exdate_text(draft.exdates) if rule else ""
         moves = _checked_moves(_series(period, rule, excluded), draft.moves) if rule else ()
         recurrence.check_occurs(_series(period, rule, excluded))
+        span = recurrence.span(_series(period, rule, excluded, moves))
         now = utcnow()
         interaction = Interaction(
             uid=uid,
@@ -390,8 +391,8 @@ class InteractionService:
             timezone=period.timezone,
             rrule=rule,
             exdates=excluded,
-            first_starts_at=recurrence.span(_series(period, rule, excluded, moves))[0],
-            last_ends_at=recurrence.span(_series(period, rule, excluded, moves))[1],
+            first_starts_at=span[0],
+            last_ends_at=span[1],
             moves=[OccurrenceMove(recurrence_id=r, starts_at=s, ends_at=e) for r, s, e in moves],
             status=InteractionStatus.PLANNED,
             sequence=0,
