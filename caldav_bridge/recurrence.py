@@ -537,19 +537,20 @@ def collide(one: Series, other: Series) -> bool:
         cycles = math.lcm(_cycles(one), _cycles(other))
         years = min(_CYCLE_YEARS * cycles, MAXYEAR)
         high = _plus(max(exceptions), timedelta(days=366 * years))
-    # The sparser series is expanded 20 years at a time, the other only during its
-    # occurrences: a clash is usually found soon, and a rare series costs little.
-    sparse, dense = (one, other)
+    # 20 years at a time (a clash is usually found soon); a series much rarer than the other
+    # is expanded alone, the other only during its occurrences.
     first = min(high, _plus(low, timedelta(days=7305)))
-    if len(occurrences(one, low, first)) > len(occurrences(other, low, first)):
-        sparse, dense = other, one
+    counts = len(occurrences(one, low, first)), len(occurrences(other, low, first))
+    sparse, dense = (one, other) if counts[0] <= counts[1] else (other, one)
+    rare = 8 * min(counts) < max(counts)
     while low <= high:
         step = min(high, _plus(low, timedelta(days=7305)))
-        for start, end in occurrences(sparse, low, step):
-            if start < end and any(
-                s < end and start < e for s, e in occurrences(dense, start, end)
-            ):
-                return True
+        if rare:
+            for start, end in occurrences(sparse, low, step):
+                if any(s < end and start < e for s, e in occurrences(dense, start, end)):
+                    return True
+        elif overlap(occurrences(one, low, step), occurrences(other, low, step)):
+            return True
         if step == high:
             break
         low = step
