@@ -228,3 +228,30 @@ def test_dates_at_the_end_of_time_in_a_zone_are_answered_never_with_500(
         text = text.replace("SUMMARY", "RRULE:FREQ=DAILY\r\nSUMMARY")
     answer = _put(server, uid, text)
     assert answer.status_code in (201, 400), answer.text
+
+
+def _free_busy(server: RunningServer, start: str, end: str) -> httpx.Response:
+    query = (
+        '<C:free-busy-query xmlns:C="urn:ietf:params:xml:ns:caldav">'
+        f'<C:time-range start="{start}" end="{end}"/></C:free-busy-query>'
+    )
+    return httpx.request(
+        "REPORT",
+        f"{server.url}alice/interactions/",
+        content=query,
+        headers={"Depth": "1"},
+        auth=("alice", "alice"),
+        timeout=120,
+    )
+
+
+def test_free_busy_far_ahead_is_answered_and_too_much_work_is_refused_with_the_reason(
+    server: RunningServer,
+) -> None:
+    _booked(server, "20270105T100000Z", "20270105T110000Z", "RRULE:FREQ=HOURLY")
+    far = _free_busy(server, "20400103T000000Z", "20400103T030000Z")
+    assert far.status_code == 200, far.text
+    assert "20400103T000000Z/20400103T030000Z" in far.text.replace("\r\n ", "")
+    whole = _free_busy(server, "20300101T000000Z", "90000101T000000Z")  # 61 million hours
+    assert whole.status_code == 400
+    assert "steps" in whole.text
