@@ -409,3 +409,15 @@ def test_real_clients_series_with_instances_are_taken_or_refused_with_a_reason(
         interaction = InteractionService(session).find_by_uid(uid)
         assert interaction is not None
         assert interaction.rrule
+
+
+def test_one_budget_bounds_all_the_expansion_inside_it() -> None:
+    start = datetime(2030, 1, 7, 9, tzinfo=UTC)
+    series = recurrence.Series(start, start + timedelta(hours=1), False, "UTC", "FREQ=DAILY")
+    with recurrence.budget(limit=100) as outer:
+        with recurrence.budget() as inner:  # a nested one is the same budget
+            assert inner is outer
+            recurrence.occurrences(series, start, start + timedelta(days=20))
+        with pytest.raises(InvalidInput, match="more than 100 steps"):
+            recurrence.occurrences(series, start, start + timedelta(days=60))
+    assert outer.spent > outer.limit
