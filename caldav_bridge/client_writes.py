@@ -236,13 +236,14 @@ class ClientWrites:
         """The attendee's answers: to the series, and to each occurrence they answered apart."""
         event = item.event
         fields = event_fields(event, interaction.timezone)
-        expected = {rid: (s, e) for rid, s, e in recurrence.instances(series_of(interaction))}
-        moved = [
-            i
-            for i in item.instances
-            if _times(i, fields.timezone)
-            != expected.get(recurrence.instant(i.decoded("RECURRENCE-ID"), fields.timezone))
-        ]
+        series = series_of(interaction)
+
+        def expected(i: Event) -> tuple[datetime, datetime] | None:
+            rid = recurrence.instant(i.decoded("RECURRENCE-ID"), fields.timezone)
+            found = recurrence.occurrence(series, rid)
+            return found[1:] if found else None
+
+        moved = [i for i in item.instances if _times(i, fields.timezone) != expected(i)]
         if _organizer_fields_changed(interaction, fields) or moved:
             raise CalDavPrecondition(
                 "C:allowed-attendee-scheduling-object-change",

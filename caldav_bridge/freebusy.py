@@ -46,7 +46,7 @@ class Busy:
 def _overlapping(start: datetime, end: datetime) -> ColumnElement[bool]:
     return and_(
         Interaction.status != InteractionStatus.CANCELLED,
-        Interaction.starts_at < end,
+        Interaction.first_starts_at < end,
         Interaction.last_ends_at > start,
     )
 
@@ -85,7 +85,7 @@ def _within(
     series: recurrence.Series, start: datetime, end: datetime
 ) -> list[tuple[datetime, datetime, datetime]]:
     """The instances (RECURRENCE-ID, start, end) of ``series`` overlapping [start, end)."""
-    return [i for i in recurrence.instances(series) if i[1] < end and i[2] > start]
+    return [i for i in recurrence.instances(series, start, end) if i[1] < end and i[2] > start]
 
 
 def _busy(session: Session, rows: Sequence[Any], start: datetime, end: datetime) -> list[Busy]:
@@ -98,7 +98,12 @@ def _busy(session: Session, rows: Sequence[Any], start: datetime, end: datetime)
 
 def busy_user(session: Session, user: User, start: datetime, end: datetime) -> list[Busy]:
     """The periods of [start, end) taken by ``user``'s interactions (every occurrence; an
-    occurrence the user answered apart counts by that answer)."""
+    occurrence the user answered apart counts by that answer), within one work budget."""
+    with recurrence.budget():
+        return _busy_user(session, user, start, end)
+
+
+def _busy_user(session: Session, user: User, start: datetime, end: datetime) -> list[Busy]:
     owned = session.execute(
         select(*_SERIES).where(Interaction.owner_id == user.id, _overlapping(start, end))
     ).all()
@@ -115,11 +120,7 @@ def busy_user(session: Session, user: User, start: datetime, end: datetime) -> l
             ).where(OccurrenceAnswer.link_id.in_([row[8] for row in linked]))
         )
     }
-    periods = [
-        Busy(s, e, BUSY)
-        for series in _series(session, owned)
-        for _, s, e in _within(series, start, end)
-    ]
+    periods = _busy(session, owned, start, end)
     for row, series in zip(linked, _series(session, linked), strict=True):
         for rid, first, last in _within(series, start, end):
             status = apart.get((row[8], rid), row[7])
@@ -133,6 +134,13 @@ def busy_resource(
     session: Session, resource: Resource, start: datetime, end: datetime
 ) -> list[Busy]:
     """The periods of [start, end) during which ``resource`` is booked."""
+    with recurrence.budget():
+        return _busy_resource(session, resource, start, end)
+
+
+def _busy_resource(
+    session: Session, resource: Resource, start: datetime, end: datetime
+) -> list[Busy]:
     rows = session.execute(
         select(*_SERIES)
         .join(Booking, Booking.interaction_id == Interaction.id)
@@ -142,12 +150,7 @@ def busy_resource(
             _overlapping(start, end),
         )
     ).all()
-    periods = [
-        Busy(s, e, BUSY)
-        for series in _series(session, rows)
-        for _, s, e in _within(series, start, end)
-    ]
-    return _clipped(periods, start, end)
+    return _clipped(_busy(session, rows, start, end), start, end)
 
 
 def _clipped(periods: Iterable[Busy], start: datetime, end: datetime) -> list[Busy]:

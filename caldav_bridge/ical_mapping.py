@@ -276,8 +276,8 @@ def interaction_calendar(
         calendar.add_component(interaction_event(interaction, only_attendee, stamp, method))
         instances = _apart(interaction)
     else:
-        all_ = recurrence.instances(series_of(interaction))
-        instances = [i for i in all_ if i[0] == occurrence]
+        found = recurrence.occurrence(series_of(interaction), occurrence)
+        instances = [found] if found else []
     for instance in instances:
         calendar.add_component(
             interaction_event(interaction, only_attendee, stamp, method, occurrence=instance)
@@ -303,7 +303,9 @@ def _apart(interaction: Interaction) -> list[tuple[datetime, datetime, datetime]
     apart |= {m.recurrence_id for m in interaction.moves}
     if not apart:
         return []
-    return [i for i in recurrence.instances(series_of(interaction)) if i[0] in apart]
+    series = series_of(interaction)
+    found = (recurrence.occurrence(series, rid) for rid in sorted(apart))
+    return sorted((i for i in found if i), key=lambda i: (i[1], i[0]))
 
 
 def _add_moment(event: Event, name: str, interaction: Interaction, moment: datetime) -> None:

@@ -61,7 +61,7 @@ def _one_change(
     method: Callable[Concatenate[InteractionService, P], R],
 ) -> Callable[Concatenate[InteractionService, P], R]:
     def in_one_change(self: InteractionService, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        with self.one_change():
+        with recurrence.budget(), self.one_change():
             return method(self, *args, **kwargs)
 
     functools.update_wrapper(in_one_change, method)
@@ -163,12 +163,18 @@ def period_of(start: datetime | date, end: datetime | date, timezone: str) -> _P
     if not isinstance(start, datetime):
         if end <= start:
             raise InvalidInput("an all-day interaction must end at least one day after it starts")
-        starts_at = datetime.combine(start, time(0), tz).astimezone(UTC)
-        ends_at = datetime.combine(end, time(0), tz).astimezone(UTC)
+        try:
+            starts_at = datetime.combine(start, time(0), tz).astimezone(UTC)
+            ends_at = datetime.combine(end, time(0), tz).astimezone(UTC)
+        except OverflowError as exc:
+            raise InvalidInput("the interaction's days must lie in the years 1 to 9999") from exc
         return _Period(starts_at, ends_at, True, timezone)
     assert isinstance(end, datetime)
-    starts_at = (start if start.tzinfo else start.replace(tzinfo=tz)).astimezone(UTC)
-    ends_at = (end if end.tzinfo else end.replace(tzinfo=tz)).astimezone(UTC)
+    try:
+        starts_at = (start if start.tzinfo else start.replace(tzinfo=tz)).astimezone(UTC)
+        ends_at = (end if end.tzinfo else end.replace(tzinfo=tz)).astimezone(UTC)
+    except OverflowError as exc:
+        raise InvalidInput("the interaction's times must lie in the years 1 to 9999") from exc
     if ends_at < starts_at:
         raise InvalidInput("the interaction ends before it starts")
     return _Period(starts_at, ends_at, False, timezone)
@@ -183,11 +189,10 @@ def _series(period: _Period, rule: str, excluded: str, moves: tuple[Move, ...] =
 def _checked_moves(series: Series, moves: Sequence[Move]) -> tuple[Move, ...]:
     """Moved occurrences in UTC, each naming an occurrence of the series and ending after
     it starts."""
-    rids = {rid for rid, _, _ in recurrence.instances(series)} if moves else set()
     checked = []
     for move in moves:
         rid, start, end = (m.astimezone(UTC) for m in move)
-        if rid not in rids:
+        if recurrence.occurrence(series, rid) is None:
             raise InvalidInput(f"the series has no occurrence at {rid:%Y-%m-%d %H:%M} UTC")
         if end < start:
             raise InvalidInput("a moved occurrence ends before it starts")
@@ -321,7 +326,7 @@ class InteractionService:
         """The interactions ``user`` owns or is linked to that overlap [start, end)."""
         linked = select(InteractionLink.interaction_id).where(InteractionLink.user_id == user.id)
         overlapping = or_(
-            and_(Interaction.starts_at < end, Interaction.last_ends_at > start),
+            and_(Interaction.first_starts_at < end, Interaction.last_ends_at > start),
             and_(
                 Interaction.starts_at == Interaction.ends_at,
                 Interaction.starts_at >= start,
@@ -360,9 +365,9 @@ class InteractionService:
         entries = []
         for interaction in rows:
             link = next(k for k in interaction.links if k.user_id == user.id)
-            upcoming = recurrence.occurrences(series_of(interaction), after)
+            upcoming = recurrence.next_occurrence(series_of(interaction), after)
             if upcoming:
-                entries.append(AgendaEntry(interaction, link, *upcoming[0]))
+                entries.append(AgendaEntry(interaction, link, *upcoming))
         return sorted(entries, key=lambda e: (e.starts_at, e.interaction.id))
 
     # ------------------------------------------------------------------ the owner's changes
@@ -385,6 +390,8 @@ class InteractionService:
         rule = recurrence.checked_rule(draft.rrule, period.timezone, period.all_day)
         excluded = recurrence.exdate_text(draft.exdates) if rule else ""
         moves = _checked_moves(_series(period, rule, excluded), draft.moves) if rule else ()
+        recurrence.check_occurs(_series(period, rule, excluded))
+        span = recurrence.span(_series(period, rule, excluded, moves))
         now = utcnow()
         interaction = Interaction(
             uid=uid,
@@ -399,7 +406,8 @@ class InteractionService:
             timezone=period.timezone,
             rrule=rule,
             exdates=excluded,
-            last_ends_at=recurrence.last_end(_series(period, rule, excluded, moves)),
+            first_starts_at=span[0],
+            last_ends_at=span[1],
             moves=[OccurrenceMove(recurrence_id=r, starts_at=s, ends_at=e) for r, s, e in moves],
             status=InteractionStatus.PLANNED,
             sequence=0,
@@ -455,6 +463,7 @@ class InteractionService:
         if changes.moves is not None and rule:
             moves = _checked_moves(_series(period, rule, excluded), changes.moves)
         new = _series(period, rule, excluded, moves)
+        recurrence.check_occurs(new)
         if not _same_times(new, series_of(interaction)):
             reschedule = True
             self._rooms_for(interaction, new, rooms_answer)
@@ -465,7 +474,7 @@ class InteractionService:
             interaction.moves = [
                 OccurrenceMove(recurrence_id=r, starts_at=s, ends_at=e) for r, s, e in new.moves
             ]
-        interaction.last_ends_at = recurrence.last_end(new)
+        interaction.first_starts_at, interaction.last_ends_at = recurrence.span(new)
         if not reschedule and before == (interaction.subject, interaction.notes, interaction.kind):
             return False
         self._updated(interaction, reschedule)
@@ -674,8 +683,7 @@ class InteractionService:
         if link is None:
             raise NotAllowed(f"{user.login} is not linked to interaction #{interaction.id}")
         self._keep_in_calendar(interaction, link, answer)
-        rids = [rid for rid, _, _ in recurrence.instances(series_of(interaction))]
-        if occurrence not in rids:
+        if recurrence.occurrence(series_of(interaction), occurrence) is None:
             raise InvalidInput(f"interaction #{interaction.id} has no occurrence at {occurrence}")
         wanted = _ANSWERED[answer]
         if answer_to(link, occurrence) == wanted:
@@ -882,12 +890,9 @@ class InteractionService:
         self, resource: Resource, series: Series, interaction: Interaction
     ) -> Interaction | None:
         """The first other interaction holding ``resource`` during one of the occurrences of
-        ``series`` (expanded up to the recurrence horizon), if any."""
+        ``series``, at any date (``recurrence.collide``), if any."""
         self.hold_resources([resource])  # bookings of this resource, one after the other
-        mine = recurrence.occurrences(series)
-        if not mine:
-            return None
-        first, last = mine[0][0], max(end for _, end in mine)
+        first, last = recurrence.span(series)
         candidates = self.session.scalars(
             select(Interaction)
             .join(Booking, Booking.interaction_id == Interaction.id)
@@ -896,14 +901,13 @@ class InteractionService:
                 Booking.declined.is_(False),
                 Interaction.id != interaction.id,
                 Interaction.status != InteractionStatus.CANCELLED,
-                Interaction.starts_at < last,
+                Interaction.first_starts_at < last,
                 Interaction.last_ends_at > first,
             )
             .order_by(Interaction.starts_at)
         )
         for other in candidates:
-            theirs = recurrence.occurrences(series_of(other), first, last)
-            if recurrence.overlap(mine, theirs):
+            if recurrence.collide(series, series_of(other)):
                 return other
         return None
 

@@ -165,7 +165,7 @@ class Interaction(Base):
     __tablename__ = "interactions"
     __table_args__ = (
         Index("ix_interactions_period", "starts_at", "ends_at"),
-        Index("ix_interactions_span", "starts_at", "last_ends_at"),
+        Index("ix_interactions_span", "first_starts_at", "last_ends_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -181,10 +181,14 @@ class Interaction(Base):
     ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     # A recurring interaction: its RRULE value and excluded occurrences (EXDATE values, UTC
-    # "YYYYMMDDTHHMMSSZ" or "YYYYMMDD" for all-day, comma-separated). ``last_ends_at`` is the
-    # end of its last occurrence (bounded by the recurrence horizon), ``ends_at`` the first's.
+    # "YYYYMMDDTHHMMSSZ" or "YYYYMMDD" for all-day, comma-separated). ``first_starts_at`` and
+    # ``last_ends_at`` hold every occurrence (``recurrence.span``: an occurrence moved before
+    # DTSTART, ``recurrence.FOREVER`` for a series without end); ``ends_at`` is the first's.
     rrule: Mapped[str] = mapped_column(String(500), default="", server_default="")
     exdates: Mapped[str] = mapped_column(Text, default="", server_default="")
+    first_starts_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, default=lambda context: context.get_current_parameters()["starts_at"]
+    )
     last_ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
     location: Mapped[str] = mapped_column(String(500), default="")
     status: Mapped[InteractionStatus] = mapped_column(

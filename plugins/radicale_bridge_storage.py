@@ -31,9 +31,9 @@ from radicale import item as radicale_item
 from radicale import pathutils, storage
 from radicale.item import filter as radicale_filter
 from sqlalchemy import and_, delete, literal, null, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
-from caldav_bridge import calendar_contents, changelog, freebusy
+from caldav_bridge import calendar_contents, changelog, freebusy, recurrence
 from caldav_bridge.client_writes import ClientWrites
 from caldav_bridge.db import locked
 from caldav_bridge.directory import Directory
@@ -44,6 +44,7 @@ from caldav_bridge.errors import (
     PreconditionFailed,
     UidConflict,
 )
+from caldav_bridge.ical_mapping import series_of
 from caldav_bridge.interactions import InteractionService
 from caldav_bridge.models import (
     CalendarChange,
@@ -358,8 +359,8 @@ class _Projection(_Calendar):
             Interaction.etag,
             Interaction.uid,
             literal("VEVENT").label("component"),
-            Interaction.starts_at.label("start"),
-            Interaction.last_ends_at.label("end"),  # a recurring one: its last occurrence
+            Interaction.first_starts_at.label("start"),  # a recurring one: its whole span
+            Interaction.last_ends_at.label("end"),
             Interaction.modified_at.label("modified"),
         ).where(self._visible())
 
@@ -368,18 +369,43 @@ class _Projection(_Calendar):
 
     def _in_period(self, start: int, end: int) -> Any:
         return and_(
-            Interaction.starts_at < _moment(end),
+            Interaction.first_starts_at < _moment(end),
             or_(
                 Interaction.last_ends_at > _moment(start),
                 and_(
-                    Interaction.last_ends_at == Interaction.starts_at,
-                    Interaction.starts_at >= _moment(start),
+                    Interaction.last_ends_at == Interaction.first_starts_at,
+                    Interaction.first_starts_at >= _moment(start),
                 ),
             ),
         )
 
     def _bounds(self, row: Any) -> tuple[int, int]:
         return _timestamp(row.start), _timestamp(row.end)
+
+    def get_filtered(self, filters: Iterable[Any]) -> Iterable[tuple[radicale_item.Item, bool]]:
+        """A time range alone is decided here, occurrence by occurrence with the bounded
+        expansion (Radicale's own would search a rule without bound)."""
+        filters = list(filters)
+        tag, start, end, simple = radicale_filter.simplify_prefilters(filters, self.tag)
+        whole = (start, end) == (radicale_filter.TIMESTAMP_MIN, radicale_filter.TIMESTAMP_MAX)
+        if not simple or whole or tag not in (None, "VEVENT"):
+            yield from super().get_filtered(filters)
+            return
+        low, high = _moment(start), _moment(end)
+        query = (
+            select(Interaction)
+            .where(self._visible(), self._in_period(start, end))
+            .options(selectinload(Interaction.moves))
+        )
+        with self._session() as session, recurrence.budget():
+            wanted = {
+                interaction.href
+                for interaction in session.scalars(query)
+                if recurrence.instances(series_of(interaction), low, high)
+            }
+        for item in self._items(self._listing().where(self._in_period(start, end))):
+            if item.href in wanted:
+                yield item, True
 
     def _set_props(self, props: dict[str, str]) -> None:
         self._meta = {**self._default_meta(), **props, **_PROJECTED}
@@ -445,7 +471,8 @@ class InteractionsCalendar(_Projection):
 
     def _item_of(self, interaction: Interaction) -> radicale_item.Item:
         """The item as stored, from the interaction just written (no second read)."""
-        start, end = _timestamp(interaction.starts_at), _timestamp(interaction.last_ends_at)
+        start = _timestamp(interaction.first_starts_at)
+        end = _timestamp(interaction.last_ends_at)
         return radicale_item.Item(
             collection=self,
             href=interaction.href,

@@ -288,3 +288,16 @@ def test_demo_refuses_a_database_that_holds_real_users(cli: Callable[..., Run]) 
     _ok(cli("migrate"))
     _ok(cli("user", "add", "zoe", "--name", "Zoe", "--no-password"))
     _refused(cli("demo"), "already holds users")
+
+
+def test_book_is_refused_when_a_series_started_years_ago_holds_the_room(
+    cli: Callable[..., Run],
+) -> None:
+    _set_up(cli)
+    _ok(cli("multi-user", "on"))
+    series = ("--subject", "Weekly", "--start", "2027-01-05T10:00", "--repeat", "FREQ=WEEKLY")
+    _ok(cli("interaction", "create", "--owner", "alice", *series))
+    _ok(cli("book", "1", "everest"))
+    later = ("--subject", "Clash", "--start", "2030-01-08T10:30")  # a Tuesday, three years on
+    _ok(cli("interaction", "create", "--owner", "bob", *later))
+    _refused(cli("book", "2", "everest"), "already booked by interaction #1 'Weekly'")

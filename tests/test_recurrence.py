@@ -34,16 +34,21 @@ def test_a_weekly_rule_keeps_the_local_time_across_a_clock_change() -> None:
     assert local == ["20 10:00", "27 10:00", "03 10:00"]  # 31 March 2030: summer time
 
 
-def test_rules_without_end_stop_at_the_horizon_and_excluded_dates_are_left_out() -> None:
+def test_a_rule_without_end_is_expanded_in_any_window_and_excluded_dates_are_left_out() -> None:
     start = datetime(2030, 1, 7, 9, tzinfo=UTC)
     series = recurrence.Series(
         start, start + timedelta(hours=1), False, "UTC", "FREQ=DAILY", "20300108T090000Z"
     )
-    found = recurrence.occurrences(series)
-    assert found[0][0] == start
-    assert start + timedelta(days=1) not in [s for s, _ in found]
-    assert found[-1][0] <= start + recurrence.HORIZON
-    assert len(found) <= recurrence.MAX_OCCURRENCES
+    assert [s for s, _ in recurrence.occurrences(series, start, start + timedelta(days=3))] == [
+        start,
+        start + timedelta(days=2),
+    ]
+    far = datetime(9000, 6, 1, tzinfo=UTC)
+    with recurrence.budget() as spent:
+        found = recurrence.occurrences(series, far, far + timedelta(days=2))
+    assert [s for s, _ in found] == [far.replace(hour=9), far.replace(day=2, hour=9)]
+    assert spent.spent < 100  # work for the window, not for the 7,000 years before it
+    assert recurrence.span(series) == (start, recurrence.FOREVER)
 
 
 @pytest.mark.parametrize("rule", ["FREQ=SOMETIMES", "COUNT=3", "FREQ=WEEKLY;BYDAY=XX"])
@@ -404,3 +409,15 @@ def test_real_clients_series_with_instances_are_taken_or_refused_with_a_reason(
         interaction = InteractionService(session).find_by_uid(uid)
         assert interaction is not None
         assert interaction.rrule
+
+
+def test_one_budget_bounds_all_the_expansion_inside_it() -> None:
+    start = datetime(2030, 1, 7, 9, tzinfo=UTC)
+    series = recurrence.Series(start, start + timedelta(hours=1), False, "UTC", "FREQ=DAILY")
+    with recurrence.budget(limit=100) as outer:
+        with recurrence.budget() as inner:  # a nested one is the same budget
+            assert inner is outer
+            recurrence.occurrences(series, start, start + timedelta(days=20))
+        with pytest.raises(InvalidInput, match="more than 100 steps"):
+            recurrence.occurrences(series, start, start + timedelta(days=60))
+    assert outer.spent > outer.limit
