@@ -62,7 +62,8 @@ def radicale_configuration(
     configuration = radicale_config.load()
     configuration.update(
         {
-            "server": {"max_content_length": "10000000"},
+            # No sleep after a 5xx: it would hold one of the answering threads.
+            "server": {"max_content_length": "10000000", "delay_on_error": "0"},
             "storage": {
                 "type": PLUGINS["storage"],
                 "database_url": settings.database_url,

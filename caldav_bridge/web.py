@@ -116,12 +116,15 @@ def _rsvp(
     body = _body(environ, _FORM_LIMIT)
     if body is None:
         return _refusal(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "the form is too large")
-    form = parse_qs(body.decode("utf-8", "replace"))
-    token = form.get("token", [""])[0] or _query(environ, "token")
+    try:
+        form = web_session.form_fields(body.decode("utf-8", "replace"))
+    except ValueError as exc:
+        return _page(Page(HTTPStatus.BAD_REQUEST, str(exc)))
+    token = form.get("token", "") or _query(environ, "token")
     base = f"{environ.get('SCRIPT_NAME', '')}{PREFIX}"
     with database.session(write=True) as session:
         service = InteractionService(session, public_url)
-        return _page(rsvp.answer(service, interaction_id, token, form.get("answer", [""])[0], base))
+        return _page(rsvp.answer(service, interaction_id, token, form.get("answer", ""), base))
 
 
 def _crm(
@@ -132,14 +135,17 @@ def _crm(
     body = _body(environ, _FORM_LIMIT * 10) if method == "POST" else b""
     if body is None:
         return _refusal(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "the form is too large")
-    request = web_session.parse(
-        method,
-        rest,
-        str(environ.get("QUERY_STRING", "")),
-        body,
-        str(environ.get("HTTP_COOKIE", "")),
-        public_url,
-    )
+    try:
+        request = web_session.parse(
+            method,
+            rest,
+            str(environ.get("QUERY_STRING", "")),
+            body,
+            str(environ.get("HTTP_COOKIE", "")),
+            public_url,
+        )
+    except ValueError as exc:
+        return _page(Page(HTTPStatus.BAD_REQUEST, str(exc)))
     # A login only reads: a flood of them never holds SQLite's write lock.
     writes = method == "POST" and request.route != "login"
     with database.session(write=writes) as session:

@@ -52,11 +52,19 @@ class Page:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+def form_fields(text: str) -> dict[str, str]:
+    """A form's (or query's) fields, the first value of each; ValueError when one holds a NUL
+    (no login, token or text of the CRM has one, and PostgreSQL's text cannot)."""
+    fields = {k: v[0] for k, v in parse_qs(text, keep_blank_values=True).items()}
+    if any("\x00" in k or "\x00" in v for k, v in fields.items()):
+        raise ValueError("NUL characters are not accepted in a form")
+    return fields
+
+
 def parse(
     method: str, route: str, query_string: str, body: bytes, cookie_header: str, public_url: str
 ) -> Request:
-    def flat(text: str) -> dict[str, str]:
-        return {k: v[0] for k, v in parse_qs(text, keep_blank_values=True).items()}
+    """The request to the pages; ValueError when its form cannot be taken (``form_fields``)."""
 
     cookie = login_cookie = ""
     try:
@@ -68,8 +76,8 @@ def parse(
     return Request(
         method,
         route.strip("/"),
-        flat(query_string),
-        flat(body.decode("utf-8", "replace")),
+        form_fields(query_string),
+        form_fields(body.decode("utf-8", "replace")),
         cookie,
         login_cookie,
         public_url.startswith("https:"),
