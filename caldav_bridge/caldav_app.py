@@ -412,6 +412,7 @@ class BridgeApplication(SchedulingApplication):
             status, why, wait = door
             retry = (("Retry-After", str(wait)),) if wait else ()
             return _refuse(start_response, status, why, retry)
+        environ = {**environ, web.THROTTLE: getattr(self._auth, "throttle", None)}
         length = str(environ.get("CONTENT_LENGTH") or "0")
         if length.isdigit() and int(length) > self._body_limit:
             return _refuse(

@@ -26,6 +26,7 @@ PREFIX = links.PREFIX
 MESSAGES = "messages"
 CRM = "crm"
 _FORM_LIMIT = 10_000
+THROTTLE = "caldav_bridge.throttle"  # where the environ holds the process's login throttle
 
 # Pages carry tokens in their URL: never sent on as a Referer, never cached, never framed.
 _PAGE_HEADERS = {
@@ -146,6 +147,8 @@ def _crm(
         )
     except ValueError as exc:
         return _page(Page(HTTPStatus.BAD_REQUEST, str(exc)))
+    request.address = str(environ.get("REMOTE_ADDR", ""))
+    request.throttle = environ.get(THROTTLE)
     # A login only reads: a flood of them never holds SQLite's write lock.
     writes = method == "POST" and request.route != "login"
     with database.session(write=writes) as session:
