@@ -10,9 +10,10 @@
 from __future__ import annotations
 
 import json
+from email.message import Message
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from radicale import httputils, types
 
@@ -76,6 +77,10 @@ def handle(
 ) -> types.WSGIResponse:
     """Answer a request under ``/.bridge/``."""
     route = path[len(PREFIX) :].rstrip("/")
+    if method == "POST":
+        foreign = _foreign_origin(environ, public_url)
+        if foreign is not None:
+            return _refusal(HTTPStatus.FORBIDDEN, foreign)
     if route.startswith(links.RSVP):
         return _rsvp(database, public_url, method, route[len(links.RSVP) :], environ)
     if route.startswith(links.FEEDS):
@@ -87,6 +92,43 @@ def handle(
             return httputils.NOT_ALLOWED  # Radicale answers 401 with the challenge
         return _messages(database, method, route, user, environ)
     return _refusal(HTTPStatus.NOT_FOUND, f"nothing at {path}")
+
+
+def _origin(address: str) -> str:
+    parts = urlsplit(address)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def _foreign_origin(environ: types.WSGIEnviron, public_url: str) -> str | None:
+    """Why a state-changing request comes from another site, or None: its Origin (else, from
+    browsers that send no Origin, Sec-Fetch-Site, else the Referer) must be this server's,
+    as configured (``public_url``) or as the browser addressed it (the Host header). Pages
+    sent with Referrer-Policy no-referrer post with "Origin: null", where Sec-Fetch-Site
+    speaks. A request with none of them is no browser's (curl, calendar clients)."""
+    own = {_origin(public_url)}
+    if environ.get("HTTP_HOST"):
+        own.add(f"{environ.get('wsgi.url_scheme', 'http')}://{environ['HTTP_HOST']}".lower())
+    origin = str(environ.get("HTTP_ORIGIN", "")).strip()
+    site = str(environ.get("HTTP_SEC_FETCH_SITE", "")).strip().lower()
+    referer = str(environ.get("HTTP_REFERER", "")).strip()
+    if origin and origin != "null":
+        allowed = origin.lower() in own
+    elif site:
+        allowed = site in ("same-origin", "none")
+    elif referer:
+        allowed = _origin(referer) in own
+    elif origin:
+        allowed = False
+    else:
+        return None
+    return None if allowed else "refused: the request comes from another site"
+
+
+def _json_body(environ: types.WSGIEnviron) -> bool:
+    """True when the request says its body is JSON (a form from another site cannot)."""
+    parsed = Message()
+    parsed["Content-Type"] = str(environ.get("CONTENT_TYPE", ""))
+    return parsed.get_content_type() == "application/json"
 
 
 def _page(page: Page) -> types.WSGIResponse:
@@ -184,6 +226,10 @@ def _messages(
             )
             return _json(HTTPStatus.OK, [messenger.as_json(n) for n in found])
     if route == f"{MESSAGES}/read" and method == "POST":
+        if not _json_body(environ):
+            return _refusal(
+                HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "send the body as Content-Type: application/json"
+            )
         body = _body(environ, _FORM_LIMIT * 10)
         try:
             request = json.loads(body or b"{}")
