@@ -28,7 +28,7 @@ from radicale import types
 from radicale.app import Application
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
-from caldav_bridge import recurrence, timezones, web
+from caldav_bridge import recurrence, request_headers, throttle, timezones, web
 from caldav_bridge.db import lost_a_race
 from caldav_bridge.errors import (
     AlreadyExists,
@@ -356,11 +356,20 @@ _WARM_UP_REQUESTS = [
 _COMPRESS_FROM = 1024  # bytes: smaller answers are sent as they are
 
 
-def _refuse(start_response: types.WSGIStartResponse, status: str, reason: str) -> list[bytes]:
+def _refuse(
+    start_response: types.WSGIStartResponse,
+    status: str,
+    reason: str,
+    headers: tuple[tuple[str, str], ...] = (),
+) -> list[bytes]:
     body = f"{reason}\n".encode()
     start_response(
         status,
-        [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
+        [
+            ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Length", str(len(body))),
+            *headers,
+        ],
     )
     return [body]
 
@@ -407,9 +416,34 @@ class BridgeApplication(SchedulingApplication):
             listed = [*dict(headers).items(), ("Content-Length", str(len(body)))]
             return f"{status} Service Unavailable", listed, [body]
 
+    def _at_the_door(self, environ: types.WSGIEnviron) -> tuple[str, str, int] | None:
+        """(status, reason, Retry-After) of a request refused before it is read: headers
+        that cannot be read, or a login that failed too often of late (``throttle``)."""
+        refused = request_headers.refusal(environ)
+        if refused is not None:
+            status = refused.status
+            logger.info("refused %s: %s", environ.get("REQUEST_METHOD"), refused.reason)
+            return f"{status.value} {status.phrase}", refused.reason, 0
+        credentials = request_headers.basic_credentials(environ)
+        limiter = getattr(self._auth, "throttle", None)
+        if credentials is None or not credentials[0] or limiter is None:
+            return None
+        address = str(environ.get("REMOTE_ADDR", ""))
+        wait = int(limiter.wait(credentials[0], address))
+        if not wait:
+            return None
+        logger.warning("throttled login %r from %s for %d s", credentials[0], address, wait)
+        return "429 Too Many Requests", throttle.reason(wait), wait
+
     def __call__(
         self, environ: types.WSGIEnviron, start_response: types.WSGIStartResponse
     ) -> Iterable[bytes]:
+        door = self._at_the_door(environ)
+        if door is not None:
+            status, why, wait = door
+            retry = (("Retry-After", str(wait)),) if wait else ()
+            return _refuse(start_response, status, why, retry)
+        environ = {**environ, web.THROTTLE: getattr(self._auth, "throttle", None)}
         length = str(environ.get("CONTENT_LENGTH") or "0")
         if length.isdigit() and int(length) > self._body_limit:
             return _refuse(

@@ -47,7 +47,9 @@ from caldav_bridge.web_session import (
     csrf_ok,
     end,
     login_check_ok,
+    login_failed,
     login_form,
+    login_throttled,
     next_page,
     page,
     signed_in,
@@ -498,9 +500,13 @@ def login(session: Session, request: Request) -> Page:
             then=then,
             error="This login form is out of date (or not from this site): log in again.",
         )
-    found = Directory(session).find_user(request.arg("login").strip().lower())
+    throttled = login_throttled(session, request, then)
+    if throttled is not None:
+        return throttled
+    found = Directory(session).find_user(request.login_name)
     hashed = found.password_hash if found is not None and found.active else None
     if not verify_password(hashed, request.arg("password")) or found is None:
+        login_failed(request)
         return login_form(
             session, request, HTTPStatus.UNAUTHORIZED, then=then, error="Wrong login or password."
         )

@@ -8,6 +8,8 @@ several processes can serve one PostgreSQL database side by side.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import gc
 import logging
 import re
@@ -68,9 +70,11 @@ def radicale_configuration(
         {
             # Reading and writing an object costs about a second of CPU per MB (Radicale's
             # vobject and icalendar both parse it): the bounds keep any PUT to a few seconds.
+            # No sleep after a 5xx: it would hold one of the answering threads.
             "server": {
                 "max_content_length": str(MAX_BODY),
                 "max_resource_size": str(MAX_OBJECT),
+                "delay_on_error": "0",
             },
             "storage": {
                 "type": PLUGINS["storage"],
@@ -129,6 +133,17 @@ _MIN_BODY_RATE = 16_000
 # connection may use three (its socket, and a temporary file each for a large body and answer).
 _RESERVED_DESCRIPTORS = 64
 _DESCRIPTORS_PER_CONNECTION = 3
+
+
+_M_ARENA_MAX = -8  # glibc's mallopt parameter
+
+
+def _fewer_malloc_arenas() -> None:
+    """Two malloc arenas for the process, as MALLOC_ARENA_MAX=2 would: glibc gives threads
+    arenas of their own, and with eight answering threads the resident memory crept up (91 to
+    126 MiB over 100,000 requests; flat with two). Nothing where the C library has no mallopt."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).mallopt(_M_ARENA_MAX, 2)
 
 
 def _connection_limit() -> int:
@@ -212,6 +227,7 @@ class Server:
             ident="caldav-bridge",
         )
         self._map: dict[int, Any] = {}
+        _fewer_malloc_arenas()  # before the threads start
         self._dispatcher = ThreadedTaskDispatcher()
         self._dispatcher.set_thread_count(adjustments.threads)
         app = _sized(application(configuration))

@@ -10,9 +10,10 @@
 from __future__ import annotations
 
 import json
+from email.message import Message
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from radicale import httputils, types
 
@@ -26,6 +27,7 @@ PREFIX = links.PREFIX
 MESSAGES = "messages"
 CRM = "crm"
 _FORM_LIMIT = 10_000
+THROTTLE = "caldav_bridge.throttle"  # where the environ holds the process's login throttle
 
 # Pages carry tokens in their URL: never sent on as a Referer, never cached, never framed.
 _PAGE_HEADERS = {
@@ -75,6 +77,10 @@ def handle(
 ) -> types.WSGIResponse:
     """Answer a request under ``/.bridge/``."""
     route = path[len(PREFIX) :].rstrip("/")
+    if method == "POST":
+        foreign = _foreign_origin(environ, public_url)
+        if foreign is not None:
+            return _refusal(HTTPStatus.FORBIDDEN, foreign)
     if route.startswith(links.RSVP):
         return _rsvp(database, public_url, method, route[len(links.RSVP) :], environ)
     if route.startswith(links.FEEDS):
@@ -86,6 +92,43 @@ def handle(
             return httputils.NOT_ALLOWED  # Radicale answers 401 with the challenge
         return _messages(database, method, route, user, environ)
     return _refusal(HTTPStatus.NOT_FOUND, f"nothing at {path}")
+
+
+def _origin(address: str) -> str:
+    parts = urlsplit(address)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def _foreign_origin(environ: types.WSGIEnviron, public_url: str) -> str | None:
+    """Why a state-changing request comes from another site, or None: its Origin (else, from
+    browsers that send no Origin, Sec-Fetch-Site, else the Referer) must be this server's,
+    as configured (``public_url``) or as the browser addressed it (the Host header). Pages
+    sent with Referrer-Policy no-referrer post with "Origin: null", where Sec-Fetch-Site
+    speaks. A request with none of them is no browser's (curl, calendar clients)."""
+    own = {_origin(public_url)}
+    if environ.get("HTTP_HOST"):
+        own.add(f"{environ.get('wsgi.url_scheme', 'http')}://{environ['HTTP_HOST']}".lower())
+    origin = str(environ.get("HTTP_ORIGIN", "")).strip()
+    site = str(environ.get("HTTP_SEC_FETCH_SITE", "")).strip().lower()
+    referer = str(environ.get("HTTP_REFERER", "")).strip()
+    if origin and origin != "null":
+        allowed = origin.lower() in own
+    elif site:
+        allowed = site in ("same-origin", "none")
+    elif referer:
+        allowed = _origin(referer) in own
+    elif origin:
+        allowed = False
+    else:
+        return None
+    return None if allowed else "refused: the request comes from another site"
+
+
+def _json_body(environ: types.WSGIEnviron) -> bool:
+    """True when the request says its body is JSON (a form from another site cannot)."""
+    parsed = Message()
+    parsed["Content-Type"] = str(environ.get("CONTENT_TYPE", ""))
+    return parsed.get_content_type() == "application/json"
 
 
 def _page(page: Page) -> types.WSGIResponse:
@@ -116,12 +159,15 @@ def _rsvp(
     body = _body(environ, _FORM_LIMIT)
     if body is None:
         return _refusal(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "the form is too large")
-    form = parse_qs(body.decode("utf-8", "replace"))
-    token = form.get("token", [""])[0] or _query(environ, "token")
+    try:
+        form = web_session.form_fields(body.decode("utf-8", "replace"))
+    except ValueError as exc:
+        return _page(Page(HTTPStatus.BAD_REQUEST, str(exc)))
+    token = form.get("token", "") or _query(environ, "token")
     base = f"{environ.get('SCRIPT_NAME', '')}{PREFIX}"
     with database.session(write=True) as session:
         service = InteractionService(session, public_url)
-        return _page(rsvp.answer(service, interaction_id, token, form.get("answer", [""])[0], base))
+        return _page(rsvp.answer(service, interaction_id, token, form.get("answer", ""), base))
 
 
 def _crm(
@@ -132,14 +178,19 @@ def _crm(
     body = _body(environ, _FORM_LIMIT * 10) if method == "POST" else b""
     if body is None:
         return _refusal(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "the form is too large")
-    request = web_session.parse(
-        method,
-        rest,
-        str(environ.get("QUERY_STRING", "")),
-        body,
-        str(environ.get("HTTP_COOKIE", "")),
-        public_url,
-    )
+    try:
+        request = web_session.parse(
+            method,
+            rest,
+            str(environ.get("QUERY_STRING", "")),
+            body,
+            str(environ.get("HTTP_COOKIE", "")),
+            public_url,
+        )
+    except ValueError as exc:
+        return _page(Page(HTTPStatus.BAD_REQUEST, str(exc)))
+    request.address = str(environ.get("REMOTE_ADDR", ""))
+    request.throttle = environ.get(THROTTLE)
     # A login only reads: a flood of them never holds SQLite's write lock.
     writes = method == "POST" and request.route != "login"
     with database.session(write=writes) as session:
@@ -175,6 +226,10 @@ def _messages(
             )
             return _json(HTTPStatus.OK, [messenger.as_json(n) for n in found])
     if route == f"{MESSAGES}/read" and method == "POST":
+        if not _json_body(environ):
+            return _refusal(
+                HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "send the body as Content-Type: application/json"
+            )
         body = _body(environ, _FORM_LIMIT * 10)
         try:
             request = json.loads(body or b"{}")

@@ -5,6 +5,7 @@ in every form, checked on every POST."""
 from __future__ import annotations
 
 import hmac
+import logging
 import re
 import secrets
 import time
@@ -15,9 +16,12 @@ from urllib.parse import parse_qs, quote
 
 from sqlalchemy.orm import Session
 
-from caldav_bridge import links, tokens
+from caldav_bridge import links, throttle, tokens
 from caldav_bridge.models import User
 from caldav_bridge.templating import render
+from caldav_bridge.throttle import Throttle
+
+logger = logging.getLogger("caldav_bridge")
 
 COOKIE = "caldav_bridge_session"
 LOGIN_COOKIE = "caldav_bridge_login"  # the login form's own CSRF check (double submit)
@@ -37,6 +41,12 @@ class Request:
     secure: bool  # served behind https: the cookie is Secure
     public_url: str
     user: User | None = None
+    address: str = ""  # the client's
+    throttle: Throttle | None = None  # the process's count of failed logins
+
+    @property
+    def login_name(self) -> str:
+        return self.arg("login").strip().lower()
 
     def arg(self, name: str, default: str = "") -> str:
         return self.form.get(name) or self.query.get(name) or default
@@ -52,11 +62,19 @@ class Page:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+def form_fields(text: str) -> dict[str, str]:
+    """A form's (or query's) fields, the first value of each; ValueError when one holds a NUL
+    (no login, token or text of the CRM has one, and PostgreSQL's text cannot)."""
+    fields = {k: v[0] for k, v in parse_qs(text, keep_blank_values=True).items()}
+    if any("\x00" in k or "\x00" in v for k, v in fields.items()):
+        raise ValueError("NUL characters are not accepted in a form")
+    return fields
+
+
 def parse(
     method: str, route: str, query_string: str, body: bytes, cookie_header: str, public_url: str
 ) -> Request:
-    def flat(text: str) -> dict[str, str]:
-        return {k: v[0] for k, v in parse_qs(text, keep_blank_values=True).items()}
+    """The request to the pages; ValueError when its form cannot be taken (``form_fields``)."""
 
     cookie = login_cookie = ""
     try:
@@ -68,8 +86,8 @@ def parse(
     return Request(
         method,
         route.strip("/"),
-        flat(query_string),
-        flat(body.decode("utf-8", "replace")),
+        form_fields(query_string),
+        form_fields(body.decode("utf-8", "replace")),
         cookie,
         login_cookie,
         public_url.startswith("https:"),
@@ -105,8 +123,31 @@ def login_check_ok(request: Request) -> bool:
     return bool(sent) and hmac.compare_digest(sent.encode(), request.login_cookie.encode())
 
 
+def login_throttled(session: Session, request: Request, then: str) -> Page | None:
+    """429 with Retry-After, the password unchecked, while the login (or the address) has
+    failed too often of late (``throttle``)."""
+    wait = request.throttle.wait(request.login_name, request.address) if request.throttle else 0
+    if not wait:
+        return None
+    logger.warning(
+        "throttled web login %r from %s for %d s", request.login_name, request.address, wait
+    )
+    error = f"{throttle.reason(wait).capitalize()}."
+    shown = login_form(session, request, HTTPStatus.TOO_MANY_REQUESTS, then=then, error=error)
+    shown.headers["Retry-After"] = str(wait)
+    return shown
+
+
+def login_failed(request: Request) -> None:
+    logger.warning("failed web login %r from %s", request.login_name, request.address)
+    if request.throttle:
+        request.throttle.failed(request.login_name, request.address, request.arg("password"))
+
+
 def start(session: Session, request: Request, user: User, then: str) -> Page:
     """Signed in: the cookie, and on to ``then``."""
+    if request.throttle:
+        request.throttle.succeeded(user.login, request.address)
     token = tokens.session_token(session, user, time.time())
     cookie = _cookie(token, request.secure, tokens.SESSION_HOURS * 3600)
     return Page(HTTPStatus.SEE_OTHER, location=then, headers={"Set-Cookie": cookie})

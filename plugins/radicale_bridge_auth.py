@@ -3,6 +3,8 @@
 Every request reads the user's row (so deactivation and password changes apply at once, in
 every process); the costly argon2 check is remembered per process for a few minutes, keyed by
 the stored hash, so that a calendar client's stream of requests does not pay it each time.
+Failed logins are counted by the process's ``throttle``: past a few, tries are refused unheard
+(the application answers them 429 before they get here).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from sqlalchemy import select
 from caldav_bridge.models import User
 from caldav_bridge.passwords import verify_password
 from caldav_bridge.radicale_setup import settings_of, shared_database
+from caldav_bridge.throttle import Throttle
 
 _REMEMBER_SECONDS = 300
 
@@ -31,6 +34,7 @@ class Auth(auth.BaseAuth):
         self._secret = os.urandom(32)
         self._verified: dict[tuple[str, str], tuple[bytes, float]] = {}
         self._lock = threading.Lock()
+        self.throttle = Throttle()
 
     def warm_up(self) -> None:
         """Compile the login query and load argon2 before the first client waits for it."""
@@ -39,7 +43,21 @@ class Auth(auth.BaseAuth):
     def _fingerprint(self, password: str) -> bytes:
         return hmac.new(self._secret, password.encode(), hashlib.sha256).digest()
 
+    def _login_ext(self, login: str, password: str, context: Any) -> str:
+        address = str(getattr(context, "remote_addr", None) or "")
+        if self.throttle.wait(login, address):
+            return ""
+        user = self._login(login, password)
+        if user:
+            self.throttle.succeeded(login, address)
+        else:
+            self.throttle.failed(login, address, password)
+        return user
+
     def _login(self, login: str, password: str) -> str:
+        if "\x00" in login:  # no login has one (and PostgreSQL's text cannot hold one)
+            verify_password(None, password)
+            return ""
         with self.database.session() as session:
             row = session.execute(
                 select(User.login, User.password_hash).where(

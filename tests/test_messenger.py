@@ -50,7 +50,12 @@ def test_a_user_lists_their_notices_with_the_link_and_marks_them_read(
 def test_bad_requests_to_the_messenger_are_refused_with_a_reason(
     server: RunningServer, body: bytes
 ) -> None:
-    answer = httpx.post(f"{server.url}.bridge/messages/read", content=body, auth=("bob", "bob"))
+    answer = httpx.post(
+        f"{server.url}.bridge/messages/read",
+        content=body,
+        headers={"Content-Type": "application/json"},
+        auth=("bob", "bob"),
+    )
     assert answer.status_code == 400
     assert answer.json()["error"]
 

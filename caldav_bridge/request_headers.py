@@ -1,0 +1,126 @@
+"""The request headers the server reads, checked at the door: one that cannot be read is
+refused with a 4xx and the reason, before Radicale or the bridge trips over it with a 500.
+
+Each header is read with the standard library's own parser (base64, ``email`` for media
+types, ``codecs`` for charsets, ``urllib.parse`` for addresses); what Radicale then reads of
+it is the same text.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import codecs
+from dataclasses import dataclass
+from email.message import Message
+from http import HTTPStatus
+from urllib.parse import unquote, urlsplit
+
+from radicale import types
+
+
+@dataclass(frozen=True)
+class Refusal:
+    status: HTTPStatus
+    reason: str
+
+
+def basic_credentials(environ: types.WSGIEnviron) -> tuple[str, str] | None:
+    """(login, password) of a Basic Authorization header, None without one (Radicale reads
+    the header only when it starts with "Basic"); ValueError when it cannot be read."""
+    header = str(environ.get("HTTP_AUTHORIZATION", ""))
+    if not header.startswith("Basic"):
+        return None
+    try:
+        decoded = base64.b64decode(header[len("Basic") :].strip().encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError) as exc:
+        raise ValueError("the Authorization header's Basic credentials are not base64") from exc
+    # As Radicale decodes them: UTF-8, else Latin-1 (older clients).
+    try:
+        text = decoded.decode("utf-8")
+    except UnicodeDecodeError:
+        text = decoded.decode("iso8859-1")
+    login, colon, password = text.partition(":")
+    if not colon:
+        raise ValueError("the Authorization header's Basic credentials are not login:password")
+    return login, password
+
+
+def _charset(environ: types.WSGIEnviron) -> Refusal | None:
+    content_type = str(environ.get("CONTENT_TYPE", ""))
+    if "charset" not in content_type.lower():
+        return None
+    parsed = Message()
+    parsed["Content-Type"] = content_type
+    charset = parsed.get_param("charset")
+    try:
+        codecs.lookup(str(charset))
+    except LookupError:
+        return Refusal(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, f"unknown charset {charset!r}")
+    return None
+
+
+def _destination(environ: types.WSGIEnviron) -> Refusal | None:
+    if environ.get("REQUEST_METHOD") not in ("MOVE", "COPY"):
+        return None
+    destination = str(environ.get("HTTP_DESTINATION", ""))
+    try:
+        address = urlsplit(unquote(destination))
+        address.port  # noqa: B018 - a port that is not a number raises here
+    except ValueError:
+        address = None
+    if address is None or not address.path.startswith("/"):
+        return Refusal(
+            HTTPStatus.BAD_REQUEST, "the Destination header must be the address to move to"
+        )
+    return None
+
+
+# RFC 4918 10.2 and 10.6: the only values of Depth and Overwrite.
+_ENUMERATED = {
+    "HTTP_DEPTH": ("Depth", {"0", "1", "infinity"}),
+    "HTTP_OVERWRITE": ("Overwrite", {"T", "F"}),
+}
+
+
+def _enumerated(environ: types.WSGIEnviron) -> Refusal | None:
+    for key, (name, values) in _ENUMERATED.items():
+        value = environ.get(key)
+        given = str(value).strip()
+        if value is not None and (given.lower() if name == "Depth" else given) not in values:
+            allowed = ", ".join(sorted(values))
+            return Refusal(HTTPStatus.BAD_REQUEST, f"the {name} header must be one of {allowed}")
+    return None
+
+
+def _framing(environ: types.WSGIEnviron) -> Refusal | None:
+    length = str(environ.get("CONTENT_LENGTH") or "0")
+    if not (length.isascii() and length.isdigit()):
+        return Refusal(HTTPStatus.BAD_REQUEST, "Content-Length must be a number of bytes")
+    return None
+
+
+def _no_nul(environ: types.WSGIEnviron) -> Refusal | None:
+    """No text the server stores or looks up holds a NUL (PostgreSQL's text cannot)."""
+    for name, value in environ.items():
+        text = str(value)
+        if name in ("PATH_INFO", "QUERY_STRING"):
+            text = unquote(text)
+        elif not (name.startswith("HTTP_") or name == "CONTENT_TYPE"):
+            continue
+        if "\x00" in text:
+            return Refusal(HTTPStatus.BAD_REQUEST, f"NUL characters are not accepted ({name})")
+    return None
+
+
+def refusal(environ: types.WSGIEnviron) -> Refusal | None:
+    """Why the request's headers cannot be read, or None."""
+    for check in (_no_nul, _framing, _enumerated, _charset, _destination):
+        found = check(environ)
+        if found is not None:
+            return found
+    try:
+        basic_credentials(environ)
+    except ValueError as exc:
+        return Refusal(HTTPStatus.BAD_REQUEST, str(exc))
+    return None
