@@ -47,6 +47,14 @@ def shared_database(url: str) -> Database:
     return Database(url)
 
 
+def release_database(url: str) -> None:
+    """Close the shared engine's idle connections and forget it: a server stopped in a process
+    that goes on (a test run starts hundreds) must not keep its database files open. The engine
+    stays usable by whoever still holds it."""
+    shared_database(url).engine.dispose()
+    shared_database.cache_clear()
+
+
 def settings_of(configuration: Any) -> Settings:
     """The bridge's settings as the plugins see them in Radicale's configuration."""
     from caldav_bridge.config import load_settings
@@ -242,6 +250,7 @@ class Server:
             for sockinfo in adjustments.listen
         ]
         self.host, self.port = host, int(self._listeners[0].effective_port)
+        self._database_url = settings_of(configuration).database_url
         self._stopping = threading.Event()
         self._stopped = threading.Event()
         self._stopped.set()
@@ -270,3 +279,4 @@ class Server:
         self._stopped.wait(timeout=10)
         self._dispatcher.shutdown()
         wasyncore.close_all(self._map)
+        release_database(self._database_url)
