@@ -17,8 +17,9 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, func, select, text
 
+from caldav_bridge import changelog
 from caldav_bridge.db import Database
-from caldav_bridge.models import Booking, Interaction, InteractionLink, OutboxMessage, Resource
+from caldav_bridge.models import Booking, Interaction, InteractionLink, OutboxMessage, User
 from tests.helpers import free_port, fresh_postgres, wait_for_http
 
 BIN = Path(sys.executable).parent
@@ -71,9 +72,11 @@ def test_a_server_killed_in_the_middle_of_a_put_leaves_nothing_half_written(
     try:
         wait_for_http(f"http://127.0.0.1:{port}/")
         with holder.connect() as blocker:
-            # The room's row, which the write locks to check the room is free: held here, the
-            # write waits in the middle of its transaction (the interaction already inserted).
-            blocker.execute(select(Resource).with_for_update())
+            # The lock on alice's change log, which a write takes last, just before it commits:
+            # held here, the write waits with every row of its transaction written.
+            alice = blocker.scalar(select(User.id).where(User.login == "alice"))
+            key = changelog._lock_key(changelog.user_calendar(int(alice or 0)))
+            blocker.execute(text("SELECT pg_advisory_lock(:space, :key)"), _lock(key))
             client = httpx.Client(auth=("alice", "alice"), timeout=60)
             request = client.build_request(
                 "PUT",
@@ -86,6 +89,7 @@ def test_a_server_killed_in_the_middle_of_a_put_leaves_nothing_half_written(
                 _wait_for_a_blocked_write(observer)
             server.send_signal(signal.SIGKILL)
             server.wait(timeout=30)
+            blocker.execute(text("SELECT pg_advisory_unlock(:space, :key)"), _lock(key))
             blocker.rollback()
             sent.join(timeout=30)
     finally:
@@ -94,6 +98,10 @@ def test_a_server_killed_in_the_middle_of_a_put_leaves_nothing_half_written(
         holder.dispose()
     assert _counts(database) == before
     database.dispose()
+
+
+def _lock(key: int) -> dict[str, int]:
+    return {"space": changelog._LOCK_SPACE, "key": key}
 
 
 def _send_in_background(client: httpx.Client, request: httpx.Request) -> Any:
@@ -119,4 +127,4 @@ def _wait_for_a_blocked_write(observer: Any) -> None:
         if waiting:
             return
         time.sleep(0.05)
-    raise AssertionError("the write never waited, rows written, for the room's lock")
+    raise AssertionError("the write never waited, rows written, for the change log's lock")
