@@ -111,21 +111,24 @@ def _scheduling(process: servers.Process, reps: int) -> dict[str, float]:
     timings: dict[str, list[float]] = {"organizer PUT": [], "plain PUT": []}
     for number in range(reps):
         start = WEEK[0] + timedelta(days=number, hours=1)
-        sample = Sample(
-            f"sched-{uuid.uuid4().hex}",
-            "Steering committee",
-            "Agenda",
-            "",
-            start,
-            start + timedelta(hours=1),
-        )
-        body = sample.ical().replace(
-            "END:VEVENT",
-            "ORGANIZER:mailto:bench@example.com\r\n"
-            + "".join(f"ATTENDEE;PARTSTAT=NEEDS-ACTION:mailto:{a}\r\n" for a in attendees)
-            + "END:VEVENT",
-        )
+        uid = f"sched-{uuid.uuid4().hex}"
         for key, path in (("organizer PUT", "interactions"), ("plain PUT", "personal")):
+            # The same event under another UID: one's own calendar refuses a copy of a meeting
+            # already in the interactions calendar.
+            sample = Sample(
+                f"{uid}-{path}",
+                "Steering committee",
+                "Agenda",
+                "",
+                start,
+                start + timedelta(hours=1),
+            )
+            body = sample.ical().replace(
+                "END:VEVENT",
+                "ORGANIZER:mailto:bench@example.com\r\n"
+                + "".join(f"ATTENDEE;PARTSTAT=NEEDS-ACTION:mailto:{a}\r\n" for a in attendees)
+                + "END:VEVENT",
+            )
             put = partial(
                 client.put,
                 f"/{BENCH_USER}/{path}/{sample.href}",
