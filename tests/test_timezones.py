@@ -24,7 +24,7 @@ from caldav_bridge.models import Interaction, StoredItem
 from tests.conftest import Inbox, RunningServer, World
 
 TIMEOUT = 60.0
-SAMPLES = Path("/work/shared/samples/quirky")
+SAMPLES = Path(__file__).parent / "fixtures" / "samples"
 BERLIN = ZoneInfo("Europe/Berlin")
 QUERY = (
     '<?xml version="1.0"?><C:calendar-query xmlns="DAV:" '
