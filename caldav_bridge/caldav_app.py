@@ -298,7 +298,10 @@ def _check_rules(calendar: Calendar, one_object: bool = True) -> None:
         found = component.get("RRULE")
         for rule in found if isinstance(found, list) else [found] if found is not None else []:
             value = rule.to_ical()
-            recurrence.checked_rule(value.decode() if isinstance(value, bytes) else value, "UTC")
+            text = value.decode() if isinstance(value, bytes) else value
+            stored = recurrence.checked_rule(text, "UTC")
+            if "DTSTART" in component:  # before Radicale expands it, in any calendar
+                recurrence.check_object_rule(stored, component.decoded("DTSTART"))
 
 
 def _buffered(environ: types.WSGIEnviron) -> tuple[bytes, types.WSGIEnviron]:
@@ -573,6 +576,12 @@ class BridgeApplication(SchedulingApplication):
     ) -> types.WSGIResponse:
         raw, environ = _buffered(environ)
         root = _request_xml(environ, raw)
+        if root is not None and (root.tag != "{DAV:}propfind" or len(root) == 0):
+            return _text(
+                HTTPStatus.BAD_REQUEST,
+                "a PROPFIND body is a DAV:propfind naming prop, propname or allprop "
+                "(RFC 4918 section 14.20), or no body at all",
+            )
         free_busy_only = self._free_busy_only(path, user, user_groups)
         if free_busy_only == "calendar":
             return _text(

@@ -133,6 +133,7 @@ _REFERENCE_START = datetime(2000, 1, 1)
 # as long as it runs.
 _FREQUENCIES = {"MINUTELY", "HOURLY", "DAILY", "WEEKLY", "MONTHLY", "YEARLY"}
 MAX_COUNT = 10_000
+_DAY_PARTS = {"BYDAY", "BYMONTHDAY", "BYYEARDAY", "BYWEEKNO", "BYMONTH"}
 _MONTH_DAYS = {
     1: 31,
     2: 29,
@@ -155,6 +156,15 @@ def _check_bounds(rule: vRecur) -> None:
         raise InvalidInput(
             f"the recurrence rule must repeat MINUTELY to YEARLY (got "
             f"{', '.join(frequency) or 'no FREQ'})"
+        )
+    # A finer rule that picks days, stepping across midnight at another time each day, is
+    # searched period by period (its days may never come round again at the times it picks).
+    per_day = {"HOURLY": 24, "MINUTELY": 1440}.get(frequency[0])
+    interval = int(rule.get("INTERVAL", [1])[0])
+    if per_day and per_day % interval and any(part in rule for part in _DAY_PARTS):
+        raise InvalidInput(
+            f"a {frequency[0]} rule that picks days ({', '.join(sorted(_DAY_PARTS))}) "
+            f"needs an INTERVAL that divides a day ({per_day})"
         )
     for interval in rule.get("INTERVAL", []):
         if not 1 <= int(interval) <= 1000:
@@ -311,15 +321,17 @@ def _search(plan: _Plan, dtstart: datetime, bound: datetime) -> Iterator[datetim
     # dateutil looks at each day of each period it goes through (a daily rule's INTERVAL
     # skips days; a finer rule looks at each day, and at each occurrence).
     skip = plan.interval if plan.frequency in ("YEARLY", "MONTHLY", "WEEKLY", "DAILY") else 1
+    # ... and a finer rule goes through each of its periods in a day it does not skip whole.
+    per_day = {"HOURLY": 24, "MINUTELY": 1440}.get(plan.frequency, 1) // plan.interval or 1
     for moment in islice(rrulestr(f"RRULE:{plan.text}", dtstart=start), plan.count):
-        spend((moment - last).days // skip + 1)
+        spend((moment - last).days * per_day // skip + 1)
         last, found = moment, found + 1
         real = moment.replace(year=moment.year - shift)
         yield real
         if real > bound:
             return
     if found != plan.count:  # dateutil searched to the end of the year 9999
-        spend((datetime(MAXYEAR, 12, 31) - last).days // skip)
+        spend((datetime(MAXYEAR, 12, 31) - last).days * per_day // skip)
 
 
 def _require_first(plan: _Plan, first: datetime, tz: ZoneInfo | None) -> None:
@@ -334,6 +346,41 @@ def _require_first(plan: _Plan, first: datetime, tz: ZoneInfo | None) -> None:
     raise InvalidInput(
         f"the recurrence rule never occurs within {FIRST_WITHIN_YEARS} years of its start"
     )
+
+
+def check_object_rule(stored: str, start: object) -> None:
+    """A rule as a calendar object of any calendar gives it, with its DTSTART: it must occur
+    within FIRST_WITHIN_YEARS of that start, and at most MAX_COUNT times before its UNTIL
+    (Radicale lists every occurrence of a rule with UNTIL, and searches for the first of one
+    without: both unbounded otherwise)."""
+    if isinstance(start, datetime):
+        zone = start.tzinfo
+        name = zone.key if isinstance(zone, ZoneInfo) else "UTC"
+        first = start if zone is not None else start.replace(tzinfo=UTC)
+        series = Series(first.astimezone(UTC), first.astimezone(UTC), False, name, stored)
+    elif isinstance(start, date):
+        moment = datetime.combine(start, time(0), UTC)
+        series = Series(moment, moment, True, "UTC", stored)
+    else:
+        raise InvalidInput("DTSTART must be a date or a date-time")
+    with budget():
+        try:
+            check_occurs(series)
+        except (ValueError, OverflowError) as exc:  # dateutil: its BYxxx parts never meet
+            raise InvalidInput(f"the recurrence rule {stored!r} never occurs: {exc}") from exc
+        local = _local_first(series)
+        plan = _plan(stored, local)
+        if plan.until is None or plan.count is not None:
+            return
+        until = _naive_local(plan.until, ZoneInfo(series.timezone))
+        for number, moment in enumerate(_search(plan, local, until), start=1):
+            if moment > until:
+                return
+            if number > MAX_COUNT:
+                raise InvalidInput(
+                    f"the recurrence rule has more than {MAX_COUNT:,} occurrences before its "
+                    "UNTIL: give it a nearer UNTIL, or a COUNT"
+                )
 
 
 def check_occurs(series: Series) -> None:

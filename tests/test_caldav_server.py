@@ -504,3 +504,19 @@ def test_a_whole_calendar_put_on_a_new_collection_imports_every_event(
     assert answer.status_code == 201, answer.text
     calendar = server.client("alice").principal().calendar(cal_id="imported")
     assert len(calendar.events()) == 2
+
+
+@pytest.mark.parametrize("body", ['<propfind xmlns="DAV:"/>', "<a/>", '<prop xmlns="DAV:"/>'])
+@pytest.mark.parametrize("path", ["", "alice/", "alice/interactions/"])
+def test_a_propfind_body_naming_nothing_is_refused_with_the_reason(
+    server: RunningServer, body: str, path: str
+) -> None:
+    answer = httpx.request(
+        "PROPFIND",
+        f"{server.url}{path}",
+        content=body,
+        headers={"Depth": "0", "Content-Type": "application/xml"},
+        auth=("alice", "alice"),
+    )
+    assert answer.status_code == 400, answer.text
+    assert "DAV:propfind" in answer.text

@@ -255,3 +255,49 @@ def test_free_busy_far_ahead_is_answered_and_too_wide_a_range_is_refused_with_th
     whole = _free_busy(server, "20300101T000000Z", "90000101T000000Z")  # 61 million hours
     assert whole.status_code == 400
     assert "at most 400 days" in whole.text
+
+
+def _put_in(server: RunningServer, calendar: str, uid: str, text: str) -> httpx.Response:
+    with httpx.Client(auth=("alice", "alice"), timeout=120) as client:
+        if calendar != "interactions":
+            client.request("MKCALENDAR", f"{server.url}alice/{calendar}/")
+        return client.put(
+            f"{server.url}alice/{calendar}/{uid}.ics",
+            content=text,
+            headers={"Content-Type": "text/calendar"},
+        )
+
+
+@pytest.mark.parametrize("calendar", ["interactions", "personal"])
+@pytest.mark.parametrize(
+    ("start", "rule", "reason"),
+    [
+        # Occurs from 2000-01-01 but never from its own start: a week is a whole number of
+        # 7-minute steps, so the series never comes round to Saturday 00:00 from 00:01.
+        ("20261207T000100Z", "FREQ=MINUTELY;INTERVAL=7;BYDAY=SA;BYHOUR=0;BYMINUTE=0", "divides"),
+        ("20261207T000100Z", "FREQ=HOURLY;INTERVAL=5;BYDAY=SA;BYHOUR=0", "divides"),
+        ("20261207T000000Z", "FREQ=DAILY;INTERVAL=7;BYDAY=SA", "never occurs"),  # a Monday
+        ("20261207T000100Z", "FREQ=MINUTELY;INTERVAL=2;BYMINUTE=0", "never occurs"),
+        # Radicale lists every occurrence of a rule with UNTIL: 1.3 million here.
+        (
+            "20270101T000000Z",
+            "FREQ=YEARLY;BYMONTH=1;BYMONTHDAY="
+            + ",".join(map(str, range(1, 32)))
+            + ";BYHOUR="
+            + ",".join(map(str, range(24)))
+            + ";UNTIL=21000101T000000Z",
+            "more than 10,000 occurrences",
+        ),
+        ("20270101T000000Z", "FREQ=WEEKLY;UNTIL=99991231T000000Z", "more than 10,000"),
+    ],
+)
+def test_a_rule_is_checked_from_the_object_s_own_start_before_radicale_expands_it(
+    server: RunningServer, calendar: str, start: str, rule: str, reason: str
+) -> None:
+    uid = f"{uuid.uuid4()}"
+    end = start[:9] + "23" + start[11:]
+    answer = _put_in(server, calendar, uid, _event(uid, start, end, f"RRULE:{rule}"))
+    assert answer.status_code == 400, answer.text
+    assert reason in answer.text
+    gone = httpx.get(f"{server.url}alice/{calendar}/{uid}.ics", auth=("alice", "alice"))
+    assert gone.status_code == 404
