@@ -69,7 +69,10 @@ def test_clients_creating_one_new_uid_only_if_absent_get_412_but_one(
             "/alice/interactions/only-once.ics", content=text, headers={"If-None-Match": "*"}
         ),
     )
-    assert statuses == {201: 1, 412: CLIENTS - 1}
+    # 412, or 409 naming the UID when the winner committed between this request's two looks
+    # (a rare interleaving on PostgreSQL): a refusal with its reason either way, never a 5xx.
+    assert statuses[201] == 1, statuses
+    assert set(statuses) <= {201, 409, 412}, statuses
     assert _count(server, select(func.count(Interaction.id))) == 1
 
 
