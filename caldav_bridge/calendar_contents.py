@@ -4,13 +4,21 @@ what a room's bookings calendar shows of each."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from icalendar import Calendar, Component, Event
 from sqlalchemy import and_, select, union
 from sqlalchemy.orm import Session
 
-from caldav_bridge.models import Booking, Interaction, InteractionLink, InteractionStatus
+from caldav_bridge.errors import CalDavPrecondition, UidConflict
+from caldav_bridge.models import (
+    Booking,
+    Interaction,
+    InteractionLink,
+    InteractionStatus,
+    StoredCollection,
+)
 
 
 def of_user(user_id: int) -> Any:
@@ -19,6 +27,29 @@ def of_user(user_id: int) -> Any:
     owned = select(Interaction.id).where(Interaction.owner_id == user_id)
     linked = select(InteractionLink.interaction_id).where(
         InteractionLink.user_id == user_id, InteractionLink.removed.is_(False)
+    )
+    return Interaction.id.in_(union(owned, linked))
+
+
+def of_interactions_calendar(user_id: int) -> Any:
+    """Of the user's, those their interactions calendar holds: all but those they keep in a
+    calendar of their own."""
+    owned = select(Interaction.id).where(
+        Interaction.owner_id == user_id, Interaction.calendar_id.is_(None)
+    )
+    linked = select(InteractionLink.interaction_id).where(
+        InteractionLink.user_id == user_id,
+        InteractionLink.removed.is_(False),
+        InteractionLink.calendar_id.is_(None),
+    )
+    return Interaction.id.in_(union(owned, linked))
+
+
+def of_calendar(collection_id: int) -> Any:
+    """Those a calendar a user made holds: meetings they organise or moved there."""
+    owned = select(Interaction.id).where(Interaction.calendar_id == collection_id)
+    linked = select(InteractionLink.interaction_id).where(
+        InteractionLink.calendar_id == collection_id, InteractionLink.removed.is_(False)
     )
     return Interaction.id.in_(union(owned, linked))
 
@@ -36,12 +67,56 @@ def shown(which: Any) -> Any:
     return and_(which, Interaction.status != InteractionStatus.CANCELLED)
 
 
-def in_user_calendar(session: Session, user_id: int, uid: str) -> str | None:
-    """The item name of the interaction with ``uid`` in the user's interactions calendar, if
-    it is there. A user's calendars hold one copy of a meeting (RFC 6638 3.2.4.1): one of
-    their own cannot hold it too; a meeting they have no part in says nothing."""
-    query = select(Interaction.href).where(shown(of_user(user_id)), Interaction.uid == uid)
-    return session.scalar(query)
+@dataclass(frozen=True)
+class Placement:
+    """Where one user's calendars hold an interaction: its name, and the calendar of their
+    own that holds it (None: their interactions calendar)."""
+
+    href: str
+    calendar_id: int | None
+
+
+def placement_of(interaction: Interaction, user_id: int) -> int | None:
+    """The calendar of the user's own holding the interaction for them, if one does."""
+    if interaction.owner_id == user_id:
+        return interaction.calendar_id
+    link = next((k for k in interaction.links if k.user_id == user_id), None)
+    return None if link is None else link.calendar_id
+
+
+def in_user_calendar(session: Session, user_id: int, uid: str) -> Placement | None:
+    """Where the interaction with ``uid`` is in the user's calendars, if it is there. A
+    user's calendars hold one copy of a meeting (RFC 6638 3.2.4.1); a meeting they have no
+    part in says nothing."""
+    query = select(Interaction).where(shown(of_user(user_id)), Interaction.uid == uid)
+    interaction = session.scalar(query)
+    if interaction is None:
+        return None
+    return Placement(interaction.href, placement_of(interaction, user_id))
+
+
+def check_one_copy(
+    session: Session, user_id: int, uid: str, calendar_id: int | None, href: str
+) -> None:
+    """A user's calendars hold one copy of a meeting (RFC 6638 3.2.4.1), and a calendar one
+    item of a UID (RFC 4791 5.3.2.1): writing its UID anywhere but where it is is refused,
+    with where it is."""
+    placement = in_user_calendar(session, user_id, uid)
+    if placement is None or placement == Placement(href, calendar_id):
+        return
+    if placement.calendar_id == calendar_id:
+        raise UidConflict(f"{placement.href} in this calendar has the UID {uid!r} already")
+    where = "'CRM interactions'"
+    if placement.calendar_id is not None:
+        path = session.scalar(
+            select(StoredCollection.path).where(StoredCollection.id == placement.calendar_id)
+        )
+        where = f"/{path}/"
+    raise CalDavPrecondition(
+        "C:unique-scheduling-object-resource",
+        f"this meeting is in your calendar {where} already, as {placement.href}: "
+        "change it there, or move it here",
+    )
 
 
 # What every user reads of a meeting in a room's bookings calendar and feed: when the room is

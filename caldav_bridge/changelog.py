@@ -48,6 +48,12 @@ def stored_calendar(collection_id: int) -> str:
     return f"stored/{collection_id}"
 
 
+def holding(user_id: int, calendar_id: int | None) -> str:
+    """The calendar that holds an interaction for a user: one of their own (``calendar_id``),
+    or their interactions calendar."""
+    return user_calendar(user_id) if calendar_id is None else stored_calendar(calendar_id)
+
+
 def record(session: Session, calendars: set[str], item_href: str, deleted: bool = False) -> None:
     """One item changed in each of ``calendars`` (a meeting with twenty attendees is in
     twenty-one calendars)."""

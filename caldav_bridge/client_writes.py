@@ -1,8 +1,9 @@
-"""What a calendar client's write to an interactions calendar means for the CRM.
+"""What a calendar client's write of a meeting means for the CRM.
 
-A PUT or DELETE in a user's interactions calendar is turned into calls of the interaction
-service, never written around it: the organizer creates, edits or cancels; an attendee's own
-PARTSTAT is their answer and deleting the event declines it; anything else is refused.
+A PUT or DELETE of an interaction (in a user's interactions calendar, or of a meeting they
+organise or keep in a calendar of their own) is turned into calls of the interaction service,
+never written around it: the organizer creates, edits or cancels; an attendee's own PARTSTAT
+is their answer and deleting the event declines it; anything else is refused.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from datetime import date, datetime
 from icalendar import Calendar, Event
 
 from caldav_bridge import recurrence
+from caldav_bridge.calendar_contents import check_one_copy
 from caldav_bridge.directory import Directory
-from caldav_bridge.errors import CalDavPrecondition, InvalidInput, NotAllowed
+from caldav_bridge.errors import BridgeError, CalDavPrecondition, InvalidInput, NotAllowed
 from caldav_bridge.ical_mapping import (
     Answer,
     EventFields,
@@ -82,23 +84,41 @@ def parse_item(text: str) -> _Item:
     return _Item(series[0], instances)
 
 
+def organised_by(text: str, organizer: User) -> bool:
+    """Whether an item of a calendar of the user's own is a meeting they organise that the
+    CRM can hold (RFC 6638 3.2.1: a scheduling object resource, ORGANIZER theirs and someone
+    else invited): it is then scheduled as an interaction. Anything else, tasks included,
+    is stored as written."""
+    try:
+        item = parse_item(text)
+    except BridgeError:
+        return False
+    own = _addresses(organizer)
+    organizer_property = item.event.get("ORGANIZER")
+    if organizer_property is None or normalize_address(organizer_property) not in own:
+        return False
+    return any(normalize_address(a) not in own for a in item.event.attendees)
+
+
 class ClientWrites:
     def __init__(self, service: InteractionService) -> None:
         self.service = service
         self.directory = Directory(service.session)
 
-    def put(self, actor: User, href: str, text: str) -> Interaction:
-        """One PUT is one change: rendered, logged and told once."""
+    def put(self, actor: User, href: str, text: str, calendar_id: int | None = None) -> Interaction:
+        """One PUT is one change: rendered, logged and told once. ``calendar_id`` is the
+        calendar of the actor's own written to (None: their interactions calendar)."""
         with self.service.one_change():
-            return self._put(actor, href, text)
+            return self._put(actor, href, text, calendar_id)
 
-    def _put(self, actor: User, href: str, text: str) -> Interaction:
+    def _put(self, actor: User, href: str, text: str, calendar_id: int | None) -> Interaction:
         item = parse_item(text)
         event = item.event
         uid = one_line(str(event.get("UID", "")), "the UID", 255, required=True)
+        check_one_copy(self.service.session, actor.id, uid, calendar_id, href)
         interaction = self.service.find_by_uid(uid)
         if interaction is None:
-            return self._create(actor, href, uid, item)
+            return self._create(actor, href, uid, item, calendar_id)
         if interaction.owner_id == actor.id:
             self._owner_edit(actor, interaction, item)
         elif any(k.user_id == actor.id for k in interaction.links):
@@ -116,7 +136,9 @@ class ClientWrites:
 
     # ------------------------------------------------------------------ the organizer
 
-    def _create(self, actor: User, href: str, uid: str, item: _Item) -> Interaction:
+    def _create(
+        self, actor: User, href: str, uid: str, item: _Item, calendar_id: int | None
+    ) -> Interaction:
         event = item.event
         organizer = event.get("ORGANIZER")
         if organizer is not None and normalize_address(organizer) not in _addresses(actor):
@@ -138,7 +160,7 @@ class ClientWrites:
             rrule=fields.rrule,
             exdates=fields.exdates,
         )
-        interaction = self.service.create(actor, draft, uid=uid, href=href)
+        interaction = self.service.create(actor, draft, uid=uid, href=href, calendar_id=calendar_id)
         self._apply_attendees(actor, interaction, attendees)
         return interaction
 

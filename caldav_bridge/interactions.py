@@ -374,9 +374,15 @@ class InteractionService:
 
     @_one_change
     def create(
-        self, owner: User, draft: Draft, uid: str | None = None, href: str | None = None
+        self,
+        owner: User,
+        draft: Draft,
+        uid: str | None = None,
+        href: str | None = None,
+        calendar_id: int | None = None,
     ) -> Interaction:
-        """A new interaction; ``uid`` and ``href`` keep what a calendar client chose."""
+        """A new interaction; ``uid`` and ``href`` keep what a calendar client chose, and
+        ``calendar_id`` the calendar of the owner's own where they saved it."""
         self._require_active(owner)
         uid = one_line(uid, "the UID", 255, required=True) if uid else f"{uuid.uuid4()}"
         if self.session.scalar(select(Interaction.id).where(Interaction.uid == uid)):
@@ -414,6 +420,7 @@ class InteractionService:
             created_at=now,
             modified_at=now,
             href=href,
+            calendar_id=calendar_id,
             links=[],
             bookings=[],
             guests=[],
@@ -630,7 +637,8 @@ class InteractionService:
         interaction.links.remove(link)
         interaction.modified_at = utcnow()
         self.session.flush()
-        changelog.record(self.session, {changelog.user_calendar(user.id)}, interaction.href, True)
+        own = changelog.holding(user.id, link.calendar_id)
+        changelog.record(self.session, {own}, interaction.href, True)
         self.publish(interaction)
         if not interaction.cancelled:
             self.notifier.to_attendee(
@@ -712,7 +720,7 @@ class InteractionService:
         channel, brings it back (the change ends by logging it there, so sync sees it)."""
         if remove and answer is Answer.DECLINE and not link.removed:
             link.removed = True
-            own = changelog.user_calendar(link.user_id)
+            own = changelog.holding(link.user_id, link.calendar_id)
             changelog.record(self.session, {own}, interaction.href, deleted=True)
         elif answer is not Answer.DECLINE and link.removed:
             link.removed = False
@@ -913,6 +921,50 @@ class InteractionService:
 
     # ------------------------------------------------------------------ helpers
 
+    @_one_change
+    def place(self, actor: User, interaction: Interaction, calendar_id: int | None) -> None:
+        """Keep the interaction, for ``actor``, in a calendar of their own (None: in their
+        interactions calendar). It leaves the calendar that held it; nobody else sees a
+        change, and nothing is sent."""
+        self._require_active(actor)
+        holder: Interaction | InteractionLink | None = interaction
+        if interaction.owner_id != actor.id:
+            holder = self._find_link(interaction, actor)
+        if holder is None or (isinstance(holder, InteractionLink) and holder.removed):
+            raise NotAllowed(f"interaction #{interaction.id} is not in your calendars")
+        if holder.calendar_id == calendar_id:
+            return
+        before = changelog.holding(actor.id, holder.calendar_id)
+        changelog.record(self.session, {before}, interaction.href, deleted=True)
+        holder.calendar_id = calendar_id
+        self.session.flush()
+        after = changelog.holding(actor.id, calendar_id)
+        changelog.record(self.session, {after}, interaction.href, interaction.cancelled)
+
+    def calendar_removed(self, collection_id: int) -> None:
+        """A calendar a user made is deleted: the interactions it held go back to their
+        interactions calendar (removing a calendar cancels no meeting and declines none)."""
+        held: list[Interaction | InteractionLink] = [
+            *self.session.scalars(
+                select(Interaction).where(Interaction.calendar_id == collection_id)
+            ),
+            *self.session.scalars(
+                select(InteractionLink).where(InteractionLink.calendar_id == collection_id)
+            ),
+        ]
+        for holder in held:
+            holder.calendar_id = None
+            interaction = holder if isinstance(holder, Interaction) else holder.interaction
+            user_id = holder.owner_id if isinstance(holder, Interaction) else holder.user_id
+            if not (isinstance(holder, InteractionLink) and holder.removed):
+                changelog.record(
+                    self.session,
+                    {changelog.user_calendar(user_id)},
+                    interaction.href,
+                    interaction.cancelled,
+                )
+        self.session.flush()
+
     def _find_link(self, interaction: Interaction, user: User) -> InteractionLink | None:
         return next((k for k in interaction.links if k.user_id == user.id), None)
 
@@ -972,9 +1024,9 @@ class InteractionService:
     def _render_and_log(self, interaction: Interaction) -> None:
         interaction.ical = interaction_ical(interaction)
         interaction.etag = f'"{hashlib.sha256(interaction.ical.encode()).hexdigest()}"'
-        calendars = {changelog.user_calendar(interaction.owner_id)}
+        calendars = {changelog.holding(interaction.owner_id, interaction.calendar_id)}
         calendars.update(
-            changelog.user_calendar(k.user_id) for k in interaction.links if not k.removed
+            changelog.holding(k.user_id, k.calendar_id) for k in interaction.links if not k.removed
         )
         calendars.update(
             changelog.resource_calendar(b.resource_id)

@@ -204,6 +204,9 @@ class Interaction(Base):
     href: Mapped[str] = mapped_column(String(255), unique=True)
     ical: Mapped[str] = mapped_column(Text, default="")
     etag: Mapped[str] = mapped_column(String(80), default="")
+    # The owner's calendar that holds it, when they saved (or moved) it in one of their own
+    # (RFC 6638 schedules in any calendar); None: their interactions calendar.
+    calendar_id: Mapped[int | None] = mapped_column(ForeignKey("stored_collections.id"), index=True)
 
     owner: Mapped[User] = relationship()
     links: Mapped[list[InteractionLink]] = relationship(
@@ -241,6 +244,9 @@ class InteractionLink(Base):
     removed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # SCHEDULE-AGENT=CLIENT (RFC 6638): the organizer's client tells this user itself.
     client_scheduled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The user's calendar that holds it, when they moved it into one of their own; None: their
+    # interactions calendar, where invitations arrive.
+    calendar_id: Mapped[int | None] = mapped_column(ForeignKey("stored_collections.id"), index=True)
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

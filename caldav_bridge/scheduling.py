@@ -417,12 +417,6 @@ def schedule_response(answers: Iterable[tuple[str, str, str | None]]) -> bytes:
     return _xml(root)
 
 
-def schedule_tag(session: Session, href: str) -> str | None:
-    """The Schedule-Tag of the interaction stored as ``href`` (RFC 6638 section 3.2.10)."""
-    tag = session.scalar(select(Interaction.schedule_tag).where(Interaction.href == href))
-    return None if tag is None else f'"{tag}"'
-
-
 # ---------------------------------------------------------------------------- the HTTP layer
 
 Answer = tuple[int, dict[str, str], Any, Any]
@@ -432,10 +426,12 @@ def _parts(path: str) -> list[str]:
     return [p for p in path.split("/") if p]
 
 
-def interaction_href(path: str) -> str | None:
-    """The item name when ``path`` is an item of an interactions calendar."""
+def item_path(path: str) -> tuple[str, str] | None:
+    """(calendar path, item name) when ``path`` can be an item of a calendar in a home."""
     parts = _parts(path)
-    return parts[2] if len(parts) == 3 and parts[1] == INTERACTIONS else None
+    if len(parts) < 3:
+        return None
+    return "/" + "/".join(parts[:-1]) + "/", parts[-1]
 
 
 def _fields(headers: Any) -> dict[str, str]:
@@ -591,7 +587,7 @@ class SchedulingApplication(Application):
         (recurrences expanded, transparent and cancelled events left out)."""
         periods: list[freebusy.Busy] = []
         for calendar in self._bridge_storage.own_calendars(user.login):
-            for item, _ in calendar.get_filtered([_time_filter(start, end)]):
+            for item, _ in calendar.stored_filtered([_time_filter(start, end)]):
                 budget.spend(1)
                 try:
                     found = radicale_report.freebusy_periods(item, start, end, _MAX_OCCURRENCES)
@@ -605,23 +601,31 @@ class SchedulingApplication(Application):
                 ]
         return periods
 
+    def _schedule_tags(self, calendar: str, hrefs: list[str]) -> dict[str, str]:
+        """The Schedule-Tags of the interactions among ``hrefs`` in the calendar at
+        ``calendar`` (any calendar of a home may hold interactions)."""
+        collection = next(iter(self._storage.discover(calendar)), None)
+        tags = getattr(collection, "schedule_tags", None)
+        return tags(hrefs) if tags is not None else {}
+
     def with_schedule_tag(
         self, answer: types.WSGIResponse, path: str, written: bool = False
     ) -> types.WSGIResponse:
         """GET, HEAD and PUT of an interaction carry its Schedule-Tag (RFC 6638 section
         3.2.10). A PUT's answer (``written``) carries no ETag: the server rewrote what was
         sent (RFC 4791 section 5.3.4), so the client reads it back."""
-        href = interaction_href(path)
+        item = item_path(path)
         status, headers, body, xml = answer
-        if href is None or status >= 300:
+        if item is None or status >= 300:
             return answer
+        calendar, href = item
         tag = self._bridge_storage.written_schedule_tag(href)
+        if tag is None and not written:
+            tag = self._schedule_tags(calendar, [href]).get(href)
         if tag is None:
-            with self._database_session() as session:
-                tag = schedule_tag(session, href)
+            return answer
         headers = _fields(headers)
-        if tag is not None:
-            headers["Schedule-Tag"] = tag
+        headers["Schedule-Tag"] = tag
         if written:
             headers.pop("ETag", None)
         return status, headers, body, xml
@@ -629,12 +633,18 @@ class SchedulingApplication(Application):
     def with_representation(
         self, answer: types.WSGIResponse, environ: types.WSGIEnviron, path: str
     ) -> types.WSGIResponse:
-        """``Prefer: return=representation`` (RFC 7240) on a PUT: the event as the server
-        stored it, room answers and SCHEDULE-STATUS included, in the answer itself."""
+        """``Prefer: return=representation`` (RFC 7240) on a PUT of a meeting: the event as
+        the server stored it, room answers and SCHEDULE-STATUS included, in the answer."""
         status, headers, _, xml = answer
-        href = interaction_href(path)
+        item = item_path(path)
+        href = item[1] if item is not None else None
         prefer = str(environ.get("HTTP_PREFER", "")).replace(" ", "").lower()
-        if href is None or status not in (201, 204) or "return=representation" not in prefer:
+        if (
+            href is None
+            or status not in (201, 204)
+            or "return=representation" not in prefer
+            or self._bridge_storage.written_schedule_tag(href) is None
+        ):
             return answer
         with self._database_session() as session:
             stored = session.execute(
@@ -664,24 +674,23 @@ class SchedulingApplication(Application):
         if request.find(f".//{{{D}}}prop/{wanted}") is None:
             return answer
         root = DefusedET.fromstring(body)
-        items: dict[str, Any] = {}
+        items: dict[tuple[str, str], Any] = {}
         for response in root.findall(f"{{{D}}}response"):
-            href = interaction_href(
-                unquote(response.findtext(f"{{{D}}}href") or "")[len(base_prefix) :]
-            )
-            if href is not None:
-                items[href] = response
-        if not items:
+            found = item_path(unquote(response.findtext(f"{{{D}}}href") or "")[len(base_prefix) :])
+            if found is not None:
+                items[found] = response
+        calendars: dict[str, list[str]] = {}
+        for calendar, href in items:
+            calendars.setdefault(calendar, []).append(href)
+        tags = {
+            (calendar, href): tag
+            for calendar, hrefs in calendars.items()
+            for href, tag in self._schedule_tags(calendar, hrefs).items()
+        }
+        if not tags:
             return answer
-        with self._database_session() as session:
-            rows = session.execute(
-                select(Interaction.href, Interaction.schedule_tag).where(
-                    Interaction.href.in_(list(items))
-                )
-            )
-            tags: dict[str, int] = dict(rows.all())
-        for href, response in items.items():
-            if href not in tags:
+        for key, response in items.items():
+            if key not in tags:
                 continue
             for propstat in response.findall(f"{{{D}}}propstat"):
                 prop = propstat.find(f"{{{D}}}prop")
@@ -691,7 +700,7 @@ class SchedulingApplication(Application):
                     if not len(prop):
                         response.remove(propstat)
             tag = ET.Element(wanted)
-            tag.text = f'"{tags[href]}"'
+            tag.text = tags[key]
             response.append(_propstat([tag]))
         return status, headers, _xml(root), xml
 

@@ -34,12 +34,11 @@ from sqlalchemy import and_, delete, literal, null, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from caldav_bridge import calendar_contents, changelog, freebusy, recurrence
-from caldav_bridge.client_writes import ClientWrites
+from caldav_bridge.client_writes import ClientWrites, organised_by
 from caldav_bridge.db import locked
 from caldav_bridge.directory import Directory
 from caldav_bridge.errors import (
     AlreadyExists,
-    CalDavPrecondition,
     NotAllowed,
     PreconditionFailed,
     UidConflict,
@@ -219,7 +218,7 @@ class _Calendar(_Node, storage.BaseCollection):
             items.append(
                 _LazyItem(
                     texts,
-                    collection=self,
+                    collection=self._shown_in or self,
                     href=row.href,
                     etag=row.etag,
                     uid=row.uid,
@@ -232,6 +231,8 @@ class _Calendar(_Node, storage.BaseCollection):
         return items
 
     _known_revision: tuple[int, datetime | None] | None = None
+    # The collection whose items these are, when this one serves part of another's.
+    _shown_in: _Calendar | None = None
 
     @property
     def tag(self) -> str:
@@ -407,6 +408,30 @@ class _Projection(_Calendar):
             if item.href in wanted:
                 yield item, True
 
+    def _item_of(self, interaction: Interaction) -> radicale_item.Item:
+        """The item as stored, from the interaction just written (no second read)."""
+        start = _timestamp(interaction.first_starts_at)
+        end = _timestamp(interaction.last_ends_at)
+        return radicale_item.Item(
+            collection=self._shown_in or self,
+            href=interaction.href,
+            text=interaction.ical,
+            etag=interaction.etag,
+            uid=interaction.uid,
+            name="VCALENDAR",
+            component_name="VEVENT",
+            time_range=(start, max(end, start + 1)),
+            last_modified=_http_date(interaction.modified_at),
+        )
+
+    def schedule_tags(self, hrefs: list[str]) -> dict[str, str]:
+        """The Schedule-Tags of those of ``hrefs`` held here (RFC 6638 section 3.2.10)."""
+        query = select(Interaction.href, Interaction.schedule_tag).where(
+            self._visible(), Interaction.href.in_(hrefs)
+        )
+        with self._session() as session:
+            return {href: f'"{tag}"' for href, tag in session.execute(query)}
+
     def _set_props(self, props: dict[str, str]) -> None:
         self._meta = {**self._default_meta(), **props, **_PROJECTED}
 
@@ -442,7 +467,7 @@ class InteractionsCalendar(_Projection):
             return freebusy.busy_user(session, user, start, end)
 
     def _which(self) -> Any:
-        return calendar_contents.of_user(self.user_id)
+        return calendar_contents.of_interactions_calendar(self.user_id)
 
     def _default_meta(self) -> dict[str, str]:
         return {
@@ -468,22 +493,6 @@ class InteractionsCalendar(_Projection):
             stored = self._item_of(interaction)
             self._storage.written(interaction.href, interaction.schedule_tag)
         return stored, None
-
-    def _item_of(self, interaction: Interaction) -> radicale_item.Item:
-        """The item as stored, from the interaction just written (no second read)."""
-        start = _timestamp(interaction.first_starts_at)
-        end = _timestamp(interaction.last_ends_at)
-        return radicale_item.Item(
-            collection=self,
-            href=interaction.href,
-            text=interaction.ical,
-            etag=interaction.etag,
-            uid=interaction.uid,
-            name="VCALENDAR",
-            component_name="VEVENT",
-            time_range=(start, max(end, start + 1)),
-            last_modified=_http_date(interaction.modified_at),
-        )
 
     def delete(self, href: str | None = None) -> None:
         if href is None:
@@ -521,6 +530,10 @@ class BookingsCalendar(_Projection):
 
     def _default_meta(self) -> dict[str, str]:
         return {"D:displayname": f"{self.display_name} bookings"}
+
+    def schedule_tags(self, hrefs: list[str]) -> dict[str, str]:
+        """None: a booking, as served, is no scheduling object (it names no attendee)."""
+        return {}
 
     def busy(self, start: datetime, end: datetime) -> list[freebusy.Busy]:
         with self._session() as session:
@@ -595,13 +608,17 @@ class InboxCalendar(_Calendar):
 
 
 class StoredCalendar(_Calendar):
-    """A collection a client made, with its items stored as they came."""
+    """A collection a client made, with its items stored as they came, and the meetings its
+    owner organises or keeps in it (interactions, served as their interactions calendar
+    would serve them)."""
 
     def __init__(self, storage_: Storage, row: StoredCollection) -> None:
         super().__init__(storage_, row.path)
         self.collection_id = row.id
+        self.login = row.path.split("/")[0]
         self._props: dict[str, str] = json.loads(row.props)
         self.calendar_key = changelog.stored_calendar(row.id)
+        self._placed = PlacedInteractions(storage_, self)
 
     _href = StoredItem.__table__.c.href
     _uid = StoredItem.__table__.c.uid
@@ -632,6 +649,47 @@ class StoredCalendar(_Calendar):
     def _bounds(self, row: Any) -> tuple[int, int]:
         return int(row.start), int(row.end)
 
+    # Reading: the stored items, then the interactions held here.
+
+    def texts(self, hrefs: list[str] | None) -> dict[str, str]:
+        return {**super().texts(hrefs), **self._placed.texts(hrefs)}
+
+    def get_multi(self, hrefs: Iterable[str]) -> Iterable[tuple[str, radicale_item.Item | None]]:
+        wanted = list(dict.fromkeys(hrefs))
+        stored = dict(super().get_multi(wanted))
+        missing = [href for href in wanted if stored.get(href) is None]
+        placed = dict(self._placed.get_multi(missing)) if missing else {}
+        return [(href, stored.get(href) or placed.get(href)) for href in wanted]
+
+    def get_all(self) -> Iterable[radicale_item.Item]:
+        return [*super().get_all(), *self._placed.get_all()]
+
+    def entries(
+        self, hrefs: list[str] | None = None, dated: bool = True
+    ) -> list[tuple[str, str, str, datetime | None]]:
+        return super().entries(hrefs, dated) + self._placed.entries(hrefs, dated)
+
+    def get_filtered(self, filters: Iterable[Any]) -> Iterable[tuple[radicale_item.Item, bool]]:
+        filters = list(filters)
+        yield from self.stored_filtered(filters)
+        yield from self._placed.get_filtered(filters)
+
+    def stored_filtered(self, filters: Iterable[Any]) -> Iterable[tuple[radicale_item.Item, bool]]:
+        """The stored items only (free-busy reads the interactions from the CRM)."""
+        return super().get_filtered(filters)
+
+    def has_uid(self, uid: str) -> bool:
+        return super().has_uid(uid) or self._placed.has_uid(uid)
+
+    def _all_hrefs(self) -> Iterator[str]:
+        yield from super()._all_hrefs()
+        yield from self._placed._all_hrefs()
+
+    def schedule_tags(self, hrefs: list[str]) -> dict[str, str]:
+        return self._placed.schedule_tags(hrefs)
+
+    # Writing.
+
     def _current_etag(self, session: Session, href: str) -> str | None:
         query = select(StoredItem.etag).where(
             StoredItem.collection_id == self.collection_id, StoredItem.href == href
@@ -641,7 +699,7 @@ class StoredCalendar(_Calendar):
     def _check_uid(self, session: Session, href: str, item: radicale_item.Item) -> None:
         """A UID names one item of this calendar (RFC 4791 5.3.2.1), checked inside the write
         with the calendar locked, so that two items saved at once cannot both take it; and a
-        meeting already in the owner's interactions calendar is not copied into this one."""
+        meeting already in another of the owner's calendars is not copied into this one."""
         mine = select(StoredCollection.id).where(StoredCollection.id == self.collection_id)
         session.execute(locked(session, mine))
         other = session.scalar(
@@ -651,20 +709,34 @@ class StoredCalendar(_Calendar):
         )
         if other is not None:
             raise UidConflict(f"{other} in this calendar has the UID {item.uid!r} already")
-        owner = session.scalar(select(User.id).where(User.login == self.path.split("/")[0]))
-        shown = owner and calendar_contents.in_user_calendar(session, owner, str(item.uid))
-        if item.name == "VCALENDAR" and shown:
-            raise CalDavPrecondition(
-                "C:unique-scheduling-object-resource",
-                f"this meeting is in your calendar 'CRM interactions' already "
-                f"({self.path.split('/')[0]}/{INTERACTIONS}/{shown}): answer it there",
+        owner = session.scalar(select(User.id).where(User.login == self.login))
+        if owner is not None and item.name == "VCALENDAR":
+            calendar_contents.check_one_copy(
+                session, owner, str(item.uid), self.collection_id, href
             )
 
     def upload(self, href: str, item: radicale_item.Item) -> Any:
+        """A meeting the owner organises, or one the CRM holds here already, is written
+        through the interaction service (RFC 6638 schedules in any calendar); anything else
+        is stored as it came."""
+        text = item.serialize()
         with self._session(write=True) as session:
-            self._storage.check_conditions(self._current_etag(session, href))
             self._check_uid(session, href, item)
-            _store_item(session, self.collection_id, href, item)
+            placed = self._placed.at(session, href)
+            actor = Directory(session).user(self.login)
+            if placed is None and not organised_by(text, actor):
+                self._storage.check_conditions(self._current_etag(session, href))
+                _store_item(session, self.collection_id, href, item)
+            else:
+                if placed is None:
+                    self._storage.check_conditions(self._current_etag(session, href))
+                else:
+                    self._storage.check_conditions(placed.etag, f'"{placed.schedule_tag}"')
+                session.execute(delete(StoredItem).where(self._mine(), StoredItem.href == href))
+                service = InteractionService(session, self._storage.public_url)
+                interaction = ClientWrites(service).put(actor, href, text, self.collection_id)
+                self._storage.written(interaction.href, interaction.schedule_tag)
+                return self._placed._item_of(interaction), None
         stored = dict(self.get_multi([href]))[href]
         assert stored is not None
         return stored, None
@@ -673,6 +745,13 @@ class StoredCalendar(_Calendar):
         with self._session(write=True) as session:
             if href is None:
                 _delete_tree(session, self.path)
+                return
+            placed = self._placed.at(session, href)
+            if placed is not None:
+                self._storage.check_conditions(placed.etag, f'"{placed.schedule_tag}"')
+                service = InteractionService(session, self._storage.public_url)
+                actor = Directory(session).user(self.login)
+                ClientWrites(service).delete(actor, service.get(placed.id))
                 return
             self._storage.check_conditions(self._current_etag(session, href))
             gone = session.execute(
@@ -691,6 +770,29 @@ class StoredCalendar(_Calendar):
         with self._session(write=True) as session:
             _save_props(session, self.path, props)
         self._props = dict(props)
+
+
+class PlacedInteractions(_Projection):
+    """The interactions a calendar a user made holds for them: the meetings they organise
+    there and the invitations they moved there. Its items are the calendar's."""
+
+    def __init__(self, storage_: Storage, calendar: StoredCalendar) -> None:
+        super().__init__(storage_, calendar.path)
+        self._shown_in = calendar
+        self.collection_id = calendar.collection_id
+        self.calendar_key = calendar.calendar_key
+        self._set_props({})
+
+    def _which(self) -> Any:
+        return calendar_contents.of_calendar(self.collection_id)
+
+    def _default_meta(self) -> dict[str, str]:
+        return {}
+
+    def at(self, session: Session, href: str) -> Interaction | None:
+        """The interaction held here as ``href``, locked for the write."""
+        query = select(Interaction).where(self._visible(), Interaction.href == href)
+        return session.scalar(locked(session, query))
 
 
 # ---------------------------------------------------------------------------- writing helpers
@@ -730,6 +832,15 @@ def _store_item(session: Session, collection_id: int, href: str, item: radicale_
 
 
 def _delete_tree(session: Session, path: str) -> None:
+    """Remove a collection and those inside it; the interactions they held go back to their
+    interactions calendars."""
+    inside = or_(
+        StoredCollection.path == path,
+        StoredCollection.path.startswith(f"{path}/", autoescape=True),
+    )
+    service = InteractionService(session)
+    for collection_id in session.scalars(select(StoredCollection.id).where(inside)).all():
+        service.calendar_removed(collection_id)
     session.execute(
         delete(StoredCollection).where(
             or_(
@@ -738,6 +849,13 @@ def _delete_tree(session: Session, path: str) -> None:
             )
         )
     )
+
+
+def _holding(calendar: InteractionsCalendar | StoredCalendar) -> Any:
+    """Which interactions a calendar of a home shows."""
+    if isinstance(calendar, StoredCalendar):
+        return calendar_contents.shown(calendar_contents.of_calendar(calendar.collection_id))
+    return calendar_contents.shown(calendar_contents.of_interactions_calendar(calendar.user_id))
 
 
 def _made_by_crm(parts: list[str]) -> bool:
@@ -990,26 +1108,77 @@ class Storage(storage.BaseStorage):
     def move(
         self, item: radicale_item.Item, to_collection: storage.BaseCollection, to_href: str
     ) -> None:
+        """An item of a user's own calendars to another of them. A meeting the CRM holds
+        (in the interactions calendar or one of the user's) moves for that user only, under
+        its name, which every attendee's calendar shares."""
         source = item.collection
-        if not isinstance(source, StoredCalendar) or not isinstance(to_collection, StoredCalendar):
+        kept = (InteractionsCalendar, StoredCalendar)
+        if not isinstance(source, kept) or not isinstance(to_collection, kept):
             raise NotAllowed("only items of your own calendars can be moved")
+        if source.path.split("/")[0] != to_collection.path.split("/")[0]:
+            raise NotAllowed("an item moves between calendars of one home")
         with self.database.session(write=True) as session:
+            interaction = session.scalar(
+                select(Interaction.id).where(_holding(source), Interaction.href == item.href)
+            )
+            if interaction is not None:
+                self._move_interaction(session, interaction, source, to_collection, to_href)
+            elif isinstance(source, StoredCalendar) and isinstance(to_collection, StoredCalendar):
+                self._move_stored(session, item, source, to_collection, to_href)
+            else:
+                raise NotAllowed(
+                    "the interactions calendar holds CRM meetings only: save the event there "
+                    "to make it one"
+                )
+
+    def _move_interaction(
+        self,
+        session: Session,
+        interaction_id: int,
+        source: InteractionsCalendar | StoredCalendar,
+        target: InteractionsCalendar | StoredCalendar,
+        to_href: str,
+    ) -> None:
+        service = InteractionService(session, self.public_url)
+        interaction = service.get(interaction_id)
+        if to_href != interaction.href:
+            raise NotAllowed(
+                f"a meeting keeps its name when it moves: move it to {interaction.href}"
+            )
+        actor = Directory(session).user(source.path.split("/")[0])
+        if isinstance(target, StoredCalendar):
             session.execute(
                 delete(StoredItem).where(
-                    StoredItem.collection_id == to_collection.collection_id,
-                    StoredItem.href == to_href,
+                    StoredItem.collection_id == target.collection_id, StoredItem.href == to_href
                 )
             )
-            row = session.scalar(
-                select(StoredItem).where(
-                    StoredItem.collection_id == source.collection_id, StoredItem.href == item.href
-                )
+        service.place(
+            actor, interaction, target.collection_id if isinstance(target, StoredCalendar) else None
+        )
+
+    @staticmethod
+    def _move_stored(
+        session: Session,
+        item: radicale_item.Item,
+        source: StoredCalendar,
+        target: StoredCalendar,
+        to_href: str,
+    ) -> None:
+        session.execute(
+            delete(StoredItem).where(
+                StoredItem.collection_id == target.collection_id, StoredItem.href == to_href
             )
-            if row is None:
-                raise storage.ComponentNotFoundError(str(item.href))
-            row.collection_id, row.href = to_collection.collection_id, to_href
-            changelog.record(session, {source.calendar_key}, str(item.href), deleted=True)
-            changelog.record(session, {to_collection.calendar_key}, to_href)
+        )
+        row = session.scalar(
+            select(StoredItem).where(
+                StoredItem.collection_id == source.collection_id, StoredItem.href == item.href
+            )
+        )
+        if row is None:
+            raise storage.ComponentNotFoundError(str(item.href))
+        row.collection_id, row.href = target.collection_id, to_href
+        changelog.record(session, {source.calendar_key}, str(item.href), deleted=True)
+        changelog.record(session, {target.calendar_key}, to_href)
 
     @contextlib.contextmanager
     def acquire_lock(self, mode: str, user: str = "", *args: Any, **kwargs: Any) -> Iterator[None]:
