@@ -24,7 +24,7 @@ from xml.sax.saxutils import escape
 import defusedxml.ElementTree as DefusedET
 from defusedxml import DefusedXmlException
 from icalendar import Calendar
-from radicale import types
+from radicale import types, xmlutils
 from radicale.app import Application
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
@@ -77,6 +77,9 @@ def _unavailable(exc: OperationalError) -> types.WSGIResponse:
     )
 
 
+# The namespace of the bridge's own XML: the reason of a refused precondition.
+REASON_NS = "https://caldav-bridge.invalid/ns/"
+
 # A request that lost a race with a concurrent one (both creating one UID, one calendar) is
 # run again: it then sees the other's change, as if it had come a moment later.
 RACE_ATTEMPTS = 3
@@ -88,7 +91,12 @@ def _refusal(
     logger.info("refused %s %s: %s", environ["REQUEST_METHOD"], path, refusal)
     if isinstance(refusal, CalDavPrecondition):
         status = HTTPStatus.CONFLICT if isinstance(refusal, UidConflict) else HTTPStatus.FORBIDDEN
-        return app._webdav_error_response(int(status), refusal.element, info)
+        # The precondition for clients, and the reason for people (RFC 4918 section 16
+        # lets DAV:error hold more elements; CalendarServer and SabreDAV do the same).
+        error = xmlutils.webdav_error(refusal.element)
+        ET.SubElement(error, f"{{{REASON_NS}}}reason").text = str(refusal)
+        headers = {"Content-Type": "text/xml; charset=utf-8"}
+        return int(status), headers, app._xml_response(error, info), None
     status = next((s for kind, s in _STATUS if isinstance(refusal, kind)), HTTPStatus.FORBIDDEN)
     return _text(status, str(refusal))
 

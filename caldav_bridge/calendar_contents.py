@@ -4,11 +4,12 @@ what a room's bookings calendar shows of each."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
 from icalendar import Calendar, Component, Event
-from sqlalchemy import and_, select, union
+from sqlalchemy import and_, case, func, or_, select, union
 from sqlalchemy.orm import Session
 
 from caldav_bridge.errors import CalDavPrecondition, UidConflict
@@ -67,6 +68,29 @@ def shown(which: Any) -> Any:
     return and_(which, Interaction.status != InteractionStatus.CANCELLED)
 
 
+def name_in(user_id: int) -> Any:
+    """The name each interaction has in one user's calendars (SQL): the organizer's own, or
+    the one everyone shares."""
+    own = func.coalesce(Interaction.organizer_href, Interaction.href)
+    return case((Interaction.owner_id == user_id, own), else_=Interaction.href)
+
+
+def named(user_id: int, hrefs: Collection[str]) -> Any:
+    """Those named one of ``hrefs`` in the user's calendars (looked up by index first)."""
+    wanted = list(hrefs)
+    return and_(
+        or_(Interaction.href.in_(wanted), Interaction.organizer_href.in_(wanted)),
+        name_in(user_id).in_(wanted),
+    )
+
+
+def name_of(interaction: Interaction, user_id: int) -> str:
+    """The name of ``interaction`` in one user's calendars (``name_in`` in Python)."""
+    if interaction.owner_id == user_id and interaction.organizer_href:
+        return interaction.organizer_href
+    return interaction.href
+
+
 @dataclass(frozen=True)
 class Placement:
     """Where one user's calendars hold an interaction: its name, and the calendar of their
@@ -92,7 +116,7 @@ def in_user_calendar(session: Session, user_id: int, uid: str) -> Placement | No
     interaction = session.scalar(query)
     if interaction is None:
         return None
-    return Placement(interaction.href, placement_of(interaction, user_id))
+    return Placement(name_of(interaction, user_id), placement_of(interaction, user_id))
 
 
 def check_one_copy(

@@ -22,6 +22,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from caldav_bridge import changelog, crm_settings, recurrence
+from caldav_bridge.calendar_contents import name_of
 from caldav_bridge.config import DEFAULT_PUBLIC_URL
 from caldav_bridge.db import locked
 from caldav_bridge.errors import (
@@ -387,11 +388,7 @@ class InteractionService:
         uid = one_line(uid, "the UID", 255, required=True) if uid else f"{uuid.uuid4()}"
         if self.session.scalar(select(Interaction.id).where(Interaction.uid == uid)):
             raise AlreadyExists(f"an interaction with UID {uid!r} already exists")
-        href = href or (
-            f"{uid}.ics" if _SAFE_HREF.fullmatch(f"{uid}.ics") else f"{uuid.uuid4()}.ics"
-        )
-        if self.session.scalar(select(Interaction.id).where(Interaction.href == href)):
-            raise AlreadyExists(f"another interaction is already stored as {href!r}")
+        href, organizer_href = self._names(uid, href)
         period = period_of(draft.start, draft.end, draft.timezone or owner.timezone)
         rule = recurrence.checked_rule(draft.rrule, period.timezone, period.all_day)
         excluded = recurrence.exdate_text(draft.exdates) if rule else ""
@@ -420,6 +417,7 @@ class InteractionService:
             created_at=now,
             modified_at=now,
             href=href,
+            organizer_href=organizer_href,
             calendar_id=calendar_id,
             links=[],
             bookings=[],
@@ -430,6 +428,17 @@ class InteractionService:
         self._created.add(interaction.id)
         self.publish(interaction)
         return interaction
+
+    def _names(self, uid: str, chosen: str | None) -> tuple[str, str | None]:
+        """The name every calendar shares, and the owner's own when the one their client
+        chose is another organizer's (names are per calendar; ``check_one_copy`` and the
+        calendar's own items keep them unique in each)."""
+        if chosen is None:
+            default = f"{uid}.ics"
+            return (default if _SAFE_HREF.fullmatch(default) else f"{uuid.uuid4()}.ics"), None
+        if self.session.scalar(select(Interaction.id).where(Interaction.href == chosen)):
+            return f"{uuid.uuid4()}.ics", chosen
+        return chosen, None
 
     @_one_change
     def edit(
@@ -934,12 +943,13 @@ class InteractionService:
             raise NotAllowed(f"interaction #{interaction.id} is not in your calendars")
         if holder.calendar_id == calendar_id:
             return
+        name = name_of(interaction, actor.id)
         before = changelog.holding(actor.id, holder.calendar_id)
-        changelog.record(self.session, {before}, interaction.href, deleted=True)
+        changelog.record(self.session, {before}, name, deleted=True)
         holder.calendar_id = calendar_id
         self.session.flush()
         after = changelog.holding(actor.id, calendar_id)
-        changelog.record(self.session, {after}, interaction.href, interaction.cancelled)
+        changelog.record(self.session, {after}, name, interaction.cancelled)
 
     def calendar_removed(self, collection_id: int) -> None:
         """A calendar a user made is deleted: the interactions it held go back to their
@@ -960,7 +970,7 @@ class InteractionService:
                 changelog.record(
                     self.session,
                     {changelog.user_calendar(user_id)},
-                    interaction.href,
+                    name_of(interaction, user_id),
                     interaction.cancelled,
                 )
         self.session.flush()
@@ -1024,16 +1034,21 @@ class InteractionService:
     def _render_and_log(self, interaction: Interaction) -> None:
         interaction.ical = interaction_ical(interaction)
         interaction.etag = f'"{hashlib.sha256(interaction.ical.encode()).hexdigest()}"'
-        calendars = {changelog.holding(interaction.owner_id, interaction.calendar_id)}
-        calendars.update(
+        calendars = {
             changelog.holding(k.user_id, k.calendar_id) for k in interaction.links if not k.removed
-        )
+        }
         calendars.update(
             changelog.resource_calendar(b.resource_id)
             for b in interaction.bookings
             if not b.declined
         )
-        changelog.record(self.session, calendars, interaction.href, interaction.cancelled)
+        owner = changelog.holding(interaction.owner_id, interaction.calendar_id)
+        own_name = name_of(interaction, interaction.owner_id)
+        changelog.record_items(
+            self.session,
+            sorted({(owner, own_name), *((c, interaction.href) for c in calendars)}),
+            interaction.cancelled,
+        )
 
 
 def _as_comparable(value: datetime | date) -> datetime:

@@ -204,6 +204,9 @@ class Interaction(Base):
     href: Mapped[str] = mapped_column(String(255), unique=True)
     ical: Mapped[str] = mapped_column(Text, default="")
     etag: Mapped[str] = mapped_column(String(80), default="")
+    # The owner's own name for it, when the one everyone else sees (``href``) was taken by
+    # another organizer's meeting: names are per calendar, ``href`` is shared by all.
+    organizer_href: Mapped[str | None] = mapped_column(String(255), index=True)
     # The owner's calendar that holds it, when they saved (or moved) it in one of their own
     # (RFC 6638 schedules in any calendar); None: their interactions calendar.
     calendar_id: Mapped[int | None] = mapped_column(ForeignKey("stored_collections.id"), index=True)

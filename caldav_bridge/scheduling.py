@@ -639,16 +639,12 @@ class SchedulingApplication(Application):
         item = item_path(path)
         href = item[1] if item is not None else None
         prefer = str(environ.get("HTTP_PREFER", "")).replace(" ", "").lower()
-        if (
-            href is None
-            or status not in (201, 204)
-            or "return=representation" not in prefer
-            or self._bridge_storage.written_schedule_tag(href) is None
-        ):
+        written = None if href is None else self._bridge_storage.written_interaction(href)
+        if written is None or status not in (201, 204) or "return=representation" not in prefer:
             return answer
         with self._database_session() as session:
             stored = session.execute(
-                select(Interaction.ical, Interaction.etag).where(Interaction.href == href)
+                select(Interaction.ical, Interaction.etag).where(Interaction.id == written)
             ).first()
         if stored is None:
             return answer

@@ -197,10 +197,14 @@ class _Calendar(_Node, storage.BaseCollection):
     def _bounds(self, row: Any) -> tuple[int, int]:
         raise NotImplementedError
 
+    def _named(self, hrefs: list[str]) -> Any:
+        """Those items named one of ``hrefs``."""
+        return self._href.in_(hrefs)
+
     def texts(self, hrefs: list[str] | None) -> dict[str, str]:
         query = self._text_rows()
         if hrefs is not None and len(hrefs) <= _MANY:
-            query = query.where(self._href.in_(hrefs))
+            query = query.where(self._named(hrefs))
         with self._session() as session:
             return {row[0]: self._served(row) for row in session.execute(query)}
 
@@ -298,7 +302,7 @@ class _Calendar(_Node, storage.BaseCollection):
         wanted = list(dict.fromkeys(hrefs))
         query = self._listing()
         if len(wanted) <= _MANY:
-            query = query.where(self._href.in_(wanted))
+            query = query.where(self._named(wanted))
         found = {i.href: i for i in self._items(query)}
         return [(href, found.get(href)) for href in wanted]
 
@@ -314,7 +318,7 @@ class _Calendar(_Node, storage.BaseCollection):
         modified = self._modified if dated else null()
         query = self._listing().with_only_columns(self._href, self._etag, self._component, modified)
         if hrefs is not None and len(hrefs) <= _MANY:
-            query = query.where(self._href.in_(hrefs))
+            query = query.where(self._named(hrefs))
         with self._session() as session:
             rows = session.connection().execute(query).all()
         if hrefs is not None and len(hrefs) > _MANY:
@@ -348,15 +352,53 @@ class _Projection(_Calendar):
     _component = literal("VEVENT")
     _modified = Interaction.__table__.c.modified_at
 
+    # Whose names the calendar shows (``calendar_contents.name_in``); None: the shared ones.
+    _user_id: int | None = None
+
+    def _use_names_of(self, user_id: int) -> None:
+        self._user_id = user_id
+        self._href = calendar_contents.name_in(user_id)
+
+    def _named(self, hrefs: list[str]) -> Any:
+        if self._user_id is None:
+            return super()._named(hrefs)
+        return calendar_contents.named(self._user_id, hrefs)
+
+    def _name_of(self, interaction: Interaction) -> str:
+        if self._user_id is None:
+            return interaction.href
+        return calendar_contents.name_of(interaction, self._user_id)
+
     def _which(self) -> Any:
         raise NotImplementedError
 
     def _visible(self) -> Any:
         return calendar_contents.shown(self._which())
 
+    def held(self, session: Session, href: str) -> Interaction | None:
+        """The interaction held here as ``href``, locked for the write."""
+        query = select(Interaction).where(self._visible(), self._named([href]))
+        return session.scalar(locked(session, query))
+
+    def held_for_write(
+        self, session: Session, href: str, item: radicale_item.Item
+    ) -> Interaction | None:
+        """The interaction a PUT of ``item`` as ``href`` replaces, once the request's
+        conditions hold for it; a new event cannot take the name of another (Radicale
+        checks it too, before the write's transaction: this holds against a concurrent one)."""
+        held = self.held(session, href)
+        if held is None:
+            return None
+        self._storage.check_conditions(held.etag, f'"{held.schedule_tag}"')
+        if held.uid != item.uid:
+            raise UidConflict(
+                f"{href} is another meeting (UID {held.uid!r}): a new event needs a name of its own"
+            )
+        return held
+
     def _listing(self) -> Any:
         return select(
-            Interaction.href,
+            self._href.label("href"),
             Interaction.etag,
             Interaction.uid,
             literal("VEVENT").label("component"),
@@ -366,7 +408,7 @@ class _Projection(_Calendar):
         ).where(self._visible())
 
     def _text_rows(self) -> Any:
-        return select(Interaction.href, Interaction.ical).where(self._visible())
+        return select(self._href.label("href"), Interaction.ical).where(self._visible())
 
     def _in_period(self, start: int, end: int) -> Any:
         return and_(
@@ -400,7 +442,7 @@ class _Projection(_Calendar):
         )
         with self._session() as session, recurrence.budget():
             wanted = {
-                interaction.href
+                self._name_of(interaction)
                 for interaction in session.scalars(query)
                 if recurrence.instances(series_of(interaction), low, high)
             }
@@ -414,7 +456,7 @@ class _Projection(_Calendar):
         end = _timestamp(interaction.last_ends_at)
         return radicale_item.Item(
             collection=self._shown_in or self,
-            href=interaction.href,
+            href=self._name_of(interaction),
             text=interaction.ical,
             etag=interaction.etag,
             uid=interaction.uid,
@@ -426,8 +468,8 @@ class _Projection(_Calendar):
 
     def schedule_tags(self, hrefs: list[str]) -> dict[str, str]:
         """The Schedule-Tags of those of ``hrefs`` held here (RFC 6638 section 3.2.10)."""
-        query = select(Interaction.href, Interaction.schedule_tag).where(
-            self._visible(), Interaction.href.in_(hrefs)
+        query = select(self._href, Interaction.schedule_tag).where(
+            self._visible(), self._named(hrefs)
         )
         with self._session() as session:
             return {href: f'"{tag}"' for href, tag in session.execute(query)}
@@ -458,6 +500,7 @@ class InteractionsCalendar(_Projection):
         super().__init__(storage_, f"{login}/{INTERACTIONS}")
         self.user_id, self.login, self.display_name = user_id, login, name
         self.calendar_key = changelog.user_calendar(user_id)
+        self._use_names_of(user_id)
         self._set_props(props)
 
     def busy(self, start: datetime, end: datetime) -> list[freebusy.Busy]:
@@ -475,23 +518,16 @@ class InteractionsCalendar(_Projection):
             "C:calendar-description": f"Interactions {self.display_name} owns or is linked to",
         }
 
-    def _check_conditions(self, session: Session, href: str) -> None:
-        query = select(Interaction.etag, Interaction.schedule_tag).where(Interaction.href == href)
-        row = session.execute(locked(session, query)).one_or_none()
-        if row is None:
-            self._storage.check_conditions(None)
-        else:
-            self._storage.check_conditions(row.etag, f'"{row.schedule_tag}"')
-
     def upload(self, href: str, item: radicale_item.Item) -> Any:
         with self._session(write=True) as session:
-            self._check_conditions(session, href)
+            if self.held_for_write(session, href, item) is None:
+                self._storage.check_conditions(None)
             actor = Directory(session).user(self.login)
             service = InteractionService(session, self._storage.public_url)
             interaction = ClientWrites(service).put(actor, href, item.serialize())
             # Saved cancelled, it leaves the calendar: the client's next sync says so.
             stored = self._item_of(interaction)
-            self._storage.written(interaction.href, interaction.schedule_tag)
+            self._storage.written(href, interaction)
         return stored, None
 
     def delete(self, href: str | None = None) -> None:
@@ -500,11 +536,15 @@ class InteractionsCalendar(_Projection):
         with self._session(write=True) as session:
             service = InteractionService(session, self._storage.public_url)
             interaction_id = session.scalar(
-                select(Interaction.id).where(self._which(), Interaction.href == href)
+                select(Interaction.id).where(self._which(), self._named([href]))
             )
             if interaction_id is None:
                 raise storage.ComponentNotFoundError(href)
-            self._check_conditions(session, href)
+            held = self.held(session, href)
+            if held is None:
+                self._storage.check_conditions(None)
+            else:
+                self._storage.check_conditions(held.etag, f'"{held.schedule_tag}"')
             actor = Directory(session).user(self.login)
             ClientWrites(service).delete(actor, service.get(interaction_id))
 
@@ -612,9 +652,9 @@ class StoredCalendar(_Calendar):
     owner organises or keeps in it (interactions, served as their interactions calendar
     would serve them)."""
 
-    def __init__(self, storage_: Storage, row: StoredCollection) -> None:
+    def __init__(self, storage_: Storage, row: StoredCollection, owner_id: int) -> None:
         super().__init__(storage_, row.path)
-        self.collection_id = row.id
+        self.collection_id, self.owner_id = row.id, owner_id
         self.login = row.path.split("/")[0]
         self._props: dict[str, str] = json.loads(row.props)
         self.calendar_key = changelog.stored_calendar(row.id)
@@ -688,6 +728,10 @@ class StoredCalendar(_Calendar):
     def schedule_tags(self, hrefs: list[str]) -> dict[str, str]:
         return self._placed.schedule_tags(hrefs)
 
+    def held(self, session: Session, href: str) -> Interaction | None:
+        """The interaction held here as ``href``, if one is."""
+        return self._placed.held(session, href)
+
     # Writing.
 
     def _current_etag(self, session: Session, href: str) -> str | None:
@@ -709,10 +753,9 @@ class StoredCalendar(_Calendar):
         )
         if other is not None:
             raise UidConflict(f"{other} in this calendar has the UID {item.uid!r} already")
-        owner = session.scalar(select(User.id).where(User.login == self.login))
-        if owner is not None and item.name == "VCALENDAR":
+        if item.name == "VCALENDAR":
             calendar_contents.check_one_copy(
-                session, owner, str(item.uid), self.collection_id, href
+                session, self.owner_id, str(item.uid), self.collection_id, href
             )
 
     def upload(self, href: str, item: radicale_item.Item) -> Any:
@@ -722,20 +765,17 @@ class StoredCalendar(_Calendar):
         text = item.serialize()
         with self._session(write=True) as session:
             self._check_uid(session, href, item)
-            placed = self._placed.at(session, href)
+            placed = self._placed.held_for_write(session, href, item)
+            if placed is None:
+                self._storage.check_conditions(self._current_etag(session, href))
             actor = Directory(session).user(self.login)
             if placed is None and not organised_by(text, actor):
-                self._storage.check_conditions(self._current_etag(session, href))
                 _store_item(session, self.collection_id, href, item)
             else:
-                if placed is None:
-                    self._storage.check_conditions(self._current_etag(session, href))
-                else:
-                    self._storage.check_conditions(placed.etag, f'"{placed.schedule_tag}"')
                 session.execute(delete(StoredItem).where(self._mine(), StoredItem.href == href))
                 service = InteractionService(session, self._storage.public_url)
                 interaction = ClientWrites(service).put(actor, href, text, self.collection_id)
-                self._storage.written(interaction.href, interaction.schedule_tag)
+                self._storage.written(href, interaction)
                 return self._placed._item_of(interaction), None
         stored = dict(self.get_multi([href]))[href]
         assert stored is not None
@@ -746,7 +786,7 @@ class StoredCalendar(_Calendar):
             if href is None:
                 _delete_tree(session, self.path)
                 return
-            placed = self._placed.at(session, href)
+            placed = self._placed.held(session, href)
             if placed is not None:
                 self._storage.check_conditions(placed.etag, f'"{placed.schedule_tag}"')
                 service = InteractionService(session, self._storage.public_url)
@@ -781,6 +821,7 @@ class PlacedInteractions(_Projection):
         self._shown_in = calendar
         self.collection_id = calendar.collection_id
         self.calendar_key = calendar.calendar_key
+        self._use_names_of(calendar.owner_id)
         self._set_props({})
 
     def _which(self) -> Any:
@@ -788,11 +829,6 @@ class PlacedInteractions(_Projection):
 
     def _default_meta(self) -> dict[str, str]:
         return {}
-
-    def at(self, session: Session, href: str) -> Interaction | None:
-        """The interaction held here as ``href``, locked for the write."""
-        query = select(Interaction).where(self._visible(), Interaction.href == href)
-        return session.scalar(locked(session, query))
 
 
 # ---------------------------------------------------------------------------- writing helpers
@@ -849,13 +885,6 @@ def _delete_tree(session: Session, path: str) -> None:
             )
         )
     )
-
-
-def _holding(calendar: InteractionsCalendar | StoredCalendar) -> Any:
-    """Which interactions a calendar of a home shows."""
-    if isinstance(calendar, StoredCalendar):
-        return calendar_contents.shown(calendar_contents.of_calendar(calendar.collection_id))
-    return calendar_contents.shown(calendar_contents.of_interactions_calendar(calendar.user_id))
 
 
 def _made_by_crm(parts: list[str]) -> bool:
@@ -951,15 +980,19 @@ class Storage(storage.BaseStorage):
         if if_none_match and _etag_matches(if_none_match, current_etag):
             raise PreconditionFailed("the item exists already (If-None-Match)")
 
-    def written(self, href: str, schedule_tag: int) -> None:
-        """Remember, for the rest of the request, the Schedule-Tag of an interaction written."""
-        tags: dict[str, str] | None = getattr(self._request, "tags", None)
+    def written(self, href: str, interaction: Interaction) -> None:
+        """Remember, for the rest of the request, the interaction written as ``href``."""
+        tags: dict[str, tuple[int, str]] | None = getattr(self._request, "tags", None)
         if tags is not None:
-            tags[href] = f'"{schedule_tag}"'
+            tags[href] = (interaction.id, f'"{interaction.schedule_tag}"')
 
     def written_schedule_tag(self, href: str) -> str | None:
-        tags: dict[str, str] = getattr(self._request, "tags", None) or {}
-        return tags.get(href)
+        tags: dict[str, tuple[int, str]] = getattr(self._request, "tags", None) or {}
+        return tags[href][1] if href in tags else None
+
+    def written_interaction(self, href: str) -> int | None:
+        tags: dict[str, tuple[int, str]] = getattr(self._request, "tags", None) or {}
+        return tags[href][0] if href in tags else None
 
     def _collection(self, session: Session, parts: list[str]) -> storage.BaseCollection | None:
         known: dict[tuple[str, ...], storage.BaseCollection] | None = getattr(
@@ -1013,8 +1046,9 @@ class Storage(storage.BaseStorage):
         if row is None:
             return None
         props = json.loads(row.props)
-        if props.get("tag"):
-            return StoredCalendar(self, row)
+        owner = session.scalar(select(User.id).where(User.login == parts[0]))
+        if props.get("tag") and owner is not None:
+            return StoredCalendar(self, row, owner)
         return _Folder(self, row.path, props)
 
     def _children(self, session: Session, parent: storage.BaseCollection) -> list[Any]:
@@ -1118,11 +1152,9 @@ class Storage(storage.BaseStorage):
         if source.path.split("/")[0] != to_collection.path.split("/")[0]:
             raise NotAllowed("an item moves between calendars of one home")
         with self.database.session(write=True) as session:
-            interaction = session.scalar(
-                select(Interaction.id).where(_holding(source), Interaction.href == item.href)
-            )
-            if interaction is not None:
-                self._move_interaction(session, interaction, source, to_collection, to_href)
+            held = source.held(session, str(item.href))
+            if held is not None:
+                self._move_interaction(session, held.id, source, to_collection, to_href)
             elif isinstance(source, StoredCalendar) and isinstance(to_collection, StoredCalendar):
                 self._move_stored(session, item, source, to_collection, to_href)
             else:
@@ -1141,11 +1173,10 @@ class Storage(storage.BaseStorage):
     ) -> None:
         service = InteractionService(session, self.public_url)
         interaction = service.get(interaction_id)
-        if to_href != interaction.href:
-            raise NotAllowed(
-                f"a meeting keeps its name when it moves: move it to {interaction.href}"
-            )
         actor = Directory(session).user(source.path.split("/")[0])
+        name = calendar_contents.name_of(interaction, actor.id)
+        if to_href != name:
+            raise NotAllowed(f"a meeting keeps its name when it moves: move it to {name}")
         if isinstance(target, StoredCalendar):
             session.execute(
                 delete(StoredItem).where(

@@ -217,9 +217,7 @@ def test_an_attendee_keeps_an_invitation_in_a_calendar_of_their_own(
     assert _sync(bob, "/bob/personal/", token)[1] == {"review.ics": 200}
     copy = bob.get("/bob/personal/review.ics").text
     assert "20300109T120000Z" in copy
-    answer = _put(
-        bob, "/bob/personal/review.ics", _answered(copy, "bob@example.com", "ACCEPTED")
-    )
+    answer = _put(bob, "/bob/personal/review.ics", _answered(copy, "bob@example.com", "ACCEPTED"))
     assert answer.status_code == 204, answer.text
     assert (
         link_status(server.world, _interaction(server, "review").id, "bob") is LinkStatus.CONFIRMED
@@ -243,3 +241,34 @@ def test_a_deleted_calendar_gives_its_meetings_back_to_the_interactions_calendar
     assert _sync(alice, "/alice/interactions/", token)[1] == {"review.ics": 200}
     assert "review.ics" in _names(bob, "/bob/interactions/")
     assert _inbox_methods(server, "bob") == ["REQUEST"]
+
+
+def test_two_organizers_may_give_their_meetings_the_same_name(server: RunningServer) -> None:
+    """Names are per calendar (CalDAVTester's scripts call every first event 1.ics)."""
+    alice, carol, bob = (_client(server, login) for login in ("alice", "carol", "bob"))
+    _calendar(carol, "/carol/calendar/", "Calendar")
+    assert _put(alice, "/alice/interactions/1.ics", _meeting("first")).status_code == 201
+    second = _event("second", _attendee("bob@example.com"), organizer="carol@example.com")
+    answer = _put(carol, "/carol/calendar/1.ics", second)
+    assert answer.status_code == 201, answer.text
+    assert answer.headers["Schedule-Tag"]
+    assert "UID:second" in carol.get("/carol/calendar/1.ics").text
+    assert "UID:first" in alice.get("/alice/interactions/1.ics").text
+    shared = _names(bob, "/bob/interactions/")
+    assert len(shared) == 2  # Bob's calendar names each once
+    assert "1.ics" in shared
+    other = (shared - {"1.ics"}).pop()
+    assert "UID:second" in bob.get(f"/bob/interactions/{other}").text
+    assert carol.delete("/carol/calendar/1.ics").status_code == 200
+    assert _interaction(server, "second").status is InteractionStatus.CANCELLED
+    assert _interaction(server, "first").status is InteractionStatus.PLANNED
+
+
+def test_a_new_event_cannot_take_the_name_of_a_meeting(server: RunningServer) -> None:
+    alice, bob = _client(server, "alice"), _client(server, "bob")
+    _put(alice, "/alice/interactions/review.ics", _meeting("review"))
+    mine = _event("mine", _attendee("carol@example.com"), organizer="bob@example.com")
+    refused = _put(bob, "/bob/interactions/review.ics", mine)
+    assert refused.status_code == 409, refused.text
+    assert "no-uid-conflict" in refused.text
+    assert "UID:review" in bob.get("/bob/interactions/review.ics").text

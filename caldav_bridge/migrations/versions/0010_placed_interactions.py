@@ -1,5 +1,6 @@
 """the calendar of a user's own that holds an interaction for its owner or a linked user
-(a meeting organised, or an invitation moved, in any calendar of the home)
+(a meeting organised, or an invitation moved, in any calendar of the home), and the
+organizer's own name for it when the shared one was taken
 
 Revision ID: 0010_placed_interactions
 Revises: 0009
@@ -19,6 +20,9 @@ _TABLES = ("interactions", "interaction_links")
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("interactions", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("organizer_href", sa.String(length=255), nullable=True))
+        batch_op.create_index("ix_interactions_organizer_href", ["organizer_href"])
     for table in _TABLES:
         with op.batch_alter_table(table, schema=None) as batch_op:
             batch_op.add_column(sa.Column("calendar_id", sa.Integer(), nullable=True))
@@ -40,3 +44,6 @@ def downgrade() -> None:
             )
             batch_op.drop_index(f"ix_{table}_calendar_id")
             batch_op.drop_column("calendar_id")
+    with op.batch_alter_table("interactions", schema=None) as batch_op:
+        batch_op.drop_index("ix_interactions_organizer_href")
+        batch_op.drop_column("organizer_href")
