@@ -13,11 +13,11 @@ deadlock); SQLite has one writer at a time, whose ids already come in commit ord
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Sequence, bindparam, event, insert, text, update
+from sqlalchemy import Sequence, bindparam, event, exists, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.orm import Session, SessionTransaction, aliased
 from sqlalchemy.types import Integer
 
 from caldav_bridge.models import CalendarChange, utcnow
@@ -64,6 +64,38 @@ def record_items(session: Session, items: list[tuple[str, str]], deleted: bool =
     if rows:
         session.execute(insert(CalendarChange), rows)
         session.info.setdefault(_PENDING, set()).update(calendar for calendar, _ in items)
+
+
+def latest_changes(
+    session: Session, calendar: str, after: int, listed: int, count: int
+) -> list[tuple[str, int]]:
+    """(item name, revision) of the first ``count`` items of ``calendar`` whose latest change
+    is after revision ``after``, in the order of those changes, leaving out items removed at
+    ``listed`` or before (a client listing the calendar as it was then never had them).
+
+    Each item is named once, at its latest change: a page of a sync holds what changed up to
+    its last revision, and the next page starts there. Read through the indexes on
+    (calendar, revision) and (calendar, item, revision): a page costs its own rows and those
+    of the items that changed again later, not the whole log."""
+    later = aliased(CalendarChange)
+    newer = exists().where(
+        later.calendar == CalendarChange.calendar,
+        later.item_href == CalendarChange.item_href,
+        later.revision > CalendarChange.revision,
+    )
+    query = (
+        select(CalendarChange.item_href, CalendarChange.revision)
+        .where(
+            CalendarChange.calendar == calendar,
+            CalendarChange.revision > after,
+            or_(CalendarChange.deleted.is_(False), CalendarChange.revision > listed),
+            ~newer,
+        )
+        .order_by(CalendarChange.revision)
+        .limit(count)
+    )
+    rows = session.execute(query).all()
+    return [(str(href), cast(int, revision)) for href, revision in rows]  # > after: not NULL
 
 
 def _lock_key(calendar: str) -> int:

@@ -23,6 +23,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager as ContextManager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
@@ -62,7 +63,12 @@ INTERACTIONS = "interactions"
 BOOKINGS = "bookings"
 # Collections the server makes in every home: no client creates, replaces or removes them.
 _MADE_BY_SERVER = (INTERACTIONS, BOOKINGS, INBOX, OUTBOX)
-_TOKEN = re.compile(r"urn:caldav-bridge:sync:(?P<calendar>[^ ]+):(?P<revision>[0-9]+)")
+# A sync token names a calendar and the revision a client has seen changes up to; a page of a
+# limited initial sync adds "-<revision>": the calendar was listed as it was then, so items
+# removed up to it were never the client's (tokens without it are the older, plain kind).
+_TOKEN = re.compile(
+    r"urn:caldav-bridge:sync:(?P<calendar>[^ ]+):(?P<revision>[0-9]+)(?:-(?P<listed>[0-9]+))?"
+)
 # Properties of the projected calendars that clients may not change.
 _FIXED = {"tag", "C:supported-calendar-component-set"}
 
@@ -78,6 +84,23 @@ def _timestamp(moment: datetime) -> int:
 def _moment(timestamp: int) -> datetime:
     """A POSIX time of Radicale's filters (which span years 1 to 9999) as a datetime."""
     return datetime.fromtimestamp(min(max(timestamp, -62135596800), 253402300799), UTC)
+
+
+@dataclass
+class SyncPaging:
+    """A sync-collection REPORT's DAV:limit, and whether its answer had to be truncated."""
+
+    limit: int
+    truncated: bool = False
+
+
+@dataclass(frozen=True)
+class SyncPage:
+    """One page of a limited sync: its token, the items it names, and whether more follow."""
+
+    token: str
+    hrefs: list[str]
+    truncated: bool
 
 
 class _Node:
@@ -268,24 +291,56 @@ class _Calendar(_Node, storage.BaseCollection):
         _, changed = self._revision()
         return _http_date(changed or datetime(2000, 1, 1, tzinfo=UTC))
 
+    def _token(self, revision: int, listed: int = 0) -> str:
+        base = f"urn:caldav-bridge:sync:{self.calendar_key}:{revision}"
+        return f"{base}-{listed}" if listed > revision else base
+
+    def _position(self, old_token: str, revision: int) -> tuple[int, int]:
+        """(revision seen, revision listed) of a token this calendar handed out, the newest
+        being ``revision``; ValueError for any other token (Radicale answers it)."""
+        match = _TOKEN.fullmatch(old_token)
+        seen, listed = (int(match["revision"]), int(match["listed"] or 0)) if match else (0, 0)
+        if not match or match["calendar"] != self.calendar_key or max(seen, listed) > revision:
+            raise ValueError(f"unknown sync token {old_token!r}")
+        return seen, listed
+
     def sync(self, old_token: str = "") -> tuple[str, Iterable[str]]:
+        paging = self._storage.sync_paging()
+        if paging is not None:  # a sync-collection REPORT with DAV:limit
+            page = self.sync_page(old_token, paging.limit)
+            paging.truncated = page.truncated
+            return page.token, page.hrefs
         revision, _ = self._revision()
-        token = f"urn:caldav-bridge:sync:{self.calendar_key}:{revision}"
+        token = self._token(revision)
         if not old_token:
             return token, self._all_hrefs()
-        match = _TOKEN.fullmatch(old_token)
-        if not match or match["calendar"] != self.calendar_key or int(match["revision"]) > revision:
-            raise ValueError(f"unknown sync token {old_token!r}")
+        seen, _ = self._position(old_token, revision)
         with self._session() as session:
             hrefs = session.scalars(
                 select(CalendarChange.item_href)
                 .where(
                     CalendarChange.calendar == self.calendar_key,
-                    CalendarChange.revision > int(match["revision"]),
+                    CalendarChange.revision > seen,
                 )
                 .distinct()
             ).all()
         return token, list(hrefs)
+
+    def sync_page(self, old_token: str, limit: int) -> SyncPage:
+        """At most ``limit`` items changed since ``old_token`` (or, without one, of the whole
+        calendar), in the order of their latest change, with the token that goes on where the
+        page ends (RFC 6578 sections 3.6 and 3.7). An initial sync is read from the change log
+        too, as changes since revision 0: items written between two pages come in a later one,
+        removals of items a page listed as well, and an item is named again only if it
+        changed again."""
+        revision, _ = self._revision()
+        seen, listed = self._position(old_token, revision) if old_token else (0, revision)
+        with self._session() as session:
+            rows = changelog.latest_changes(session, self.calendar_key, seen, listed, limit + 1)
+        hrefs = list(dict.fromkeys(href for href, _ in rows[:limit]))
+        if len(rows) <= limit:
+            return SyncPage(self._token(revision), hrefs, truncated=False)
+        return SyncPage(self._token(rows[limit - 1][1], listed), hrefs, truncated=True)
 
     def _all_hrefs(self) -> Iterator[str]:
         """Read only when iterated: a PROPFIND asking for the token alone never reads it."""
@@ -816,6 +871,17 @@ class Storage(storage.BaseStorage):
         self._request.known = {}
         self._request.tags = {}
         self._request.conditions = (if_match, if_none_match, if_schedule_tag_match)
+        self._request.paging = None
+
+    def page_sync(self, limit: int) -> SyncPaging:
+        """Called by the application for a sync-collection REPORT with DAV:limit that
+        Radicale answers: the calendar's ``sync`` then answers one page of at most ``limit``
+        items, and says in the object returned whether it truncated."""
+        self._request.paging = SyncPaging(limit)
+        return self._request.paging  # type: ignore[no-any-return]
+
+    def sync_paging(self) -> SyncPaging | None:
+        return getattr(self._request, "paging", None)
 
     def check_conditions(self, current_etag: str | None, schedule_tag: str | None = None) -> None:
         """Raise PreconditionFailed unless the request's If-Match / If-None-Match (and, for
