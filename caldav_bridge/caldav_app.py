@@ -28,7 +28,7 @@ from radicale import pathutils, types
 from radicale.app import Application
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
-from caldav_bridge import recurrence, request_headers, throttle, timezones, web
+from caldav_bridge import principal_search, recurrence, request_headers, throttle, timezones, web
 from caldav_bridge.db import lost_a_race
 from caldav_bridge.errors import (
     AlreadyExists,
@@ -41,7 +41,7 @@ from caldav_bridge.errors import (
     PreconditionFailed,
     UidConflict,
 )
-from caldav_bridge.scheduling import SchedulingApplication, principal_search
+from caldav_bridge.scheduling import SchedulingApplication
 
 logger = logging.getLogger("caldav_bridge")
 
@@ -697,11 +697,16 @@ class BridgeApplication(SchedulingApplication):
         listing properties are asked: names and ETags of what changed, 404 for what left."""
         raw, environ = _buffered(environ)
         root = _request_xml(environ, raw) if user else None
-        search = principal_search(root)
+        search = principal_search.parse(root)
         if search is not None:
             return self.principal_search_report(
-                search, environ, base_prefix, user, user_groups, request_info
+                search, environ, base_prefix, path, user, user_groups, request_info
             )
+        if (
+            root is not None
+            and root.tag == f"{{{principal_search.D}}}principal-search-property-set"
+        ):
+            return self.search_property_set_report()
         free_busy = self.free_busy_query_report(root, path, user, user_groups)
         if free_busy is not None:
             return free_busy
