@@ -103,16 +103,26 @@ def put(client: httpx.Client, name: str, summary: str = "Meeting") -> None:
     assert answer.status_code in (201, 204), answer.text
 
 
+def _calendar(*uids: str) -> str:
+    """A whole calendar, one event per UID, as a client PUTs it on a collection."""
+    events = [
+        event_text(uid).split("BEGIN:VEVENT", 1)[1].rsplit("END:VEVENT", 1)[0] for uid in uids
+    ]
+    head, tail = event_text("x").split("BEGIN:VEVENT", 1)[0], "END:VCALENDAR\r\n"
+    return head + "".join(f"BEGIN:VEVENT{event}END:VEVENT\r\n" for event in events) + tail
+
+
 @pytest.fixture
 def alice(server: RunningServer) -> Iterator[httpx.Client]:
     """Alice's client, with her own calendar of 25 events ("e00" to "e24"), and three more
     that were removed before any sync."""
     with httpx.Client(base_url=server.url, auth=("alice", "alice"), timeout=30) as client:
-        assert client.request("MKCALENDAR", CALENDAR).status_code == 201
-        for number in range(25):
-            put(client, f"e{number:02}")
+        uids = [f"e{number:02}" for number in range(25)] + [f"gone{n}" for n in range(3)]
+        answer = client.put(
+            CALENDAR, content=_calendar(*uids), headers={"Content-Type": "text/calendar"}
+        )
+        assert answer.status_code == 201, answer.text
         for number in range(3):
-            put(client, f"gone{number}")
             assert client.delete(f"{CALENDAR}gone{number}.ics").status_code in (200, 204)
         yield client
 
