@@ -761,14 +761,14 @@ class BridgeApplication(SchedulingApplication):
         paging = self._bridge_storage.page_sync(limit) if limit is not None else None
         answer = super().do_REPORT(environ, base_prefix, path, user, user_groups, request_info)
         status, headers, body, xml = self.with_schedule_tag_props(answer, root, base_prefix)
-        closing = b"</multistatus>"
         if paging is None or not paging.truncated or not isinstance(body, bytes):
             return status, headers, body, xml
-        # A truncated page was answered: Radicale's multistatus, closed as _propfind reads it.
-        assert body.endswith(closing), "Radicale's sync answer"
+        # A truncated page was answered: a multistatus, to end with one more response (in
+        # the DAV: namespace, whatever prefix the writer gave it).
+        root = DefusedET.fromstring(body)
         collection = quote(f"{base_prefix}/{pathutils.strip_path(path)}/")
-        body = body[: -len(closing)] + _truncation(collection).encode() + closing
-        return status, headers, body, xml
+        root.append(DefusedET.fromstring(f'<r xmlns="DAV:">{_truncation(collection)}</r>')[0])
+        return status, headers, ET.tostring(root, encoding="utf-8", xml_declaration=True), xml
 
     def _listable(self, path: str, user: str, user_groups: set[str]) -> Listable | None:
         """The calendar at ``path`` if ``user`` may read its items and it can list itself."""

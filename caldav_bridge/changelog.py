@@ -13,9 +13,9 @@ deadlock); SQLite has one writer at a time, whose ids already come in commit ord
 from __future__ import annotations
 
 import hashlib
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Sequence, bindparam, event, exists, insert, or_, select, text, update
+from sqlalchemy import Sequence, bindparam, event, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, SessionTransaction, aliased
 from sqlalchemy.types import Integer
@@ -74,28 +74,40 @@ def latest_changes(
     ``listed`` or before (a client listing the calendar as it was then never had them).
 
     Each item is named once, at its latest change: a page of a sync holds what changed up to
-    its last revision, and the next page starts there. Read through the indexes on
-    (calendar, revision) and (calendar, item, revision): a page costs its own rows and those
-    of the items that changed again later, not the whole log."""
+    its last revision, and the next page starts there. The log is walked in revision order
+    through the (calendar, revision) index, each row read with its item's latest revision
+    (through the (calendar, item, revision) index, for the rows read only): a page costs its
+    own rows and those of items that changed again later, never the whole log. A subquery in
+    the WHERE clause would let a database plan a join over the whole log instead."""
     later = aliased(CalendarChange)
-    newer = exists().where(
-        later.calendar == CalendarChange.calendar,
-        later.item_href == CalendarChange.item_href,
-        later.revision > CalendarChange.revision,
+    latest = (
+        select(func.max(later.revision))
+        .where(later.calendar == CalendarChange.calendar)
+        .where(later.item_href == CalendarChange.item_href)
+        .scalar_subquery()
     )
-    query = (
-        select(CalendarChange.item_href, CalendarChange.revision)
-        .where(
-            CalendarChange.calendar == calendar,
-            CalendarChange.revision > after,
-            or_(CalendarChange.deleted.is_(False), CalendarChange.revision > listed),
-            ~newer,
-        )
-        .order_by(CalendarChange.revision)
-        .limit(count)
-    )
-    rows = session.execute(query).all()
-    return [(str(href), cast(int, revision)) for href, revision in rows]  # > after: not NULL
+    found: list[tuple[str, int]] = []
+    while len(found) < count:
+        rows = session.execute(
+            select(
+                CalendarChange.item_href,
+                CalendarChange.revision,
+                CalendarChange.deleted,
+                latest.label("latest"),
+            )
+            .where(CalendarChange.calendar == calendar, CalendarChange.revision > after)
+            .order_by(CalendarChange.revision)
+            .limit(count)
+        ).all()
+        if not rows:
+            break
+        found += [
+            (str(row.item_href), int(row.revision))
+            for row in rows
+            if row.latest == row.revision and (not row.deleted or row.revision > listed)
+        ]
+        after = int(rows[-1].revision)
+    return found[:count]
 
 
 def _lock_key(calendar: str) -> int:

@@ -192,8 +192,10 @@ class _LazyItem(radicale_item.Item):
         return radicale_item.Item.vobject_item.fget(self)  # type: ignore[attr-defined]
 
 
-# Above this many names, a lookup reads the whole calendar rather than a long IN list.
+# Names are looked up _MANY at a time (an IN list each); above _BY_NAME names, a lookup reads
+# the whole calendar instead.
 _MANY = 500
+_BY_NAME = 20 * _MANY
 
 
 class _Calendar(_Node, storage.BaseCollection):
@@ -221,20 +223,31 @@ class _Calendar(_Node, storage.BaseCollection):
     def _bounds(self, row: Any) -> tuple[int, int]:
         raise NotImplementedError
 
-    def texts(self, hrefs: list[str] | None) -> dict[str, str]:
-        query = self._text_rows()
-        if hrefs is not None and len(hrefs) <= _MANY:
-            query = query.where(self._href.in_(hrefs))
+    def _named(self, query: Any, hrefs: list[str] | None) -> list[Any]:
+        """The rows of ``query`` (its first column the item's name) of ``hrefs``, or all rows:
+        a page of a limited sync costs its own size, not the calendar's."""
         with self._session() as session:
-            return {row[0]: self._served(row) for row in session.execute(query)}
+            connection = session.connection()
+            if hrefs is not None and len(hrefs) <= _BY_NAME:
+                batches = (hrefs[start : start + _MANY] for start in range(0, len(hrefs), _MANY))
+                return [
+                    row
+                    for batch in batches
+                    for row in connection.execute(query.where(self._href.in_(batch)))
+                ]
+            rows = connection.execute(query).all()
+        wanted = None if hrefs is None else set(hrefs)
+        return list(rows) if wanted is None else [row for row in rows if row[0] in wanted]
+
+    def texts(self, hrefs: list[str] | None) -> dict[str, str]:
+        return {row[0]: self._served(row) for row in self._named(self._text_rows(), hrefs)}
 
     def _served(self, row: Any) -> str:
         """The text served of a ``_text_rows`` row: as stored."""
         return str(row[1])
 
-    def _items(self, query: Any) -> list[radicale_item.Item]:
-        with self._session() as session:
-            rows = session.execute(query).all()
+    def _items(self, query: Any, hrefs: list[str] | None = None) -> list[radicale_item.Item]:
+        rows = self._named(query, hrefs)
         texts = _Texts(self, [row.href for row in rows])
         items: list[radicale_item.Item] = []
         for row in rows:
@@ -350,10 +363,7 @@ class _Calendar(_Node, storage.BaseCollection):
 
     def get_multi(self, hrefs: Iterable[str]) -> Iterable[tuple[str, radicale_item.Item | None]]:
         wanted = list(dict.fromkeys(hrefs))
-        query = self._listing()
-        if len(wanted) <= _MANY:
-            query = query.where(self._href.in_(wanted))
-        found = {i.href: i for i in self._items(query)}
+        found = {i.href: i for i in self._items(self._listing(), wanted)}
         return [(href, found.get(href)) for href in wanted]
 
     def get_all(self) -> Iterable[radicale_item.Item]:
@@ -367,14 +377,7 @@ class _Calendar(_Node, storage.BaseCollection):
         items. Times are left out unless asked: reading them costs more than the rest."""
         modified = self._modified if dated else null()
         query = self._listing().with_only_columns(self._href, self._etag, self._component, modified)
-        if hrefs is not None and len(hrefs) <= _MANY:
-            query = query.where(self._href.in_(hrefs))
-        with self._session() as session:
-            rows = session.connection().execute(query).all()
-        if hrefs is not None and len(hrefs) > _MANY:
-            wanted = set(hrefs)
-            rows = [row for row in rows if row[0] in wanted]
-        return [(row[0], row[1], row[2], row[3]) for row in rows]
+        return [(row[0], row[1], row[2], row[3]) for row in self._named(query, hrefs)]
 
     def get_filtered(self, filters: Iterable[Any]) -> Iterable[tuple[radicale_item.Item, bool]]:
         tag, start, end, simple = radicale_filter.simplify_prefilters(filters, self.tag)

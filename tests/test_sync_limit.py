@@ -10,9 +10,12 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
+from radicale.item import get_etag
+from sqlalchemy import insert, select
 
+from caldav_bridge import changelog
 from caldav_bridge.interactions import InteractionService
-from caldav_bridge.models import LinkStatus
+from caldav_bridge.models import LinkStatus, StoredCollection, StoredItem
 from tests.conftest import RunningServer
 from tests.helpers import at, create, event_text
 
@@ -253,3 +256,57 @@ def test_interactions_bookings_and_inbox_calendars_page_alike(server: RunningSer
         assert 0 < sizes[-1] <= 3, path
         assert [p.truncated for p in found] == [True] * (len(found) - 1) + [False], path
         assert {n for p in found for n in p.members} == set(whole.members), path
+
+
+def _grown(server: RunningServer, client: httpx.Client, count: int) -> list[str]:
+    """Fill a calendar of alice's with ``count`` events written straight into the database,
+    each change logged as the storage logs it (a client PUTting this many takes minutes)."""
+    assert client.request("MKCALENDAR", CALENDAR).status_code == 201
+    uids = [f"big{number:05}" for number in range(count)]
+    with server.world.database.session(write=True) as session:
+        collection = session.scalar(
+            select(StoredCollection.id).where(StoredCollection.path == CALENDAR.strip("/"))
+        )
+        assert collection is not None
+        texts = {uid: event_text(uid) for uid in uids}
+        rows = [
+            {
+                "collection_id": collection,
+                "href": f"{uid}.ics",
+                "uid": uid,
+                "etag": get_etag(texts[uid]),
+                "name": "VCALENDAR",
+                "component": "VEVENT",
+                "text": texts[uid],
+                "starts_ts": 1894104000,
+                "ends_ts": 1894107600,
+            }
+            for uid in uids
+        ]
+        session.execute(insert(StoredItem), rows)
+        key = changelog.stored_calendar(collection)
+        changelog.record_items(session, [(key, f"{uid}.ics") for uid in uids])
+    return uids
+
+
+def test_pages_larger_than_one_lookup_by_name_hold_every_item(server: RunningServer) -> None:
+    with httpx.Client(base_url=server.url, auth=("alice", "alice"), timeout=60) as client:
+        uids = _grown(server, client, 1200)
+        found = pages(client, CALENDAR, "", 1100)
+        with_data = sync(client, CALENDAR, "", 1100, props=DATA)
+    assert [len(p.members) for p in found] == [1100, 100]
+    assert sorted(n for p in found for n in p.members) == uids
+    assert len(with_data.members) == 1100
+    assert with_data.truncated
+
+
+def test_a_limited_sync_asking_for_schedule_tags_pages_too(server: RunningServer) -> None:
+    with server.world.database.session(write=True) as session:
+        service, users = InteractionService(session), server.world.users(session)
+        for day in range(7, 10):
+            create(service, users["alice"], f"Meeting {day}", at(day, 10), at(day, 11))
+    tag = '<C:schedule-tag xmlns:C="urn:ietf:params:xml:ns:caldav"/>'
+    with httpx.Client(base_url=server.url, auth=("alice", "alice"), timeout=30) as client:
+        found = pages(client, "/alice/interactions/", "", 2, props=tag + DATA)
+    assert [len(p.members) for p in found] == [2, 1]
+    assert [p.truncated for p in found] == [True, False]
