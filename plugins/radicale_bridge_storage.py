@@ -229,7 +229,9 @@ class _Calendar(_Node, storage.BaseCollection):
         with self._session() as session:
             connection = session.connection()
             if hrefs is not None and len(hrefs) <= _BY_NAME:
-                batches = (hrefs[start : start + _MANY] for start in range(0, len(hrefs), _MANY))
+                # No names: one query still, the one the start-up warm-up runs to compile it.
+                starts = range(0, max(len(hrefs), 1), _MANY)
+                batches = (hrefs[start : start + _MANY] for start in starts)
                 return [
                     row
                     for batch in batches
