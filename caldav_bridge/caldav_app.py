@@ -24,11 +24,11 @@ from xml.sax.saxutils import escape
 import defusedxml.ElementTree as DefusedET
 from defusedxml import DefusedXmlException
 from icalendar import Calendar
-from radicale import types, xmlutils
+from radicale import pathutils, types, xmlutils
 from radicale.app import Application
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
-from caldav_bridge import recurrence, request_headers, throttle, timezones, web
+from caldav_bridge import principal_search, recurrence, request_headers, throttle, timezones, web
 from caldav_bridge.db import lost_a_race
 from caldav_bridge.errors import (
     AlreadyExists,
@@ -41,7 +41,7 @@ from caldav_bridge.errors import (
     PreconditionFailed,
     UidConflict,
 )
-from caldav_bridge.scheduling import SchedulingApplication, principal_search
+from caldav_bridge.scheduling import SchedulingApplication
 
 logger = logging.getLogger("caldav_bridge")
 
@@ -169,6 +169,11 @@ class Listable(Protocol):
 
     def sync(self, old_token: str = "") -> tuple[str, Iterable[str]]: ...
 
+    def sync_page(self, old_token: str, limit: int) -> Any:
+        """A page of at most ``limit`` changes: its ``token``, ``hrefs`` and whether it is
+        ``truncated``."""
+        ...
+
 
 def _parse(raw: bytes) -> Any:
     try:
@@ -197,12 +202,43 @@ def _sync_request(root: Any) -> tuple[str, list[str]] | None:
     listing properties at sync-level 1, else None."""
     if root is None or root.tag != "{DAV:}sync-collection":
         return None
-    if (root.findtext("{DAV:}sync-level") or "1").strip() != "1" or (
-        root.find("{DAV:}limit") is not None
-    ):
+    if (root.findtext("{DAV:}sync-level") or "1").strip() != "1":
         return None
     names = _listing_props(root.find("{DAV:}prop"))
     return None if names is None else ((root.findtext("{DAV:}sync-token") or "").strip(), names)
+
+
+# More than any calendar holds: a larger DAV:limit truncates nothing, and stays a number the
+# databases compare.
+_MOST_RESULTS = 1_000_000_000
+_POSITIVE_INTEGER = re.compile(r"[0-9]+")
+
+
+def _sync_limit(root: Any) -> int | None:
+    """The DAV:limit of a sync-collection REPORT (parsed; RFC 6578 section 3.7), None for a
+    REPORT without one. Its DAV:nresults is a positive integer (RFC 5323 section 5.17): any
+    other is refused with the reason."""
+    limit = root.find("{DAV:}limit") if root is not None else None
+    if root is None or root.tag != "{DAV:}sync-collection" or limit is None:
+        return None
+    text = (limit.findtext("{DAV:}nresults") or "").strip().lstrip("0")
+    if not _POSITIVE_INTEGER.fullmatch(text):
+        raise InvalidInput(
+            "DAV:limit holds DAV:nresults, the most changes to answer at once: a positive "
+            "integer (RFC 6578 section 3.7, RFC 5323 section 5.17)"
+        )
+    return min(int(text), _MOST_RESULTS) if len(text) < 12 else _MOST_RESULTS
+
+
+def _truncation(collection: str) -> str:
+    """The response that says a sync answer holds only part of the changes, and that its
+    token goes on from there (RFC 6578 section 3.6)."""
+    return (
+        f"<response><href>{collection}</href><status>HTTP/1.1 507 Insufficient Storage</status>"
+        "<error><number-of-matches-within-limits /></error><responsedescription>"
+        "more changes follow: ask again with this answer's sync-token</responsedescription>"
+        "</response>"
+    )
 
 
 # urllib's quote() keeps only ASCII letters, digits and "_.~/-". It is slow, and most names
@@ -669,25 +705,36 @@ class BridgeApplication(SchedulingApplication):
         listing properties are asked: names and ETags of what changed, 404 for what left."""
         raw, environ = _buffered(environ)
         root = _request_xml(environ, raw) if user else None
-        search = principal_search(root)
+        search = principal_search.parse(root)
         if search is not None:
             return self.principal_search_report(
-                search, environ, base_prefix, user, user_groups, request_info
+                search, environ, base_prefix, path, user, user_groups, request_info
             )
+        if (
+            root is not None
+            and root.tag == f"{{{principal_search.D}}}principal-search-property-set"
+        ):
+            return self.search_property_set_report()
         free_busy = self.free_busy_query_report(root, path, user, user_groups)
         if free_busy is not None:
             return free_busy
+        limit = _sync_limit(root)
         request = _sync_request(root)
         listable = self._listable(path, user, user_groups) if request else None
         if request is None or listable is None:
-            answer = super().do_REPORT(environ, base_prefix, path, user, user_groups, request_info)
-            return self.with_schedule_tag_props(answer, root, base_prefix)
+            return self._radicale_report(
+                environ, base_prefix, path, user, user_groups, request_info, root, limit
+            )
         old_token, names = request
         try:
-            token, hrefs = listable.sync(old_token)
+            if limit is None:
+                token, hrefs = listable.sync(old_token)
+                changed, truncated = (list(hrefs) if old_token else None), False
+            else:
+                page = listable.sync_page(old_token, limit)
+                token, changed, truncated = page.token, page.hrefs, page.truncated
         except ValueError:  # Radicale answers with its valid-sync-token error
             return super().do_REPORT(environ, base_prefix, path, user, user_groups, request_info)
-        changed = list(hrefs) if old_token else None
         entries = listable.entries(changed, dated=_DATED in names)
         prefix = quote(f"{base_prefix}/{listable.path}/")
         parts = [f"<sync-token>{escape(token)}</sync-token>"]
@@ -699,11 +746,37 @@ class BridgeApplication(SchedulingApplication):
             for href in changed or ()
             if href not in present
         ]
+        parts += [_truncation(prefix)] if truncated else []
         body = (
             "<?xml version='1.0' encoding='utf-8'?>\n"
             f'<multistatus xmlns="DAV:">{"".join(parts)}</multistatus>'
         ).encode()
         return 207, {"Content-Type": "text/xml; charset=utf-8"}, body, None
+
+    def _radicale_report(
+        self,
+        environ: types.WSGIEnviron,
+        base_prefix: str,
+        path: str,
+        user: str,
+        user_groups: set[str],
+        request_info: dict[str, Any],
+        root: Any,
+        limit: int | None,
+    ) -> types.WSGIResponse:
+        """Radicale's REPORT; for a sync-collection with DAV:limit, the calendar answers one
+        page, and the answer says so when more follow."""
+        paging = self._bridge_storage.page_sync(limit) if limit is not None else None
+        answer = super().do_REPORT(environ, base_prefix, path, user, user_groups, request_info)
+        status, headers, body, xml = self.with_schedule_tag_props(answer, root, base_prefix)
+        if paging is None or not paging.truncated or not isinstance(body, bytes):
+            return status, headers, body, xml
+        # A truncated page was answered: a multistatus, to end with one more response (in
+        # the DAV: namespace, whatever prefix the writer gave it).
+        root = DefusedET.fromstring(body)
+        collection = quote(f"{base_prefix}/{pathutils.strip_path(path)}/")
+        root.append(DefusedET.fromstring(f'<r xmlns="DAV:">{_truncation(collection)}</r>')[0])
+        return status, headers, ET.tostring(root, encoding="utf-8", xml_declaration=True), xml
 
     def _listable(self, path: str, user: str, user_groups: set[str]) -> Listable | None:
         """The calendar at ``path`` if ``user`` may read its items and it can list itself."""

@@ -15,9 +15,9 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from sqlalchemy import Sequence, bindparam, event, insert, text, update
+from sqlalchemy import Sequence, bindparam, event, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.orm import Session, SessionTransaction, aliased
 from sqlalchemy.types import Integer
 
 from caldav_bridge.models import CalendarChange, utcnow
@@ -70,6 +70,50 @@ def record_items(session: Session, items: list[tuple[str, str]], deleted: bool =
     if rows:
         session.execute(insert(CalendarChange), rows)
         session.info.setdefault(_PENDING, set()).update(calendar for calendar, _ in items)
+
+
+def latest_changes(
+    session: Session, calendar: str, after: int, listed: int, count: int
+) -> list[tuple[str, int]]:
+    """(item name, revision) of the first ``count`` items of ``calendar`` whose latest change
+    is after revision ``after``, in the order of those changes, leaving out items removed at
+    ``listed`` or before (a client listing the calendar as it was then never had them).
+
+    Each item is named once, at its latest change: a page of a sync holds what changed up to
+    its last revision, and the next page starts there. The log is walked in revision order
+    through the (calendar, revision) index, each row read with its item's latest revision
+    (through the (calendar, item, revision) index, for the rows read only): a page costs its
+    own rows and those of items that changed again later, never the whole log. A subquery in
+    the WHERE clause would let a database plan a join over the whole log instead."""
+    later = aliased(CalendarChange)
+    latest = (
+        select(func.max(later.revision))
+        .where(later.calendar == CalendarChange.calendar)
+        .where(later.item_href == CalendarChange.item_href)
+        .scalar_subquery()
+    )
+    found: list[tuple[str, int]] = []
+    while len(found) < count:
+        rows = session.execute(
+            select(
+                CalendarChange.item_href,
+                CalendarChange.revision,
+                CalendarChange.deleted,
+                latest.label("latest"),
+            )
+            .where(CalendarChange.calendar == calendar, CalendarChange.revision > after)
+            .order_by(CalendarChange.revision)
+            .limit(count)
+        ).all()
+        if not rows:
+            break
+        found += [
+            (str(row.item_href), int(row.revision))
+            for row in rows
+            if row.latest == row.revision and (not row.deleted or row.revision > listed)
+        ]
+        after = int(rows[-1].revision)
+    return found[:count]
 
 
 def _lock_key(calendar: str) -> int:

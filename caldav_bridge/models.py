@@ -377,7 +377,11 @@ class CalendarChange(Base):
     """
 
     __tablename__ = "calendar_changes"
-    __table_args__ = (Index("ix_calendar_changes_revision", "calendar", "revision"),)
+    __table_args__ = (
+        Index("ix_calendar_changes_revision", "calendar", "revision"),
+        # An item's latest change: a page of a limited sync (``changelog.latest_changes``).
+        Index("ix_calendar_changes_item", "calendar", "item_href", "revision"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # None until the transaction that wrote the row commits: only that transaction sees it so.

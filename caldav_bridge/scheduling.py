@@ -23,19 +23,20 @@ from radicale import httputils, types
 from radicale.app import Application
 from radicale.app import report as radicale_report
 from radicale.item import filter as radicale_filter
-from sqlalchemy import func, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from caldav_bridge import freebusy
+from caldav_bridge import freebusy, principal_search
 from caldav_bridge.directory import Directory
 from caldav_bridge.errors import CalDavPrecondition, InvalidInput
 from caldav_bridge.ical_mapping import USER_URN, addresses_of, normalize_address
-from caldav_bridge.models import Interaction, Resource, ResourceKind, User, UserEmail
+from caldav_bridge.models import Interaction, Resource, ResourceKind, User
 
 INBOX = "inbox"
 OUTBOX = "outbox"
 INTERACTIONS = "interactions"
 AUTO_SCHEDULE = "calendar-auto-schedule"
+PRINCIPAL_SEARCH = "calendarserver-principal-search"  # Apple Calendar searches when it is said
 
 D = "DAV:"
 C = "urn:ietf:params:xml:ns:caldav"
@@ -103,46 +104,6 @@ def principals_by_addresses(session: Session, addresses: list[str]) -> dict[str,
         if user.active:
             found[address] = _of_user(user)
     return found
-
-
-def _search_word(text: str) -> str:
-    word = text.strip().lower()
-    if word.startswith("mailto:") or "@" in word:
-        return normalize_address(word)  # an address, searched for as clients write it
-    return word
-
-
-def search(session: Session, words: Iterable[str], limit: int = 50) -> list[Principal]:
-    """Active users and resources whose name, login or address contains every word."""
-    found: list[Principal] = []
-    user_query = select(User).where(User.active.is_(True)).options(selectinload(User.emails))
-    resource_query = select(Resource).where(Resource.active.is_(True))
-    for word in (_search_word(w) for w in words):
-        if not word:
-            continue
-        with_address = select(UserEmail.user_id).where(
-            UserEmail.address.contains(word, autoescape=True)
-        )
-        user_query = user_query.where(
-            or_(
-                func.lower(User.display_name).contains(word, autoescape=True),
-                User.login.contains(word, autoescape=True),
-                User.id.in_(with_address),
-            )
-        )
-        resource_query = resource_query.where(
-            or_(
-                func.lower(Resource.name).contains(word, autoescape=True),
-                Resource.slug.contains(word, autoescape=True),
-                Resource.email.contains(word, autoescape=True),
-            )
-        )
-    found += [_of_user(u) for u in session.scalars(user_query.order_by(User.login).limit(limit))]
-    found += [
-        _of_resource(r)
-        for r in session.scalars(resource_query.order_by(Resource.slug).limit(limit))
-    ]
-    return found[:limit]
 
 
 # ---------------------------------------------------------------------------- properties
@@ -237,35 +198,6 @@ def _propstat(props: Iterable[ET.Element], status: str = "200 OK") -> ET.Element
 # ---------------------------------------------------------------------------- searches
 
 
-@dataclass(frozen=True)
-class PrincipalSearch:
-    words: list[str]
-    props: list[str]  # Clark names of the properties to return
-    limit: int
-
-
-def principal_search(root: Any) -> PrincipalSearch | None:
-    """A parsed DAV:principal-property-search (RFC 3744 section 9.4) or calendarserver-
-    principal-search (what macOS sends), else None."""
-    if root is None:
-        return None
-    prop = root.find(f"{{{D}}}prop")
-    props = [child.tag for child in prop] if prop is not None else []
-    if root.tag == f"{{{D}}}principal-property-search":
-        words = [
-            (search.findtext(f"{{{D}}}match") or "")
-            for search in root.findall(f"{{{D}}}property-search")
-        ]
-        limit = 50
-    elif root.tag == f"{{{CS}}}calendarserver-principal-search":
-        words = [token.text or "" for token in root.findall(f"{{{CS}}}search-token")]
-        limit_text = root.findtext(f"{{{CS}}}limit/{{{CS}}}nresults") or "50"
-        limit = int(limit_text) if limit_text.strip().isdigit() else 50
-    else:
-        return None
-    return PrincipalSearch([w for w in words if w.strip()], props, max(1, min(limit, 200)))
-
-
 def search_body(props: list[str]) -> bytes:
     """The PROPFIND that asks Radicale for ``props`` of one principal."""
     root = ET.Element(f"{{{D}}}propfind")
@@ -273,6 +205,20 @@ def search_body(props: list[str]) -> bytes:
     for tag in props:
         ET.SubElement(prop, tag)
     return _xml(root)
+
+
+def _truncated(href: str) -> ET.Element:
+    """The response for the request-URI of an answer holding only the first matches."""
+    response = ET.Element(f"{{{D}}}response")
+    _href(response, quote(href))
+    ET.SubElement(response, f"{{{D}}}status").text = "HTTP/1.1 507 Insufficient Storage"
+    ET.SubElement(
+        ET.SubElement(response, f"{{{D}}}error"), f"{{{D}}}number-of-matches-within-limits"
+    )
+    ET.SubElement(
+        response, f"{{{D}}}responsedescription"
+    ).text = "more principals match: search with more of the name or address"
+    return response
 
 
 def multistatus(responses: Iterable[ET.Element]) -> bytes:
@@ -467,7 +413,7 @@ class SchedulingApplication(Application):
             environ, base_prefix, path, user, user_groups, request_info
         )
         fields = _fields(headers)
-        fields["DAV"] = f"{fields['DAV']}, {AUTO_SCHEDULE}"
+        fields["DAV"] = f"{fields['DAV']}, {AUTO_SCHEDULE}, {PRINCIPAL_SEARCH}"
         return status, fields, answer, xml
 
     def with_scheduling_props(
@@ -487,20 +433,22 @@ class SchedulingApplication(Application):
 
     def principal_search_report(
         self,
-        request: PrincipalSearch,
+        request: principal_search.PrincipalSearch,
         environ: types.WSGIEnviron,
         base_prefix: str,
+        path: str,
         user: str,
         user_groups: set[str],
         request_info: dict[str, Any],
     ) -> types.WSGIResponse:
         """principal-property-search and calendarserver-principal-search: each principal found
-        answered as a PROPFIND of it would be."""
+        answered as a PROPFIND of it would be; a 507 for the request-URI when more matched
+        than the search may answer (RFC 3744 section 9.4's number-of-matches-within-limits)."""
         with self._database_session() as session:
-            found = search(session, request.words, request.limit) if request.words else []
-        body = search_body(request.props or [f"{{{D}}}displayname"])
+            found, truncated = principal_search.find(session, request)
+        body = search_body(list(request.props))
         responses: list[ET.Element] = []
-        for who in found:
+        for name in found:
             answer = Application.do_PROPFIND(
                 self,
                 {
@@ -510,15 +458,28 @@ class SchedulingApplication(Application):
                     "wsgi.input": io.BytesIO(body),
                 },
                 base_prefix,
-                f"/{who.name}/",
+                f"/{name}/",
                 user,
                 user_groups,
                 request_info,
             )
-            _, _, text, _ = self.with_scheduling_props(answer, base_prefix, f"/{who.name}/")
+            _, _, text, _ = self.with_scheduling_props(answer, base_prefix, f"/{name}/")
             if isinstance(text, bytes):
                 responses += responses_of(text)
+        if truncated:
+            responses.append(_truncated(f"{base_prefix}{path}"))
         return 207, {"Content-Type": "text/xml; charset=utf-8"}, multistatus(responses), None
+
+    def search_property_set_report(self) -> types.WSGIResponse:
+        """RFC 3744 section 9.5: the properties principal-property-search can match."""
+        root = ET.Element(f"{{{D}}}principal-search-property-set")
+        for tag, description in principal_search.SEARCHABLE:
+            searchable = ET.SubElement(root, f"{{{D}}}principal-search-property")
+            ET.SubElement(ET.SubElement(searchable, f"{{{D}}}prop"), tag)
+            text = ET.SubElement(searchable, f"{{{D}}}description")
+            text.set("{http://www.w3.org/XML/1998/namespace}lang", "en")
+            text.text = description
+        return 200, {"Content-Type": "text/xml; charset=utf-8"}, _xml(root), None
 
     def free_busy_query_report(
         self, root: Any, path: str, user: str, user_groups: set[str]

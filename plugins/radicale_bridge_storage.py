@@ -23,6 +23,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager as ContextManager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
@@ -61,7 +62,12 @@ INTERACTIONS = "interactions"
 BOOKINGS = "bookings"
 # Collections the server makes in every home: no client creates, replaces or removes them.
 _MADE_BY_SERVER = (INTERACTIONS, BOOKINGS, INBOX, OUTBOX)
-_TOKEN = re.compile(r"urn:caldav-bridge:sync:(?P<calendar>[^ ]+):(?P<revision>[0-9]+)")
+# A sync token names a calendar and the revision a client has seen changes up to; a page of a
+# limited initial sync adds "-<revision>": the calendar was listed as it was then, so items
+# removed up to it were never the client's (tokens without it are the older, plain kind).
+_TOKEN = re.compile(
+    r"urn:caldav-bridge:sync:(?P<calendar>[^ ]+):(?P<revision>[0-9]+)(?:-(?P<listed>[0-9]+))?"
+)
 # Properties of the projected calendars that clients may not change.
 _FIXED = {"tag", "C:supported-calendar-component-set"}
 
@@ -77,6 +83,23 @@ def _timestamp(moment: datetime) -> int:
 def _moment(timestamp: int) -> datetime:
     """A POSIX time of Radicale's filters (which span years 1 to 9999) as a datetime."""
     return datetime.fromtimestamp(min(max(timestamp, -62135596800), 253402300799), UTC)
+
+
+@dataclass
+class SyncPaging:
+    """A sync-collection REPORT's DAV:limit, and whether its answer had to be truncated."""
+
+    limit: int
+    truncated: bool = False
+
+
+@dataclass(frozen=True)
+class SyncPage:
+    """One page of a limited sync: its token, the items it names, and whether more follow."""
+
+    token: str
+    hrefs: list[str]
+    truncated: bool
 
 
 class _Node:
@@ -168,8 +191,10 @@ class _LazyItem(radicale_item.Item):
         return radicale_item.Item.vobject_item.fget(self)  # type: ignore[attr-defined]
 
 
-# Above this many names, a lookup reads the whole calendar rather than a long IN list.
+# Names are looked up _MANY at a time (an IN list each); above _BY_NAME names, a lookup reads
+# the whole calendar instead.
 _MANY = 500
+_BY_NAME = 20 * _MANY
 
 
 class _Calendar(_Node, storage.BaseCollection):
@@ -197,24 +222,37 @@ class _Calendar(_Node, storage.BaseCollection):
     def _bounds(self, row: Any) -> tuple[int, int]:
         raise NotImplementedError
 
-    def _named(self, hrefs: list[str]) -> Any:
+    def _name_in(self, hrefs: list[str]) -> Any:
         """Those items named one of ``hrefs``."""
         return self._href.in_(hrefs)
 
-    def texts(self, hrefs: list[str] | None) -> dict[str, str]:
-        query = self._text_rows()
-        if hrefs is not None and len(hrefs) <= _MANY:
-            query = query.where(self._named(hrefs))
+    def _named(self, query: Any, hrefs: list[str] | None) -> list[Any]:
+        """The rows of ``query`` (its first column the item's name) of ``hrefs``, or all rows:
+        a page of a limited sync costs its own size, not the calendar's."""
         with self._session() as session:
-            return {row[0]: self._served(row) for row in session.execute(query)}
+            connection = session.connection()
+            if hrefs is not None and len(hrefs) <= _BY_NAME:
+                # No names: one query still, the one the start-up warm-up runs to compile it.
+                starts = range(0, max(len(hrefs), 1), _MANY)
+                batches = (hrefs[start : start + _MANY] for start in starts)
+                return [
+                    row
+                    for batch in batches
+                    for row in connection.execute(query.where(self._name_in(batch)))
+                ]
+            rows = connection.execute(query).all()
+        wanted = None if hrefs is None else set(hrefs)
+        return list(rows) if wanted is None else [row for row in rows if row[0] in wanted]
+
+    def texts(self, hrefs: list[str] | None) -> dict[str, str]:
+        return {row[0]: self._served(row) for row in self._named(self._text_rows(), hrefs)}
 
     def _served(self, row: Any) -> str:
         """The text served of a ``_text_rows`` row: as stored."""
         return str(row[1])
 
-    def _items(self, query: Any) -> list[radicale_item.Item]:
-        with self._session() as session:
-            rows = session.execute(query).all()
+    def _items(self, query: Any, hrefs: list[str] | None = None) -> list[radicale_item.Item]:
+        rows = self._named(query, hrefs)
         texts = _Texts(self, [row.href for row in rows])
         items: list[radicale_item.Item] = []
         for row in rows:
@@ -273,24 +311,56 @@ class _Calendar(_Node, storage.BaseCollection):
         _, changed = self._revision()
         return _http_date(changed or datetime(2000, 1, 1, tzinfo=UTC))
 
+    def _token(self, revision: int, listed: int = 0) -> str:
+        base = f"urn:caldav-bridge:sync:{self.calendar_key}:{revision}"
+        return f"{base}-{listed}" if listed > revision else base
+
+    def _position(self, old_token: str, revision: int) -> tuple[int, int]:
+        """(revision seen, revision listed) of a token this calendar handed out, the newest
+        being ``revision``; ValueError for any other token (Radicale answers it)."""
+        match = _TOKEN.fullmatch(old_token)
+        seen, listed = (int(match["revision"]), int(match["listed"] or 0)) if match else (0, 0)
+        if not match or match["calendar"] != self.calendar_key or max(seen, listed) > revision:
+            raise ValueError(f"unknown sync token {old_token!r}")
+        return seen, listed
+
     def sync(self, old_token: str = "") -> tuple[str, Iterable[str]]:
+        paging = self._storage.sync_paging()
+        if paging is not None:  # a sync-collection REPORT with DAV:limit
+            page = self.sync_page(old_token, paging.limit)
+            paging.truncated = page.truncated
+            return page.token, page.hrefs
         revision, _ = self._revision()
-        token = f"urn:caldav-bridge:sync:{self.calendar_key}:{revision}"
+        token = self._token(revision)
         if not old_token:
             return token, self._all_hrefs()
-        match = _TOKEN.fullmatch(old_token)
-        if not match or match["calendar"] != self.calendar_key or int(match["revision"]) > revision:
-            raise ValueError(f"unknown sync token {old_token!r}")
+        seen, _ = self._position(old_token, revision)
         with self._session() as session:
             hrefs = session.scalars(
                 select(CalendarChange.item_href)
                 .where(
                     CalendarChange.calendar == self.calendar_key,
-                    CalendarChange.revision > int(match["revision"]),
+                    CalendarChange.revision > seen,
                 )
                 .distinct()
             ).all()
         return token, list(hrefs)
+
+    def sync_page(self, old_token: str, limit: int) -> SyncPage:
+        """At most ``limit`` items changed since ``old_token`` (or, without one, of the whole
+        calendar), in the order of their latest change, with the token that goes on where the
+        page ends (RFC 6578 sections 3.6 and 3.7). An initial sync is read from the change log
+        too, as changes since revision 0: items written between two pages come in a later one,
+        removals of items a page listed as well, and an item is named again only if it
+        changed again."""
+        revision, _ = self._revision()
+        seen, listed = self._position(old_token, revision) if old_token else (0, revision)
+        with self._session() as session:
+            rows = changelog.latest_changes(session, self.calendar_key, seen, listed, limit + 1)
+        hrefs = list(dict.fromkeys(href for href, _ in rows[:limit]))
+        if len(rows) <= limit:
+            return SyncPage(self._token(revision), hrefs, truncated=False)
+        return SyncPage(self._token(rows[limit - 1][1], listed), hrefs, truncated=True)
 
     def _all_hrefs(self) -> Iterator[str]:
         """Read only when iterated: a PROPFIND asking for the token alone never reads it."""
@@ -300,10 +370,7 @@ class _Calendar(_Node, storage.BaseCollection):
 
     def get_multi(self, hrefs: Iterable[str]) -> Iterable[tuple[str, radicale_item.Item | None]]:
         wanted = list(dict.fromkeys(hrefs))
-        query = self._listing()
-        if len(wanted) <= _MANY:
-            query = query.where(self._named(wanted))
-        found = {i.href: i for i in self._items(query)}
+        found = {i.href: i for i in self._items(self._listing(), wanted)}
         return [(href, found.get(href)) for href in wanted]
 
     def get_all(self) -> Iterable[radicale_item.Item]:
@@ -317,14 +384,7 @@ class _Calendar(_Node, storage.BaseCollection):
         items. Times are left out unless asked: reading them costs more than the rest."""
         modified = self._modified if dated else null()
         query = self._listing().with_only_columns(self._href, self._etag, self._component, modified)
-        if hrefs is not None and len(hrefs) <= _MANY:
-            query = query.where(self._named(hrefs))
-        with self._session() as session:
-            rows = session.connection().execute(query).all()
-        if hrefs is not None and len(hrefs) > _MANY:
-            wanted = set(hrefs)
-            rows = [row for row in rows if row[0] in wanted]
-        return [(row[0], row[1], row[2], row[3]) for row in rows]
+        return [(row[0], row[1], row[2], row[3]) for row in self._named(query, hrefs)]
 
     def get_filtered(self, filters: Iterable[Any]) -> Iterable[tuple[radicale_item.Item, bool]]:
         tag, start, end, simple = radicale_filter.simplify_prefilters(filters, self.tag)
@@ -359,9 +419,9 @@ class _Projection(_Calendar):
         self._user_id = user_id
         self._href = calendar_contents.name_in(user_id)
 
-    def _named(self, hrefs: list[str]) -> Any:
+    def _name_in(self, hrefs: list[str]) -> Any:
         if self._user_id is None:
-            return super()._named(hrefs)
+            return super()._name_in(hrefs)
         return calendar_contents.named(self._user_id, hrefs)
 
     def _name_of(self, interaction: Interaction) -> str:
@@ -377,7 +437,7 @@ class _Projection(_Calendar):
 
     def held(self, session: Session, href: str) -> Interaction | None:
         """The interaction held here as ``href``, locked for the write."""
-        query = select(Interaction).where(self._visible(), self._named([href]))
+        query = select(Interaction).where(self._visible(), self._name_in([href]))
         return session.scalar(locked(session, query))
 
     def held_for_write(
@@ -469,7 +529,7 @@ class _Projection(_Calendar):
     def schedule_tags(self, hrefs: list[str]) -> dict[str, str]:
         """The Schedule-Tags of those of ``hrefs`` held here (RFC 6638 section 3.2.10)."""
         query = select(self._href, Interaction.schedule_tag).where(
-            self._visible(), self._named(hrefs)
+            self._visible(), self._name_in(hrefs)
         )
         with self._session() as session:
             return {href: f'"{tag}"' for href, tag in session.execute(query)}
@@ -536,7 +596,7 @@ class InteractionsCalendar(_Projection):
         with self._session(write=True) as session:
             service = InteractionService(session, self._storage.public_url)
             interaction_id = session.scalar(
-                select(Interaction.id).where(self._which(), self._named([href]))
+                select(Interaction.id).where(self._which(), self._name_in([href]))
             )
             if interaction_id is None:
                 raise storage.ComponentNotFoundError(href)
@@ -963,6 +1023,17 @@ class Storage(storage.BaseStorage):
         self._request.known = {}
         self._request.tags = {}
         self._request.conditions = (if_match, if_none_match, if_schedule_tag_match)
+        self._request.paging = None
+
+    def page_sync(self, limit: int) -> SyncPaging:
+        """Called by the application for a sync-collection REPORT with DAV:limit that
+        Radicale answers: the calendar's ``sync`` then answers one page of at most ``limit``
+        items, and says in the object returned whether it truncated."""
+        self._request.paging = SyncPaging(limit)
+        return self._request.paging  # type: ignore[no-any-return]
+
+    def sync_paging(self) -> SyncPaging | None:
+        return getattr(self._request, "paging", None)
 
     def check_conditions(self, current_etag: str | None, schedule_tag: str | None = None) -> None:
         """Raise PreconditionFailed unless the request's If-Match / If-None-Match (and, for

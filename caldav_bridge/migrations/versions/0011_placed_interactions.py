@@ -2,8 +2,8 @@
 (a meeting organised, or an invitation moved, in any calendar of the home), and the
 organizer's own name for it when the shared one was taken
 
-Revision ID: 0010_placed_interactions
-Revises: 0009
+Revision ID: 0011_placed_interactions
+Revises: 0010_sync_pages
 """
 
 from collections.abc import Sequence
@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0010_placed_interactions"
-down_revision: str | None = "0009"
+revision: str = "0011_placed_interactions"
+down_revision: str | None = "0010_sync_pages"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
