@@ -4,7 +4,8 @@ Paths:
     /                          the root
     /<login>/                  a CRM user's principal (their calendar home)
     /<login>/interactions/     the live projection of the interactions they own or are linked to
-    /<login>/<name>/           calendars and folders the user made (stored generically)
+    /<login>/directory/        their read-only address book of colleagues and rooms
+    /<login>/<name>/           calendars, address books and folders the user made (stored)
     /<resource>/               a room or other resource's principal
     /<resource>/bookings/      the interactions that book it (read-only)
 
@@ -16,6 +17,7 @@ to an interactions calendar go through ``ClientWrites`` and so through the inter
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import re
@@ -28,12 +30,12 @@ from email.utils import format_datetime
 from typing import Any
 
 from radicale import item as radicale_item
-from radicale import pathutils, storage
+from radicale import pathutils, storage, xmlutils
 from radicale.item import filter as radicale_filter
 from sqlalchemy import and_, delete, literal, null, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from caldav_bridge import calendar_contents, changelog, freebusy, recurrence
+from caldav_bridge import calendar_contents, changelog, contacts, freebusy, recurrence
 from caldav_bridge.client_writes import ClientWrites
 from caldav_bridge.db import locked
 from caldav_bridge.directory import Directory
@@ -61,7 +63,7 @@ from caldav_bridge.scheduling import INBOX, OUTBOX
 INTERACTIONS = "interactions"
 BOOKINGS = "bookings"
 # Collections the server makes in every home: no client creates, replaces or removes them.
-_MADE_BY_SERVER = (INTERACTIONS, BOOKINGS, INBOX, OUTBOX)
+_MADE_BY_SERVER = (INTERACTIONS, BOOKINGS, contacts.DIRECTORY, INBOX, OUTBOX)
 _TOKEN = re.compile(r"urn:caldav-bridge:sync:(?P<calendar>[^ ]+):(?P<revision>[0-9]+)")
 # Properties of the projected calendars that clients may not change.
 _FIXED = {"tag", "C:supported-calendar-component-set"}
@@ -78,6 +80,14 @@ def _timestamp(moment: datetime) -> int:
 def _moment(timestamp: int) -> datetime:
     """A POSIX time of Radicale's filters (which span years 1 to 9999) as a datetime."""
     return datetime.fromtimestamp(min(max(timestamp, -62135596800), 253402300799), UTC)
+
+
+@functools.cache
+def content_type(name: str, component: str) -> str:
+    """Radicale's Content-Type of an item whose object is ``name`` (VCALENDAR, VCARD) with
+    ``component`` (VEVENT, or none for a vCard), for listings that make no items."""
+    probe = radicale_item.Item(collection_path="", text="", name=name, component_name=component)
+    return xmlutils.get_content_type(probe, "utf-8")
 
 
 class _Node:
@@ -176,13 +186,15 @@ _MANY = 500
 class _Calendar(_Node, storage.BaseCollection):
     """A calendar whose CTag and sync tokens come from its change log.
 
-    Subclasses say which rows are theirs: ``_listing`` selects (href, etag, uid, component,
-    start, end, modified) and ``_text_rows`` (href, text), both filtered by ``_href``.
+    Subclasses say which rows are theirs: ``_listing`` selects (href, etag, uid, name,
+    component, start, end, modified) and ``_text_rows`` (href, text), both filtered by
+    ``_href``.
     """
 
     calendar_key: str
     _href: Any
     _etag: Any
+    _name: Any
     _component: Any
     _modified: Any
 
@@ -223,7 +235,7 @@ class _Calendar(_Node, storage.BaseCollection):
                     href=row.href,
                     etag=row.etag,
                     uid=row.uid,
-                    name="VCALENDAR",
+                    name=row.name,
                     component_name=row.component,
                     time_range=(start, max(end, start + 1)),
                     last_modified=_http_date(row.modified),
@@ -307,11 +319,13 @@ class _Calendar(_Node, storage.BaseCollection):
     def entries(
         self, hrefs: list[str] | None = None, dated: bool = True
     ) -> list[tuple[str, str, str, datetime | None]]:
-        """Names, ETags, components and (when ``dated``) modification times of all items, or
+        """Names, ETags, content types and (when ``dated``) modification times of all items, or
         of those of ``hrefs`` that exist, for the application's fast listing: plain rows, no
         items. Times are left out unless asked: reading them costs more than the rest."""
         modified = self._modified if dated else null()
-        query = self._listing().with_only_columns(self._href, self._etag, self._component, modified)
+        query = self._listing().with_only_columns(
+            self._href, self._etag, self._name, self._component, modified
+        )
         if hrefs is not None and len(hrefs) <= _MANY:
             query = query.where(self._href.in_(hrefs))
         with self._session() as session:
@@ -319,7 +333,7 @@ class _Calendar(_Node, storage.BaseCollection):
         if hrefs is not None and len(hrefs) > _MANY:
             wanted = set(hrefs)
             rows = [row for row in rows if row[0] in wanted]
-        return [(row[0], row[1], row[2], row[3]) for row in rows]
+        return [(row[0], row[1], content_type(row[2], row[3]), row[4]) for row in rows]
 
     def get_filtered(self, filters: Iterable[Any]) -> Iterable[tuple[radicale_item.Item, bool]]:
         tag, start, end, simple = radicale_filter.simplify_prefilters(filters, self.tag)
@@ -344,6 +358,7 @@ class _Projection(_Calendar):
     _href = Interaction.__table__.c.href
     _uid = Interaction.__table__.c.uid
     _etag = Interaction.__table__.c.etag
+    _name = literal("VCALENDAR")
     _component = literal("VEVENT")
     _modified = Interaction.__table__.c.modified_at
 
@@ -358,6 +373,7 @@ class _Projection(_Calendar):
             Interaction.href,
             Interaction.etag,
             Interaction.uid,
+            literal("VCALENDAR").label("name"),
             literal("VEVENT").label("component"),
             Interaction.first_starts_at.label("start"),  # a recurring one: its whole span
             Interaction.last_ends_at.label("end"),
@@ -547,6 +563,7 @@ class InboxCalendar(_Calendar):
     _href = ScheduleMessage.__table__.c.href
     _uid = ScheduleMessage.__table__.c.uid
     _etag = ScheduleMessage.__table__.c.etag
+    _name = literal("VCALENDAR")
     _component = literal("VEVENT")
     _modified = ScheduleMessage.__table__.c.created_at
 
@@ -558,6 +575,7 @@ class InboxCalendar(_Calendar):
             ScheduleMessage.href,
             ScheduleMessage.etag,
             ScheduleMessage.uid,
+            literal("VCALENDAR").label("name"),
             literal("VEVENT").label("component"),
             ScheduleMessage.created_at.label("modified"),
         ).where(self._mine())
@@ -606,6 +624,7 @@ class StoredCalendar(_Calendar):
     _href = StoredItem.__table__.c.href
     _uid = StoredItem.__table__.c.uid
     _etag = StoredItem.__table__.c.etag
+    _name = StoredItem.__table__.c.name
     _component = StoredItem.__table__.c.component
     _modified = StoredItem.__table__.c.modified_at
 
@@ -617,6 +636,7 @@ class StoredCalendar(_Calendar):
             StoredItem.href,
             StoredItem.etag,
             StoredItem.uid,
+            StoredItem.name,
             StoredItem.component,
             StoredItem.starts_ts.label("start"),
             StoredItem.ends_ts.label("end"),
@@ -691,6 +711,91 @@ class StoredCalendar(_Calendar):
         with self._session(write=True) as session:
             _save_props(session, self.path, props)
         self._props = dict(props)
+
+
+class DirectoryBook(_Calendar):
+    """A user's read-only address book of colleagues and rooms: the CRM's directory as
+    vCards (``contacts``), made when asked; its CTag and sync tokens come from the directory's
+    change log, which every user's book shares."""
+
+    calendar_key = changelog.DIRECTORY_BOOK
+
+    def __init__(self, storage_: Storage, login: str) -> None:
+        super().__init__(storage_, f"{login}/{contacts.DIRECTORY}")
+        self._cards: dict[str, contacts.Card] | None = None
+
+    def _all(self) -> dict[str, contacts.Card]:
+        """The cards, read once per request (a collection object lives for one request)."""
+        if self._cards is None:
+            with self._session() as session:
+                self._cards = {card.href: card for card in Directory(session).cards()}
+        return self._cards
+
+    def _item(self, card: contacts.Card, texts: _Texts) -> radicale_item.Item:
+        return _LazyItem(
+            texts,
+            collection=self,
+            href=card.href,
+            etag=card.etag,
+            uid=card.uid,
+            name="VCARD",
+            component_name="",
+            time_range=(radicale_filter.TIMESTAMP_MIN, radicale_filter.TIMESTAMP_MAX),
+            last_modified=self.last_modified,
+        )
+
+    def _items_of(self, cards: list[contacts.Card]) -> list[radicale_item.Item]:
+        texts = _Texts(self, [card.href for card in cards])
+        return [self._item(card, texts) for card in cards]
+
+    def texts(self, hrefs: list[str] | None) -> dict[str, str]:
+        cards = self._all()
+        return {href: cards[href].text() for href in (cards if hrefs is None else hrefs)}
+
+    def get_multi(self, hrefs: Iterable[str]) -> Iterable[tuple[str, radicale_item.Item | None]]:
+        cards = self._all()
+        wanted = list(dict.fromkeys(hrefs))
+        found = {i.href: i for i in self._items_of([cards[h] for h in wanted if h in cards])}
+        return [(href, found.get(href)) for href in wanted]
+
+    def get_all(self) -> Iterable[radicale_item.Item]:
+        return self._items_of(list(self._all().values()))
+
+    def get_filtered(self, filters: Iterable[Any]) -> Iterable[tuple[radicale_item.Item, bool]]:
+        """Every card: Radicale matches each against the addressbook-query's filters."""
+        return ((item, False) for item in self.get_all())
+
+    def entries(
+        self, hrefs: list[str] | None = None, dated: bool = True
+    ) -> list[tuple[str, str, str, datetime | None]]:
+        cards = self._all()
+        wanted = cards.values() if hrefs is None else [cards[h] for h in hrefs if h in cards]
+        modified = self._revision()[1] if dated else None
+        vcard = content_type("VCARD", "")
+        return [(card.href, card.etag, vcard, modified) for card in wanted]
+
+    def _all_hrefs(self) -> Iterator[str]:
+        yield from self._all()
+
+    def has_uid(self, uid: str) -> bool:
+        return any(card.uid == uid for card in self._all().values())
+
+    def get_meta(self, key: str | None = None) -> Any:
+        meta = {
+            "tag": "VADDRESSBOOK",
+            "D:displayname": contacts.DISPLAY_NAME,
+            "CR:addressbook-description": contacts.DESCRIPTION,
+        }
+        return meta if key is None else meta.get(key)
+
+    def set_meta(self, props: Mapping[str, str]) -> None:
+        raise NotAllowed(contacts.READ_ONLY)
+
+    def upload(self, href: str, item: radicale_item.Item) -> Any:
+        raise NotAllowed(contacts.READ_ONLY)
+
+    def delete(self, href: str | None = None) -> None:
+        raise NotAllowed(contacts.READ_ONLY)
 
 
 # ---------------------------------------------------------------------------- writing helpers
@@ -795,13 +900,21 @@ class Storage(storage.BaseStorage):
         return json.loads(row.props) if row else {}
 
     def own_calendars(self, login: str) -> list[StoredCalendar]:
-        """The calendars ``login`` made in their home (free-busy reads them too)."""
+        """The calendars ``login`` made in their home (free-busy reads them too), not their
+        address books."""
         home = next(iter(self.discover(f"/{login}/")), None)
         if home is None:
             return []
         with self.database.session() as session:
             children = self._children(session, home)
-        return [c for c in children if isinstance(c, StoredCalendar)]
+        return [c for c in children if isinstance(c, StoredCalendar) and c.tag == "VCALENDAR"]
+
+    def read_only_reason(self, path: str) -> str | None:
+        """Why nothing may be written at ``path`` whoever asks, or None: the address book of
+        colleagues and rooms is the CRM's directory (the rights make it read-only, so that
+        clients show it so; Radicale's refusal says no more than 403)."""
+        parts = pathutils.strip_path(path).split("/")
+        return contacts.READ_ONLY if len(parts) > 1 and parts[1] == contacts.DIRECTORY else None
 
     def begin_request(
         self,
@@ -870,10 +983,12 @@ class Storage(storage.BaseStorage):
                     user.display_name,
                     self._props_in(session, "/".join(parts)),
                 )
-        if len(parts) == 2 and parts[1] in (INBOX, OUTBOX):
+        if len(parts) == 2 and parts[1] in (INBOX, OUTBOX, contacts.DIRECTORY):
             user = session.scalar(select(User).where(User.login == parts[0], User.active.is_(True)))
             if user is None:
                 return None
+            if parts[1] == contacts.DIRECTORY:
+                return DirectoryBook(self, user.login)
             if parts[1] == INBOX:
                 return InboxCalendar(self, user.id, user.login)
             return _Folder(self, "/".join(parts), {"D:displayname": "Schedule outbox"})
@@ -903,7 +1018,7 @@ class Storage(storage.BaseStorage):
         parts = parent.path.split("/") if parent.path else []
         found: list[Any] = []
         if len(parts) == 1:
-            for name in (INTERACTIONS, BOOKINGS):
+            for name in (INTERACTIONS, contacts.DIRECTORY, BOOKINGS):
                 child = self._collection(session, [*parts, name])
                 if child is not None:
                     found.append(child)
