@@ -25,7 +25,7 @@ from xml.sax.saxutils import escape
 import defusedxml.ElementTree as DefusedET
 from defusedxml import DefusedXmlException
 from icalendar import Calendar
-from radicale import httputils, pathutils, types
+from radicale import httputils, pathutils, types, xmlutils
 from radicale import item as radicale_item
 from radicale.app import Application
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
@@ -172,7 +172,7 @@ _LISTING_PROPS = {
 }
 
 
-Entry = tuple[str, str, str, datetime | None]
+Entry = tuple[str, str, str, str, datetime | None]
 
 
 class Listable(Protocol):
@@ -182,8 +182,8 @@ class Listable(Protocol):
     path: str
 
     def entries(self, hrefs: list[str] | None = None, dated: bool = True) -> list[Entry]:
-        """(href, ETag, content type, last modification when ``dated``) of each item (or of
-        those of ``hrefs`` that exist)."""
+        """(href, ETag, object name, component, last modification when ``dated``) of each item
+        (or of those of ``hrefs`` that exist)."""
         ...
 
     def sync(self, old_token: str = "") -> tuple[str, Iterable[str]]: ...
@@ -253,6 +253,16 @@ def _escaped_all(texts: list[str]) -> list[str]:
     return [escape(t) for t in texts] if _MARKUP.search("".join(texts)) else texts
 
 
+def _content_types(entries: list[Entry]) -> list[str]:
+    """Each item's Content-Type, by Radicale's rule (text/vcard for a vCard, text/calendar with
+    the component for an iCalendar object), worked out once per kind of item."""
+    kinds = {(entry[2], entry[3]): "" for entry in entries}
+    for name, component in kinds:
+        probe = radicale_item.Item(collection_path="", text="", name=name, component_name=component)
+        kinds[name, component] = xmlutils.get_content_type(probe, "utf-8")
+    return [kinds[entry[2], entry[3]] for entry in entries]
+
+
 def _item_responses(prefix: str, entries: list[Entry], names: list[str]) -> list[str]:
     """The items' <response>s as text (``prefix`` already quoted): listing ten thousand
     items through ElementTree costs more than the database query."""
@@ -260,17 +270,17 @@ def _item_responses(prefix: str, entries: list[Entry], names: list[str]) -> list
     etags = _escaped_all([e[1] for e in entries])
     wanted = set(names)
     eo, ec = ("<getetag>", "</getetag>") if "{DAV:}getetag" in wanted else ("", "")
-    co, cc = (
-        ("<getcontenttype>", "</getcontenttype>") if "{DAV:}getcontenttype" in wanted else ("", "")
-    )
+    typed = "{DAV:}getcontenttype" in wanted
+    types = _content_types(entries) if typed else [""] * len(entries)
+    co, cc = ("<getcontenttype>", "</getcontenttype>") if typed else ("", "")
     rt = "<resourcetype />" if "{DAV:}resourcetype" in wanted else ""
     mo, mc = ("<getlastmodified>", "</getlastmodified>") if _DATED in wanted else ("", "")
     return [
         f"<response><href>{prefix}{href}</href><propstat><prop>{eo}{etag if eo else ''}{ec}"
-        f"{co}{content_type if co else ''}{cc}{rt}"
-        f"{mo}{format_datetime(modified, usegmt=True) if mo and modified else ''}{mc}"
+        f"{co}{content_type}{cc}{rt}"
+        f"{mo}{format_datetime(entry[4], usegmt=True) if mo and entry[4] else ''}{mc}"
         "</prop><status>HTTP/1.1 200 OK</status></propstat></response>"
-        for href, etag, (_, _, content_type, modified) in zip(hrefs, etags, entries, strict=True)
+        for href, etag, content_type, entry in zip(hrefs, etags, types, entries, strict=True)
     ]
 
 

@@ -17,7 +17,6 @@ to an interactions calendar go through ``ClientWrites`` and so through the inter
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import json
 import re
@@ -30,7 +29,7 @@ from email.utils import format_datetime
 from typing import Any
 
 from radicale import item as radicale_item
-from radicale import pathutils, storage, xmlutils
+from radicale import pathutils, storage
 from radicale.item import filter as radicale_filter
 from sqlalchemy import and_, delete, literal, null, or_, select
 from sqlalchemy.orm import Session, selectinload
@@ -80,14 +79,6 @@ def _timestamp(moment: datetime) -> int:
 def _moment(timestamp: int) -> datetime:
     """A POSIX time of Radicale's filters (which span years 1 to 9999) as a datetime."""
     return datetime.fromtimestamp(min(max(timestamp, -62135596800), 253402300799), UTC)
-
-
-@functools.cache
-def content_type(name: str, component: str) -> str:
-    """Radicale's Content-Type of an item whose object is ``name`` (VCALENDAR, VCARD) with
-    ``component`` (VEVENT, or none for a vCard), for listings that make no items."""
-    probe = radicale_item.Item(collection_path="", text="", name=name, component_name=component)
-    return xmlutils.get_content_type(probe, "utf-8")
 
 
 class _Node:
@@ -318,10 +309,11 @@ class _Calendar(_Node, storage.BaseCollection):
 
     def entries(
         self, hrefs: list[str] | None = None, dated: bool = True
-    ) -> list[tuple[str, str, str, datetime | None]]:
-        """Names, ETags, content types and (when ``dated``) modification times of all items, or
-        of those of ``hrefs`` that exist, for the application's fast listing: plain rows, no
-        items. Times are left out unless asked: reading them costs more than the rest."""
+    ) -> list[tuple[str, str, str, str, datetime | None]]:
+        """Names, ETags, object names and components (VCALENDAR and VEVENT, VCARD and none)
+        and (when ``dated``) modification times of all items, or of those of ``hrefs`` that
+        exist, for the application's fast listing: plain rows, no items. Times are left out
+        unless asked: reading them costs more than the rest."""
         modified = self._modified if dated else null()
         query = self._listing().with_only_columns(
             self._href, self._etag, self._name, self._component, modified
@@ -333,7 +325,7 @@ class _Calendar(_Node, storage.BaseCollection):
         if hrefs is not None and len(hrefs) > _MANY:
             wanted = set(hrefs)
             rows = [row for row in rows if row[0] in wanted]
-        return [(row[0], row[1], content_type(row[2], row[3]), row[4]) for row in rows]
+        return [(row[0], row[1], row[2], row[3], row[4]) for row in rows]
 
     def get_filtered(self, filters: Iterable[Any]) -> Iterable[tuple[radicale_item.Item, bool]]:
         tag, start, end, simple = radicale_filter.simplify_prefilters(filters, self.tag)
@@ -767,12 +759,11 @@ class DirectoryBook(_Calendar):
 
     def entries(
         self, hrefs: list[str] | None = None, dated: bool = True
-    ) -> list[tuple[str, str, str, datetime | None]]:
+    ) -> list[tuple[str, str, str, str, datetime | None]]:
         cards = self._all()
         wanted = cards.values() if hrefs is None else [cards[h] for h in hrefs if h in cards]
         modified = self._revision()[1] if dated else None
-        vcard = content_type("VCARD", "")
-        return [(card.href, card.etag, vcard, modified) for card in wanted]
+        return [(card.href, card.etag, "VCARD", "", modified) for card in wanted]
 
     def _all_hrefs(self) -> Iterator[str]:
         yield from self._all()
