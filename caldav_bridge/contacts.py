@@ -159,14 +159,14 @@ def _touched(session: Session) -> dict[str, bool]:
         new = thing in session.new
         if isinstance(thing, User) and (new or gone or _changed(thing, _USER_FIELDS)):
             touched.update(dict.fromkeys(_former(thing, "login"), True))
-            touched[thing.login] = gone or not thing.active
+            touched[thing.login] = gone or thing.active is False  # None: active by default
         elif isinstance(thing, Resource) and (new or gone or _changed(thing, _RESOURCE_FIELDS)):
             touched.update(dict.fromkeys(_former(thing, "slug"), True))
-            touched[thing.slug] = gone or not thing.active
+            touched[thing.slug] = gone or thing.active is False
         elif isinstance(thing, UserEmail) and (new or gone or _changed(thing, _EMAIL_FIELDS)):
             owner = thing.user or (session.get(User, thing.user_id) if thing.user_id else None)
             if owner is not None:
-                touched.setdefault(owner.login, not owner.active)
+                touched.setdefault(owner.login, owner.active is False)
     return touched
 
 

@@ -15,7 +15,7 @@ import pytest
 from caldav_bridge.config import Settings
 from caldav_bridge.contacts import DISPLAY_NAME
 from caldav_bridge.directory import Directory
-from caldav_bridge.models import ResourceKind
+from caldav_bridge.models import ResourceKind, UserEmail
 from caldav_bridge.passwords import hash_password
 from caldav_bridge.radicale_setup import radicale_configuration
 from plugins.radicale_bridge_storage import Storage
@@ -497,10 +497,16 @@ def test_the_directory_changes_as_users_and_rooms_are_added_renamed_and_deactiva
         )["/alice/directory/bob.vcf"].findtext(f".//{{{D}}}getetag")
         with world.database.session(write=True) as session:
             world.users(session)["bob"].display_name = "Robert Dupont"
+        renamed_token, renamed = _sync(alice, "/alice/directory/", added_token)
+        with world.database.session(write=True) as session:
+            bob = world.users(session)["bob"]
+            bob.emails.append(UserEmail(address="robert@example.com", position=1))
+        readdressed_token, readdressed = _sync(alice, "/alice/directory/", renamed_token)
+        with world.database.session(write=True) as session:
             Directory(session).set_active("carol", False)
             Directory(session).set_resource_active("kilimanjaro", False)
-        changed_token, changed = _sync(alice, "/alice/directory/", added_token)
-        renamed = _responses(
+        left_token, left = _sync(alice, "/alice/directory/", readdressed_token)
+        new_etag = _responses(
             alice.request(
                 "PROPFIND", "/alice/directory/bob.vcf", headers={"Depth": "0"}, content=_LISTING
             )
@@ -508,14 +514,16 @@ def test_the_directory_changes_as_users_and_rooms_are_added_renamed_and_deactiva
         cards = _directory(alice, "alice")
     assert _present(added) == {"/alice/directory/erin.vcf", "/alice/directory/k2.vcf"}
     assert added_ctag != ctag
-    assert _present(changed) == {"/alice/directory/bob.vcf"}
-    assert _gone(changed) == {"/alice/directory/carol.vcf", "/alice/directory/kilimanjaro.vcf"}
-    assert renamed != etag
-    assert "FN:Robert Dupont" in _lines(cards["bob.vcf"])
+    assert _present(renamed) == _present(readdressed) == {"/alice/directory/bob.vcf"}
+    assert _present(left) == set()
+    assert _gone(left) == {"/alice/directory/carol.vcf", "/alice/directory/kilimanjaro.vcf"}
+    assert new_etag != etag
+    bob_card = _lines(cards["bob.vcf"])
+    assert {"FN:Robert Dupont", "EMAIL;TYPE=INTERNET:robert@example.com"} <= bob_card
     assert "carol.vcf" not in cards
     assert "kilimanjaro.vcf" not in cards
     assert "erin.vcf" in cards
-    assert len({token, added_token, changed_token}) == 3
+    assert len({token, added_token, renamed_token, readdressed_token, left_token}) == 5
 
 
 def test_what_cards_do_not_show_leaves_the_directory_as_it_was(server: RunningServer) -> None:
