@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import logging
+import posixpath
 import re
 import xml.etree.ElementTree as ET
 import zlib
@@ -24,7 +25,8 @@ from xml.sax.saxutils import escape
 import defusedxml.ElementTree as DefusedET
 from defusedxml import DefusedXmlException
 from icalendar import Calendar
-from radicale import pathutils, types, xmlutils
+from radicale import httputils, pathutils, types, xmlutils
+from radicale import item as radicale_item
 from radicale.app import Application
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
@@ -146,6 +148,30 @@ def _refusals_answered(handler: Handler) -> Handler:
     return answered
 
 
+def _read_only_refused(handler: Handler) -> Handler:
+    """Wrap a writing handler so that a write into what nobody may write (the address book of
+    colleagues and rooms) is refused with the reason, rather than Radicale's bare 403."""
+
+    def checked(
+        app: Application,
+        environ: types.WSGIEnviron,
+        base_prefix: str,
+        path: str,
+        user: str,
+        user_groups: set[str],
+        request_info: dict[str, Any],
+    ) -> types.WSGIResponse:
+        # Without a user, Radicale turns its own refusal into 401: leave those to it.
+        storage_: Any = app._storage  # the bridge's (Radicale types it as any storage)
+        reason = storage_.read_only_reason(path) if user else None
+        if reason is not None:
+            logger.info("refused %s %s: %s", environ["REQUEST_METHOD"], path, reason)
+            return _text(HTTPStatus.FORBIDDEN, reason)
+        return handler(app, environ, base_prefix, path, user, user_groups, request_info)
+
+    return checked
+
+
 # What a sync client asks of every item when it lists a calendar (RFC 4791 section 7.8.x,
 # RFC 6578 clients before their first token): answered from the listing columns alone.
 _DATED = "{DAV:}getlastmodified"
@@ -154,17 +180,18 @@ _LISTING_PROPS = {
 }
 
 
-Entry = tuple[str, str, str, datetime | None]
+Entry = tuple[str, str, str, str, datetime | None]
 
 
 class Listable(Protocol):
-    """A calendar that can list its items' names, ETags and stamps without reading them."""
+    """A calendar or address book that can list its items' names, ETags and stamps without
+    reading them."""
 
     path: str
 
     def entries(self, hrefs: list[str] | None = None, dated: bool = True) -> list[Entry]:
-        """(href, ETag, component, last modification when ``dated``) of each item (or of
-        those of ``hrefs`` that exist)."""
+        """(href, ETag, object name, component, last modification when ``dated``) of each item
+        (or of those of ``hrefs`` that exist)."""
         ...
 
     def sync(self, old_token: str = "") -> tuple[str, Iterable[str]]: ...
@@ -270,6 +297,16 @@ def _escaped_all(texts: list[str]) -> list[str]:
     return [escape(t) for t in texts] if _MARKUP.search("".join(texts)) else texts
 
 
+def _content_types(entries: list[Entry]) -> list[str]:
+    """Each item's Content-Type, by Radicale's rule (text/vcard for a vCard, text/calendar with
+    the component for an iCalendar object), worked out once per kind of item."""
+    kinds = {(entry[2], entry[3]): "" for entry in entries}
+    for name, component in kinds:
+        probe = radicale_item.Item(collection_path="", text="", name=name, component_name=component)
+        kinds[name, component] = xmlutils.get_content_type(probe, "utf-8")
+    return [kinds[entry[2], entry[3]] for entry in entries]
+
+
 def _item_responses(prefix: str, entries: list[Entry], names: list[str]) -> list[str]:
     """The items' <response>s as text (``prefix`` already quoted): listing ten thousand
     items through ElementTree costs more than the database query."""
@@ -277,19 +314,17 @@ def _item_responses(prefix: str, entries: list[Entry], names: list[str]) -> list
     etags = _escaped_all([e[1] for e in entries])
     wanted = set(names)
     eo, ec = ("<getetag>", "</getetag>") if "{DAV:}getetag" in wanted else ("", "")
-    co, cc = (
-        ("<getcontenttype>text/calendar;charset=utf-8;component=", "</getcontenttype>")
-        if "{DAV:}getcontenttype" in wanted
-        else ("", "")
-    )
+    typed = "{DAV:}getcontenttype" in wanted
+    types = _content_types(entries) if typed else [""] * len(entries)
+    co, cc = ("<getcontenttype>", "</getcontenttype>") if typed else ("", "")
     rt = "<resourcetype />" if "{DAV:}resourcetype" in wanted else ""
     mo, mc = ("<getlastmodified>", "</getlastmodified>") if _DATED in wanted else ("", "")
     return [
         f"<response><href>{prefix}{href}</href><propstat><prop>{eo}{etag if eo else ''}{ec}"
-        f"{co}{component if co else ''}{cc}{rt}"
-        f"{mo}{format_datetime(modified, usegmt=True) if mo and modified else ''}{mc}"
+        f"{co}{content_type}{cc}{rt}"
+        f"{mo}{format_datetime(entry[4], usegmt=True) if mo and entry[4] else ''}{mc}"
         "</prop><status>HTTP/1.1 200 OK</status></propstat></response>"
-        for href, etag, (_, _, component, modified) in zip(hrefs, etags, entries, strict=True)
+        for href, etag, content_type, entry in zip(hrefs, etags, types, entries, strict=True)
     ]
 
 
@@ -542,6 +577,7 @@ class BridgeApplication(SchedulingApplication):
         start_response(status, [*headers, ("Content-Length", str(len(body)))])
         return [body]
 
+    @_read_only_refused
     @_refusals_answered
     def do_PUT(
         self,
@@ -570,8 +606,31 @@ class BridgeApplication(SchedulingApplication):
             except ValueError as exc:
                 return _text(HTTPStatus.BAD_REQUEST, f"malformed iCalendar: {exc}")
         answer = _put(self, environ, base_prefix, path, user, user_groups, request_info)
+        answer = self._with_put_reason(answer, path, text)
         answer = self.with_schedule_tag(answer, path, written=True)
         return self.with_representation(answer, environ, path)
+
+    def _with_put_reason(
+        self, answer: types.WSGIResponse, path: str, text: str
+    ) -> types.WSGIResponse:
+        """Radicale's bare 400 for an object it refused (a vCard without UID, one that does not
+        parse, a vCard in a calendar or an event in an address book), with its reason: Radicale
+        logs it and answers "Bad Request". Its own checks give the reason, run again here only
+        for a refusal."""
+        if answer[0] != HTTPStatus.BAD_REQUEST or answer[2] != httputils.BAD_REQUEST[2]:
+            return answer
+        whole = path.endswith("/")
+        folder = pathutils.unstrip_path(posixpath.dirname(pathutils.strip_path(path)), True)
+        parent = None if whole else next(iter(self._storage.discover(folder)), None)
+        try:
+            objects = radicale_item.read_components(text)
+            tag = getattr(parent, "tag", "") or radicale_item.predict_tag_of_whole_collection(
+                objects
+            )
+            radicale_item.check_and_sanitize_items(objects, 0, is_collection=whole, tag=tag or "")
+        except Exception as exc:  # whatever Radicale's parser and checks raise
+            return _text(HTTPStatus.BAD_REQUEST, f"the object was refused: {exc}")
+        return answer
 
     @_refusals_answered
     def do_GET(
@@ -785,6 +844,7 @@ class BridgeApplication(SchedulingApplication):
         collection = next(iter(self._storage.discover(path)), None)
         return collection if hasattr(collection, "entries") else None  # type: ignore[return-value]
 
+    @_read_only_refused
     @_refusals_answered
     def do_DELETE(
         self,
@@ -818,10 +878,33 @@ class BridgeApplication(SchedulingApplication):
             )
         return _post(self, environ, base_prefix, path, user, user_groups, request_info)
 
-    do_MOVE = _refusals_answered(Application.do_MOVE)
-    do_MKCALENDAR = _refusals_answered(Application.do_MKCALENDAR)
-    do_MKCOL = _refusals_answered(Application.do_MKCOL)
-    do_PROPPATCH = _refusals_answered(Application.do_PROPPATCH)
+    @_read_only_refused
+    @_refusals_answered
+    def do_MKCOL(
+        self,
+        environ: types.WSGIEnviron,
+        base_prefix: str,
+        path: str,
+        user: str,
+        user_groups: set[str],
+        request_info: dict[str, Any],
+    ) -> types.WSGIResponse:
+        """Radicale's MKCOL (an address book, a calendar or a folder, RFC 5689), whose 405
+        for a name already taken says so."""
+        answer = Application.do_MKCOL(
+            self, environ, base_prefix, path, user, user_groups, request_info
+        )
+        if answer[0] == HTTPStatus.METHOD_NOT_ALLOWED:
+            return _text(
+                HTTPStatus.METHOD_NOT_ALLOWED,
+                f"{path} exists already (MKCOL makes a new collection only, RFC 4918 9.3.1): "
+                "choose another name",
+            )
+        return answer
+
+    do_MOVE = _read_only_refused(_refusals_answered(Application.do_MOVE))
+    do_MKCALENDAR = _read_only_refused(_refusals_answered(Application.do_MKCALENDAR))
+    do_PROPPATCH = _read_only_refused(_refusals_answered(Application.do_PROPPATCH))
 
 
 _put = _refusals_answered(Application.do_PUT)

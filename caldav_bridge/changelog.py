@@ -54,6 +54,10 @@ def holding(user_id: int, calendar_id: int | None) -> str:
     return user_calendar(user_id) if calendar_id is None else stored_calendar(calendar_id)
 
 
+# Every user's address book of colleagues and rooms shows the same cards (``contacts``).
+DIRECTORY_BOOK = "directory"
+
+
 def record(session: Session, calendars: set[str], item_href: str, deleted: bool = False) -> None:
     """One item changed in each of ``calendars`` (a meeting with twenty attendees is in
     twenty-one calendars)."""
@@ -126,10 +130,12 @@ def _give_revisions(session: Session) -> None:
     """Number this transaction's changes, last thing before it commits."""
     if session.in_nested_transaction():  # a savepoint: the transaction goes on
         return
+    # The last flush comes first: whatever it waits for on other transactions' rows it waits
+    # for before the lock, and the changes it logs itself (the directory's) are numbered too.
+    session.flush()
     calendars = session.info.pop(_PENDING, None)
     if not calendars:
         return
-    session.flush()  # whatever waits on other transactions' rows waits before the lock
     revision: Any = CalendarChange.id
     if session.get_bind().dialect.name == "postgresql":
         keys = sorted({_lock_key(calendar) for calendar in calendars})

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
+from caldav_bridge import contacts
 from caldav_bridge.errors import AlreadyExists, InvalidInput, NotFound
 from caldav_bridge.ical_mapping import USER_URN, addresses_of, normalize_address, zone
 from caldav_bridge.models import Resource, ResourceKind, User, UserEmail
@@ -139,6 +140,11 @@ class Directory:
 
     def count_users(self) -> int:
         return self.session.scalar(select(func.count(User.id))) or 0
+
+    def cards(self) -> list[contacts.Card]:
+        """Active users and resources as every user's address book of colleagues and rooms
+        shows them (whose changes ``contacts`` logs as they are flushed)."""
+        return contacts.cards(self.session)
 
     # ------------------------------------------------------------------ resources
 

@@ -1,6 +1,7 @@
 """Radicale rights plugin: who may read and write what.
 
-- a user reads and writes their own home (their interactions calendar and their calendars);
+- a user reads and writes their own home (their interactions calendar, their calendars and
+  address books), and reads their address book of colleagues and rooms (the CRM's directory);
 - other users' calendars are free-busy only;
 - rooms and other resources: their home and bookings calendar are readable by every user;
 - anonymous requests get nothing (Radicale answers 401).
@@ -13,6 +14,7 @@ from typing import Any
 from radicale import pathutils, rights
 from sqlalchemy import select
 
+from caldav_bridge.contacts import DIRECTORY
 from caldav_bridge.models import Resource, User
 from caldav_bridge.radicale_setup import settings_of, shared_database
 from caldav_bridge.scheduling import INBOX, OUTBOX
@@ -33,7 +35,7 @@ class Rights(rights.BaseRights):
         if parts[0] == user:
             if len(parts) == 1 or parts[1] == OUTBOX:  # folders, not calendars
                 return "RW"
-            return "rw"
+            return "r" if parts[1] == DIRECTORY else "rw"
         if len(parts) > 1 and parts[1] in (INBOX, OUTBOX):
             return ""  # nobody else reads a user's schedule inbox or posts to their outbox
         with self.database.session() as session:

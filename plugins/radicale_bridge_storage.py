@@ -4,7 +4,8 @@ Paths:
     /                          the root
     /<login>/                  a CRM user's principal (their calendar home)
     /<login>/interactions/     the live projection of the interactions they own or are linked to
-    /<login>/<name>/           calendars and folders the user made (stored generically)
+    /<login>/directory/        their read-only address book of colleagues and rooms
+    /<login>/<name>/           calendars, address books and folders the user made (stored)
     /<resource>/               a room or other resource's principal
     /<resource>/bookings/      the interactions that book it (read-only)
 
@@ -34,7 +35,7 @@ from radicale.item import filter as radicale_filter
 from sqlalchemy import and_, delete, literal, null, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from caldav_bridge import calendar_contents, changelog, freebusy, recurrence
+from caldav_bridge import calendar_contents, changelog, contacts, freebusy, recurrence
 from caldav_bridge.client_writes import ClientWrites, organised_by
 from caldav_bridge.db import locked
 from caldav_bridge.directory import Directory
@@ -61,7 +62,7 @@ from caldav_bridge.scheduling import INBOX, OUTBOX
 INTERACTIONS = "interactions"
 BOOKINGS = "bookings"
 # Collections the server makes in every home: no client creates, replaces or removes them.
-_MADE_BY_SERVER = (INTERACTIONS, BOOKINGS, INBOX, OUTBOX)
+_MADE_BY_SERVER = (INTERACTIONS, BOOKINGS, contacts.DIRECTORY, INBOX, OUTBOX)
 # A sync token names a calendar and the revision a client has seen changes up to; a page of a
 # limited initial sync adds "-<revision>": the calendar was listed as it was then, so items
 # removed up to it were never the client's (tokens without it are the older, plain kind).
@@ -200,13 +201,15 @@ _BY_NAME = 20 * _MANY
 class _Calendar(_Node, storage.BaseCollection):
     """A calendar whose CTag and sync tokens come from its change log.
 
-    Subclasses say which rows are theirs: ``_listing`` selects (href, etag, uid, component,
-    start, end, modified) and ``_text_rows`` (href, text), both filtered by ``_href``.
+    Subclasses say which rows are theirs: ``_listing`` selects (href, etag, uid, name,
+    component, start, end, modified) and ``_text_rows`` (href, text), both filtered by
+    ``_href``.
     """
 
     calendar_key: str
     _href: Any
     _etag: Any
+    _name: Any
     _component: Any
     _modified: Any
 
@@ -264,7 +267,7 @@ class _Calendar(_Node, storage.BaseCollection):
                     href=row.href,
                     etag=row.etag,
                     uid=row.uid,
-                    name="VCALENDAR",
+                    name=row.name,
                     component_name=row.component,
                     time_range=(start, max(end, start + 1)),
                     last_modified=_http_date(row.modified),
@@ -378,13 +381,16 @@ class _Calendar(_Node, storage.BaseCollection):
 
     def entries(
         self, hrefs: list[str] | None = None, dated: bool = True
-    ) -> list[tuple[str, str, str, datetime | None]]:
-        """Names, ETags, components and (when ``dated``) modification times of all items, or
-        of those of ``hrefs`` that exist, for the application's fast listing: plain rows, no
-        items. Times are left out unless asked: reading them costs more than the rest."""
+    ) -> list[tuple[str, str, str, str, datetime | None]]:
+        """Names, ETags, object names and components (VCALENDAR and VEVENT, VCARD and none)
+        and (when ``dated``) modification times of all items, or of those of ``hrefs`` that
+        exist, for the application's fast listing: plain rows, no items. Times are left out
+        unless asked: reading them costs more than the rest."""
         modified = self._modified if dated else null()
-        query = self._listing().with_only_columns(self._href, self._etag, self._component, modified)
-        return [(row[0], row[1], row[2], row[3]) for row in self._named(query, hrefs)]
+        query = self._listing().with_only_columns(
+            self._href, self._etag, self._name, self._component, modified
+        )
+        return [(row[0], row[1], row[2], row[3], row[4]) for row in self._named(query, hrefs)]
 
     def get_filtered(self, filters: Iterable[Any]) -> Iterable[tuple[radicale_item.Item, bool]]:
         tag, start, end, simple = radicale_filter.simplify_prefilters(filters, self.tag)
@@ -409,6 +415,7 @@ class _Projection(_Calendar):
     _href = Interaction.__table__.c.href
     _uid = Interaction.__table__.c.uid
     _etag = Interaction.__table__.c.etag
+    _name = literal("VCALENDAR")
     _component = literal("VEVENT")
     _modified = Interaction.__table__.c.modified_at
 
@@ -461,6 +468,7 @@ class _Projection(_Calendar):
             self._href.label("href"),
             Interaction.etag,
             Interaction.uid,
+            literal("VCALENDAR").label("name"),
             literal("VEVENT").label("component"),
             Interaction.first_starts_at.label("start"),  # a recurring one: its whole span
             Interaction.last_ends_at.label("end"),
@@ -660,6 +668,7 @@ class InboxCalendar(_Calendar):
     _href = ScheduleMessage.__table__.c.href
     _uid = ScheduleMessage.__table__.c.uid
     _etag = ScheduleMessage.__table__.c.etag
+    _name = literal("VCALENDAR")
     _component = literal("VEVENT")
     _modified = ScheduleMessage.__table__.c.created_at
 
@@ -671,6 +680,7 @@ class InboxCalendar(_Calendar):
             ScheduleMessage.href,
             ScheduleMessage.etag,
             ScheduleMessage.uid,
+            literal("VCALENDAR").label("name"),
             literal("VEVENT").label("component"),
             ScheduleMessage.created_at.label("modified"),
         ).where(self._mine())
@@ -723,6 +733,7 @@ class StoredCalendar(_Calendar):
     _href = StoredItem.__table__.c.href
     _uid = StoredItem.__table__.c.uid
     _etag = StoredItem.__table__.c.etag
+    _name = StoredItem.__table__.c.name
     _component = StoredItem.__table__.c.component
     _modified = StoredItem.__table__.c.modified_at
 
@@ -734,6 +745,7 @@ class StoredCalendar(_Calendar):
             StoredItem.href,
             StoredItem.etag,
             StoredItem.uid,
+            StoredItem.name,
             StoredItem.component,
             StoredItem.starts_ts.label("start"),
             StoredItem.ends_ts.label("end"),
@@ -766,7 +778,7 @@ class StoredCalendar(_Calendar):
 
     def entries(
         self, hrefs: list[str] | None = None, dated: bool = True
-    ) -> list[tuple[str, str, str, datetime | None]]:
+    ) -> list[tuple[str, str, str, str, datetime | None]]:
         return super().entries(hrefs, dated) + self._placed.entries(hrefs, dated)
 
     def get_filtered(self, filters: Iterable[Any]) -> Iterable[tuple[radicale_item.Item, bool]]:
@@ -891,6 +903,90 @@ class PlacedInteractions(_Projection):
         return {}
 
 
+class DirectoryBook(_Calendar):
+    """A user's read-only address book of colleagues and rooms: the CRM's directory as
+    vCards (``contacts``), made when asked; its CTag and sync tokens come from the directory's
+    change log, which every user's book shares."""
+
+    calendar_key = changelog.DIRECTORY_BOOK
+
+    def __init__(self, storage_: Storage, login: str) -> None:
+        super().__init__(storage_, f"{login}/{contacts.DIRECTORY}")
+        self._cards: dict[str, contacts.Card] | None = None
+
+    def _all(self) -> dict[str, contacts.Card]:
+        """The cards, read once per request (a collection object lives for one request)."""
+        if self._cards is None:
+            with self._session() as session:
+                self._cards = {card.href: card for card in Directory(session).cards()}
+        return self._cards
+
+    def _item(self, card: contacts.Card, texts: _Texts) -> radicale_item.Item:
+        return _LazyItem(
+            texts,
+            collection=self,
+            href=card.href,
+            etag=card.etag,
+            uid=card.uid,
+            name="VCARD",
+            component_name="",
+            time_range=(radicale_filter.TIMESTAMP_MIN, radicale_filter.TIMESTAMP_MAX),
+            last_modified=self.last_modified,
+        )
+
+    def _items_of(self, cards: list[contacts.Card]) -> list[radicale_item.Item]:
+        texts = _Texts(self, [card.href for card in cards])
+        return [self._item(card, texts) for card in cards]
+
+    def texts(self, hrefs: list[str] | None) -> dict[str, str]:
+        cards = self._all()
+        return {href: cards[href].text() for href in (cards if hrefs is None else hrefs)}
+
+    def get_multi(self, hrefs: Iterable[str]) -> Iterable[tuple[str, radicale_item.Item | None]]:
+        cards = self._all()
+        wanted = list(dict.fromkeys(hrefs))
+        found = {i.href: i for i in self._items_of([cards[h] for h in wanted if h in cards])}
+        return [(href, found.get(href)) for href in wanted]
+
+    def get_all(self) -> Iterable[radicale_item.Item]:
+        return self._items_of(list(self._all().values()))
+
+    def get_filtered(self, filters: Iterable[Any]) -> Iterable[tuple[radicale_item.Item, bool]]:
+        """Every card: Radicale matches each against the addressbook-query's filters."""
+        return ((item, False) for item in self.get_all())
+
+    def entries(
+        self, hrefs: list[str] | None = None, dated: bool = True
+    ) -> list[tuple[str, str, str, str, datetime | None]]:
+        cards = self._all()
+        wanted = cards.values() if hrefs is None else [cards[h] for h in hrefs if h in cards]
+        modified = self._revision()[1] if dated else None
+        return [(card.href, card.etag, "VCARD", "", modified) for card in wanted]
+
+    def _all_hrefs(self) -> Iterator[str]:
+        yield from self._all()
+
+    def has_uid(self, uid: str) -> bool:
+        return any(card.uid == uid for card in self._all().values())
+
+    def get_meta(self, key: str | None = None) -> Any:
+        meta = {
+            "tag": "VADDRESSBOOK",
+            "D:displayname": contacts.DISPLAY_NAME,
+            "CR:addressbook-description": contacts.DESCRIPTION,
+        }
+        return meta if key is None else meta.get(key)
+
+    def set_meta(self, props: Mapping[str, str]) -> None:
+        raise NotAllowed(contacts.READ_ONLY)
+
+    def upload(self, href: str, item: radicale_item.Item) -> Any:
+        raise NotAllowed(contacts.READ_ONLY)
+
+    def delete(self, href: str | None = None) -> None:
+        raise NotAllowed(contacts.READ_ONLY)
+
+
 # ---------------------------------------------------------------------------- writing helpers
 
 
@@ -1002,13 +1098,21 @@ class Storage(storage.BaseStorage):
         return json.loads(row.props) if row else {}
 
     def own_calendars(self, login: str) -> list[StoredCalendar]:
-        """The calendars ``login`` made in their home (free-busy reads them too)."""
+        """The calendars ``login`` made in their home (free-busy reads them too), not their
+        address books."""
         home = next(iter(self.discover(f"/{login}/")), None)
         if home is None:
             return []
         with self.database.session() as session:
             children = self._children(session, home)
-        return [c for c in children if isinstance(c, StoredCalendar)]
+        return [c for c in children if isinstance(c, StoredCalendar) and c.tag == "VCALENDAR"]
+
+    def read_only_reason(self, path: str) -> str | None:
+        """Why nothing may be written at ``path`` whoever asks, or None: the address book of
+        colleagues and rooms is the CRM's directory (the rights make it read-only, so that
+        clients show it so; Radicale's refusal says no more than 403)."""
+        parts = pathutils.strip_path(path).split("/")
+        return contacts.READ_ONLY if len(parts) > 1 and parts[1] == contacts.DIRECTORY else None
 
     def begin_request(
         self,
@@ -1092,10 +1196,12 @@ class Storage(storage.BaseStorage):
                     user.display_name,
                     self._props_in(session, "/".join(parts)),
                 )
-        if len(parts) == 2 and parts[1] in (INBOX, OUTBOX):
+        if len(parts) == 2 and parts[1] in (INBOX, OUTBOX, contacts.DIRECTORY):
             user = session.scalar(select(User).where(User.login == parts[0], User.active.is_(True)))
             if user is None:
                 return None
+            if parts[1] == contacts.DIRECTORY:
+                return DirectoryBook(self, user.login)
             if parts[1] == INBOX:
                 return InboxCalendar(self, user.id, user.login)
             return _Folder(self, "/".join(parts), {"D:displayname": "Schedule outbox"})
@@ -1126,7 +1232,7 @@ class Storage(storage.BaseStorage):
         parts = parent.path.split("/") if parent.path else []
         found: list[Any] = []
         if len(parts) == 1:
-            for name in (INTERACTIONS, BOOKINGS):
+            for name in (INTERACTIONS, contacts.DIRECTORY, BOOKINGS):
                 child = self._collection(session, [*parts, name])
                 if child is not None:
                     found.append(child)

@@ -20,6 +20,7 @@ from icalendar import Calendar, Event, vCalAddress
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from caldav_bridge import changelog
 from caldav_bridge.db import Database
 from caldav_bridge.directory import Directory
 from caldav_bridge.interactions import Draft, InteractionService
@@ -63,7 +64,9 @@ def outbox(session: Session, channel: Channel | None = None) -> list[OutboxMessa
 
 
 def changes(session: Session) -> list[CalendarChange]:
-    return list(session.scalars(select(CalendarChange).order_by(CalendarChange.id)))
+    """The calendars' change log, without the directory's (which adding users writes)."""
+    query = select(CalendarChange).where(CalendarChange.calendar != changelog.DIRECTORY_BOOK)
+    return list(session.scalars(query.order_by(CalendarChange.id)))
 
 
 def unfolded(ical: str) -> str:
