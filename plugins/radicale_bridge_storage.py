@@ -1301,8 +1301,11 @@ class Storage(storage.BaseStorage):
                 raise NotAllowed(f"/{sane}/ is not inside a calendar home")
             if items is None and self._stored(session, sane) is not None:  # MKCALENDAR, MKCOL
                 raise AlreadyExists(f"/{sane}/ exists already (made at the same moment)")
-            _delete_tree(session, sane)
-            session.flush()
+            if items is not None:  # a PUT of a whole collection replaces it
+                _delete_tree(session, sane)
+                session.flush()
+            # else two making it at once: the unique path refuses the second's insert (deleting
+            # first would have removed the winner's, committed since this one looked)
             row = StoredCollection(path=sane, props=json.dumps(dict(props or {}), sort_keys=True))
             session.add(row)
             session.flush()
