@@ -12,7 +12,7 @@ from datetime import date, datetime
 
 from icalendar import Calendar, Event
 
-from caldav_bridge import recurrence
+from caldav_bridge import recurrence, validation
 from caldav_bridge.directory import Directory
 from caldav_bridge.errors import CalDavPrecondition, InvalidInput, NotAllowed
 from caldav_bridge.ical_mapping import (
@@ -95,7 +95,7 @@ class ClientWrites:
     def _put(self, actor: User, href: str, text: str) -> Interaction:
         item = parse_item(text)
         event = item.event
-        uid = one_line(str(event.get("UID", "")), "the UID", 255, required=True)
+        uid = validation.uid(str(event.get("UID", "")))
         interaction = self.service.find_by_uid(uid)
         if interaction is None:
             return self._create(actor, href, uid, item)
