@@ -158,7 +158,9 @@ def _pip(*args: str, log: Path) -> None:
             check=False,
         )
     if done.returncode:
-        raise IndexUnreachable(f"pip {args[0]} failed (see {log})")
+        said = [line for line in log.read_text().splitlines() if line.startswith("ERROR:")]
+        why = f": {said[-1].removeprefix('ERROR:').strip()}" if said else ""
+        raise IndexUnreachable(f"pip {args[0]} failed{why} (see {log})")
 
 
 def prepare() -> dict[str, Path]:
@@ -213,6 +215,7 @@ def installed_version(project: str) -> str:
 class Bridge:
     url: str
     passwords: dict[str, str]
+    log: Path
 
 
 def _free_port() -> int:
@@ -257,18 +260,19 @@ def _wait_until_serving(url: str, process: subprocess.Popen[bytes], seconds: flo
 
 
 @contextmanager
-def running_bridge() -> Iterator[Bridge]:
+def running_bridge(suite: str) -> Iterator[Bridge]:
     """``caldav-bridge serve`` on a free loopback port over a fresh SQLite database."""
     database, passwords = _fresh_database(WORK / "bridge.sqlite3")
     port = _free_port()
     url = f"http://127.0.0.1:{port}/"
-    log = (WORK / "logs" / "bridge.log").open("w")
+    path = WORK / "logs" / f"bridge-{suite}.log"
+    log = path.open("w")
     command = [str(BRIDGE), "--database", database, "serve", "--port", str(port)]
     process = subprocess.Popen([*command, "--log-level", "warning"], stdout=log, stderr=log)
     try:
         _wait_until_serving(url, process)
-        _say(f"the bridge serves {url} (users {', '.join(USERS)})")
-        yield Bridge(url, passwords)
+        _say(f"the bridge serves {url} (users {', '.join(USERS)}, a fresh database)")
+        yield Bridge(url, passwords, path)
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -473,17 +477,17 @@ def main(argv: list[str] | None = None) -> int:
     _say(versions)
     chosen = [args.only] if args.only else list(SUITES)
     outcomes = []
-    with running_bridge() as bridge:
-        for name in chosen:
+    errors: list[str] = []
+    for name in chosen:  # each on a fresh database: one suite's leftovers are not another's
+        with running_bridge(name) as bridge:
             outcomes.append(SUITES[name](bridge, sources))
-            _say(outcomes[-1].line())
+        errors += server_errors(bridge.log.read_text(errors="replace"))
+        _say(outcomes[-1].line())
     report = _report(outcomes, versions)
-    log = WORK / "logs" / "bridge.log"
-    errors = server_errors(log.read_text(errors="replace"))
     print()
     for outcome in outcomes:
         print(outcome.line())
-    print(f"the bridge logged {len(errors)} errors ({log})")
+    print(f"the bridge logged {len(errors)} errors ({WORK / 'logs'}/bridge-*.log)")
     print(f"(failed tests and their reasons: {report})")
     return 0 if all(o.ok for o in outcomes) and not errors else 1
 
