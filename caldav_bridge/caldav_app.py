@@ -380,12 +380,13 @@ def _refuse(
 
 
 def _any_name(self: BaseStorage, path: str, validation_type: str) -> bool:
-    """Radicale's check of a request's path, which refuses in every ``validate_path_value``
-    a name with a control character or any character of Unicode's category C (a line feed, the
-    zero-width joiner of emoji sequences, a character newer than Python's Unicode tables), and
-    ':' or ',' unless set to "none": all of them names a client may give an item (RFC 3986
-    percent-encodes any byte). Names are text in the database; ``request_headers`` refuses at
-    the door what is unsafe in them (NUL, '/', dot-segments, bytes that are not UTF-8)."""
+    """In place of Radicale's check of a request's path, which refuses in every
+    ``validate_path_value`` a name with a control character or any character of Unicode's
+    category C (a line feed, the zero-width joiner of emoji sequences, a character newer than
+    Python's Unicode tables), and ':' or ',' unless set to "none": all of them in names a
+    client may give an item (RFC 3986 percent-encodes any byte). Names are text in the
+    database; ``request_headers`` refuses at the door what is unsafe in them (NUL, '/',
+    dot-segments, bytes that are not UTF-8, more than the columns keep)."""
     return "\x00" not in path
 
 
