@@ -4,6 +4,7 @@
     python3 -m caldav_bridge.bootstrap test    # the test suite (arguments go to pytest)
     python3 -m caldav_bridge.bootstrap check   # ruff and mypy
     python3 -m caldav_bridge.bootstrap bench   # the benchmark against Radicale and Xandikos
+    python3 -m caldav_bridge.bootstrap interop # third-party test suites against the server
 
 Each creates ``.venv`` when missing and installs the project into it; a stamp of
 ``pyproject.toml`` skips the install when nothing changed, so later runs start at once.
@@ -78,8 +79,10 @@ def _exec(*argv: str) -> None:
 
 
 def main(argv: list[str]) -> None:
-    if not argv or argv[0] not in {"run", "test", "check", "bench"}:
-        sys.exit("usage: python3 -m caldav_bridge.bootstrap run|test|check|bench [arguments]")
+    if not argv or argv[0] not in {"run", "test", "check", "bench", "interop"}:
+        sys.exit(
+            "usage: python3 -m caldav_bridge.bootstrap run|test|check|bench|interop [arguments]"
+        )
     command, rest = argv[0], argv[1:]
     if command == "run":
         ensure_environment()
@@ -87,6 +90,9 @@ def main(argv: list[str]) -> None:
     if command == "bench":
         ensure_environment("test,bench")
         _exec(str(BIN / "python"), "-m", "bench.run", *rest)
+    if command == "interop":  # the suites get an environment of their own (caldav_bridge.interop)
+        ensure_environment()
+        _exec(str(BIN / "python"), "-m", "caldav_bridge.interop", *rest)
     ensure_environment("test")
     if command == "test":
         ensure_chromium()

@@ -28,9 +28,19 @@ from icalendar import Calendar
 from radicale import httputils, pathutils, types, xmlutils
 from radicale import item as radicale_item
 from radicale.app import Application
+from radicale.app import base as radicale_app_base
+from radicale.storage import BaseStorage
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
-from caldav_bridge import principal_search, recurrence, request_headers, throttle, timezones, web
+from caldav_bridge import (
+    principal_search,
+    recurrence,
+    request_headers,
+    throttle,
+    timezones,
+    validation,
+    web,
+)
 from caldav_bridge.db import lost_a_race
 from caldav_bridge.errors import (
     AlreadyExists,
@@ -90,7 +100,7 @@ RACE_ATTEMPTS = 3
 def _refusal(
     app: Application, environ: types.WSGIEnviron, path: str, refusal: BridgeError, info: Any
 ) -> types.WSGIResponse:
-    logger.info("refused %s %s: %s", environ["REQUEST_METHOD"], path, refusal)
+    logger.info("refused %s %r: %s", environ["REQUEST_METHOD"], path, refusal)
     if isinstance(refusal, CalDavPrecondition):
         status = HTTPStatus.CONFLICT if isinstance(refusal, UidConflict) else HTTPStatus.FORBIDDEN
         # The precondition for clients, and the reason for people (RFC 4918 section 16
@@ -351,9 +361,9 @@ def _check_rules(calendar: Calendar, one_object: bool = True) -> None:
         for name, error in component.errors:
             raise InvalidInput(f"{component.name} {name}: {error}")
         if component.name in ("VEVENT", "VTODO", "VJOURNAL"):
-            if not str(component.get("UID", "")).strip():
+            if "UID" not in component:
                 raise InvalidInput(f"a {component.name} has no UID")
-            uids.add(str(component["UID"]))
+            uids.add(validation.uid(str(component["UID"]), f"the UID of a {component.name}"))
             attendees = component.get("ATTENDEE", [])
             attendees = attendees if isinstance(attendees, list) else [attendees]
             if len(attendees) > _MAX_ATTENDEES:
@@ -456,6 +466,20 @@ def _refuse(
     return [body]
 
 
+def _any_name(self: BaseStorage, path: str, validation_type: str) -> bool:
+    """In place of Radicale's check of a request's path, which refuses in every
+    ``validate_path_value`` a name with a control character or any character of Unicode's
+    category C (a line feed, the zero-width joiner of emoji sequences, a character newer than
+    Python's Unicode tables), and ':' or ',' unless set to "none": all of them in names a
+    client may give an item (RFC 3986 percent-encodes any byte). Names are text in the
+    database; ``request_headers`` refuses at the door what is unsafe in them (NUL, '/',
+    dot-segments, bytes that are not UTF-8, more than the columns keep)."""
+    return "\x00" not in path
+
+
+radicale_app_base._check_path_format = _any_name
+
+
 class BridgeApplication(SchedulingApplication):
     def __init__(self, configuration: Any) -> None:
         super().__init__(configuration)
@@ -525,7 +549,11 @@ class BridgeApplication(SchedulingApplication):
             status, why, wait = door
             retry = (("Retry-After", str(wait)),) if wait else ()
             return _refuse(start_response, status, why, retry)
-        environ = {**environ, web.THROTTLE: getattr(self._auth, "throttle", None)}
+        environ = {
+            **environ,
+            "PATH_INFO": request_headers.path_text(environ),
+            web.THROTTLE: getattr(self._auth, "throttle", None),
+        }
         length = str(environ.get("CONTENT_LENGTH") or "0")
         if length.isdigit() and int(length) > self._body_limit:
             return _refuse(

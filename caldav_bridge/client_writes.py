@@ -13,7 +13,7 @@ from datetime import date, datetime
 
 from icalendar import Calendar, Event
 
-from caldav_bridge import recurrence
+from caldav_bridge import recurrence, validation
 from caldav_bridge.calendar_contents import check_one_copy
 from caldav_bridge.directory import Directory
 from caldav_bridge.errors import BridgeError, CalDavPrecondition, InvalidInput, NotAllowed
@@ -114,7 +114,7 @@ class ClientWrites:
     def _put(self, actor: User, href: str, text: str, calendar_id: int | None) -> Interaction:
         item = parse_item(text)
         event = item.event
-        uid = one_line(str(event.get("UID", "")), "the UID", 255, required=True)
+        uid = validation.uid(str(event.get("UID", "")))
         check_one_copy(self.service.session, actor.id, uid, calendar_id, href)
         interaction = self.service.find_by_uid(uid)
         if interaction is None:

@@ -21,7 +21,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from caldav_bridge import changelog, crm_settings, recurrence
+from caldav_bridge import changelog, crm_settings, recurrence, validation
 from caldav_bridge.calendar_contents import name_of
 from caldav_bridge.config import DEFAULT_PUBLIC_URL
 from caldav_bridge.db import locked
@@ -385,7 +385,7 @@ class InteractionService:
         """A new interaction; ``uid`` and ``href`` keep what a calendar client chose, and
         ``calendar_id`` the calendar of the owner's own where they saved it."""
         self._require_active(owner)
-        uid = one_line(uid, "the UID", 255, required=True) if uid else f"{uuid.uuid4()}"
+        uid = validation.uid(uid) if uid else f"{uuid.uuid4()}"
         if self.session.scalar(select(Interaction.id).where(Interaction.uid == uid)):
             raise AlreadyExists(f"an interaction with UID {uid!r} already exists")
         href, organizer_href = self._names(uid, href)

@@ -1,5 +1,7 @@
-"""The request headers the server reads, checked at the door: one that cannot be read is
-refused with a 4xx and the reason, before Radicale or the bridge trips over it with a 500.
+"""The request's path and the headers the server reads, checked at the door: one that cannot
+be read is refused with a 4xx and the reason, before Radicale or the bridge trips over it with
+a 500. A name in the path may hold any character but NUL and "/" (a client percent-encodes
+what a URL cannot carry), and is not a dot-segment.
 
 Each header is read with the standard library's own parser (base64, ``email`` for media
 types, ``codecs`` for charsets, ``urllib.parse`` for addresses); what Radicale then reads of
@@ -60,20 +62,72 @@ def _charset(environ: types.WSGIEnviron) -> Refusal | None:
     return None
 
 
+# The columns that hold an item's or a calendar's name (href, item_href) are this long.
+MAX_NAME = 255
+
+
+def path_text(environ: types.WSGIEnviron) -> str:
+    """The request's path as the client wrote it, as text. A PEP 3333 server (waitress,
+    gunicorn) hands its bytes decoded as Latin-1, which Radicale (whose own server decodes
+    UTF-8) would take for the names: "ä" would be stored as "Ã¤". ValueError when the bytes
+    are not UTF-8."""
+    path = str(environ.get("PATH_INFO", ""))
+    try:
+        raw = path.encode("latin-1")
+    except UnicodeEncodeError:
+        return path  # text already: a server that decoded UTF-8 itself
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError("the path is not UTF-8 (RFC 3986 percent-encodes UTF-8)") from exc
+
+
+def _names(path: str, what: str) -> Refusal | None:
+    """Names may hold any character but NUL (refused on its own) and "/": a "." or ".."
+    would climb out of the calendar, and the columns keep ``MAX_NAME`` characters."""
+    names = path.split("/")
+    if any(name in (".", "..") for name in names):
+        return Refusal(
+            HTTPStatus.BAD_REQUEST,
+            f"{what} names '.' or '..' (a dot-segment, RFC 3986 5.2.4): name the item itself",
+        )
+    if any(len(name) > MAX_NAME for name in names):
+        return Refusal(
+            HTTPStatus.BAD_REQUEST, f"a name in {what} is longer than {MAX_NAME} characters"
+        )
+    return None
+
+
+def _path(environ: types.WSGIEnviron) -> Refusal | None:
+    try:
+        path = path_text(environ)
+    except ValueError as exc:
+        return Refusal(HTTPStatus.BAD_REQUEST, str(exc))
+    raw = str(environ.get("REQUEST_URI") or environ.get("RAW_URI") or "")
+    if "%2f" in urlsplit(raw).path.lower():
+        return Refusal(
+            HTTPStatus.BAD_REQUEST,
+            "a name cannot hold '/' (%2F in the path): each '/' separates a collection",
+        )
+    return _names(path, "the path")
+
+
 def _destination(environ: types.WSGIEnviron) -> Refusal | None:
     if environ.get("REQUEST_METHOD") not in ("MOVE", "COPY"):
         return None
     destination = str(environ.get("HTTP_DESTINATION", ""))
     try:
-        address = urlsplit(unquote(destination))
+        address = urlsplit(destination)
         address.port  # noqa: B018 - a port that is not a number raises here
     except ValueError:
         address = None
-    if address is None or not address.path.startswith("/"):
+    if address is None or not unquote(address.path).startswith("/"):
         return Refusal(
             HTTPStatus.BAD_REQUEST, "the Destination header must be the address to move to"
         )
-    return None
+    if "%2f" in address.path.lower():
+        return Refusal(HTTPStatus.BAD_REQUEST, "a name cannot hold '/' (%2F in Destination)")
+    return _names(unquote(address.path), "the Destination header")
 
 
 # RFC 4918 10.2 and 10.6: the only values of Depth and Overwrite.
@@ -101,12 +155,14 @@ def _framing(environ: types.WSGIEnviron) -> Refusal | None:
 
 
 def _no_nul(environ: types.WSGIEnviron) -> Refusal | None:
-    """No text the server stores or looks up holds a NUL (PostgreSQL's text cannot)."""
+    """No text the server stores or looks up holds a NUL (PostgreSQL's text cannot). The
+    path comes decoded (a "%00" in it is three characters of a name); the query and the
+    Destination header are read decoded."""
     for name, value in environ.items():
         text = str(value)
-        if name in ("PATH_INFO", "QUERY_STRING"):
+        if name in ("QUERY_STRING", "HTTP_DESTINATION"):
             text = unquote(text)
-        elif not (name.startswith("HTTP_") or name == "CONTENT_TYPE"):
+        elif not (name.startswith("HTTP_") or name in ("CONTENT_TYPE", "PATH_INFO")):
             continue
         if "\x00" in text:
             return Refusal(HTTPStatus.BAD_REQUEST, f"NUL characters are not accepted ({name})")
@@ -114,8 +170,8 @@ def _no_nul(environ: types.WSGIEnviron) -> Refusal | None:
 
 
 def refusal(environ: types.WSGIEnviron) -> Refusal | None:
-    """Why the request's headers cannot be read, or None."""
-    for check in (_no_nul, _framing, _enumerated, _charset, _destination):
+    """Why the request's path or headers cannot be read, or None."""
+    for check in (_no_nul, _path, _framing, _enumerated, _charset, _destination):
         found = check(environ)
         if found is not None:
             return found

@@ -34,3 +34,21 @@ def one_line(value: str, what: str, limit: int, required: bool = False) -> str:
     ):
         raise InvalidInput(f"{what} must be one line of at most {limit} characters")
     return text
+
+
+MAX_UID = 255  # the columns that keep UIDs
+
+
+def uid(value: str, what: str = "the UID") -> str:
+    """A UID kept exactly as the client wrote it. It is TEXT (RFC 5545 3.8.4.7, 3.3.11): any
+    character but the controls, a line feed (escaped as \\n) and a tab excepted."""
+    if not value.strip():
+        raise InvalidInput(f"{what} must not be empty")
+    if len(value) > MAX_UID:
+        raise InvalidInput(f"{what} is longer than {MAX_UID} characters")
+    if any(unicodedata.category(ch) == "Cc" and ch not in "\t\n" for ch in value):
+        raise InvalidInput(
+            f"{what} holds a control character: iCalendar TEXT (RFC 5545 3.3.11) holds none "
+            "but tab and line feed"
+        )
+    return value

@@ -1054,8 +1054,8 @@ def _made_by_crm(parts: list[str]) -> bool:
 class Storage(storage.BaseStorage):
     _is_collision_free = True
     _supports_unicode = True
-    _supports_trailing_whitespace = False
-    _supports_problematic_chars = False
+    _supports_trailing_whitespace = True
+    _supports_problematic_chars = True
 
     def __init__(self, configuration: Any) -> None:
         super().__init__(configuration)
