@@ -200,6 +200,27 @@ def _checked_moves(series: Series, moves: Sequence[Move]) -> tuple[Move, ...]:
     return tuple(sorted(checked))
 
 
+def _still_occurring(series: Series, moves: Sequence[Move]) -> tuple[Move, ...]:
+    """The moves that still name an occurrence of ``series``, after an edit that named none
+    (the CRM's pages and command change the series' times or rule, never one occurrence): an
+    occurrence the series no longer has cannot stay moved, or it would occur twice."""
+    return tuple(move for move in moves if recurrence.occurrence(series, move[0]) is not None)
+
+
+def _set_moves(interaction: Interaction, moves: Sequence[Move]) -> None:
+    """The moved occurrences' rows made ``moves``, each occurrence's row kept and changed in
+    place: SQLAlchemy's unit of work inserts before it deletes, so a new row for an occurrence
+    already moved broke the unique (interaction, RECURRENCE-ID) constraint before its old row
+    was gone."""
+    rows = {row.recurrence_id: row for row in interaction.moves}
+    kept = []
+    for rid, start, end in moves:
+        row = rows.get(rid) or OccurrenceMove(recurrence_id=rid)
+        row.starts_at, row.ends_at = start, end
+        kept.append(row)
+    interaction.moves = kept
+
+
 # What each answer makes of a linked user: (status, tentative).
 _ANSWERED = {
     Answer.ACCEPT: (LinkStatus.CONFIRMED, False),
@@ -459,9 +480,11 @@ class InteractionService:
         if changes.exdates is not None:
             excluded = recurrence.exdate_text(changes.exdates)
         excluded = excluded if rule else ""
-        moves = series_of(interaction).moves if rule else ()
-        if changes.moves is not None and rule:
+        moves: tuple[Move, ...] = ()
+        if rule and changes.moves is not None:
             moves = _checked_moves(_series(period, rule, excluded), changes.moves)
+        elif rule:
+            moves = _still_occurring(_series(period, rule, excluded), series_of(interaction).moves)
         new = _series(period, rule, excluded, moves)
         recurrence.check_occurs(new)
         if not _same_times(new, series_of(interaction)):
@@ -470,10 +493,7 @@ class InteractionService:
         interaction.starts_at, interaction.ends_at = period.starts_at, period.ends_at
         interaction.all_day, interaction.timezone = period.all_day, period.timezone
         interaction.rrule, interaction.exdates = rule, excluded
-        if new.moves != series_of(interaction).moves:
-            interaction.moves = [
-                OccurrenceMove(recurrence_id=r, starts_at=s, ends_at=e) for r, s, e in new.moves
-            ]
+        _set_moves(interaction, new.moves)
         interaction.first_starts_at, interaction.last_ends_at = recurrence.span(new)
         if not reschedule and before == (interaction.subject, interaction.notes, interaction.kind):
             return False
@@ -760,15 +780,14 @@ class InteractionService:
         if wanted == current:
             return False
         removed = [g for g in interaction.guests if g.address not in wanted]
-        interaction.guests = [
-            Guest(
-                address=g.address,
-                name=g.name,
-                partstat=g.partstat,
-                client_scheduled=g.client_scheduled,
-            )
-            for g in wanted.values()
-        ]
+        rows = {g.address: g for g in interaction.guests}
+        kept = []
+        for entry in wanted.values():  # each address's row changed in place (see _set_moves)
+            row = rows.get(entry.address) or Guest(address=entry.address)
+            row.name, row.partstat = entry.name, entry.partstat
+            row.client_scheduled = entry.client_scheduled
+            kept.append(row)
+        interaction.guests = kept
         interaction.modified_at = utcnow()
         self.session.flush()
         self.publish(interaction)
