@@ -638,7 +638,7 @@ class InteractionService:
         self._require_open(interaction)
         for link in interaction.links:
             if link.user_id in users:
-                self.notifier.to_attendee(interaction, link.user, NotificationKind.UPDATE)
+                self._tell(interaction, link, NotificationKind.UPDATE, itip=True)
 
     @_one_change
     def unlink(self, actor: User, interaction: Interaction, user: User) -> None:
@@ -729,7 +729,8 @@ class InteractionService:
     ) -> None:
         """Whether the interaction is in the user's calendar follows their latest answer: a
         decline by deleting it takes it out; any later accept or tentative answer, on any
-        channel, brings it back (the change ends by logging it there, so sync sees it)."""
+        channel, brings it back (the change ends by logging it there, so sync sees it), as
+        does the organizer's next scheduling message (``_tell``)."""
         if remove and answer is Answer.DECLINE and not link.removed:
             link.removed = True
             own = changelog.user_calendar(link.user_id)
@@ -959,19 +960,30 @@ class InteractionService:
         reschedule: bool,
         kind: NotificationKind = NotificationKind.UPDATE,
     ) -> None:
-        """An owner's change: SEQUENCE grows for time, place and cancellation; attendees who
-        have not declined are told."""
+        """An owner's change: SEQUENCE grows for time, place and cancellation; every attendee
+        is told, those who declined too (RFC 6638 3.2.1.2: they may change their mind, and
+        their client must show the new time or the cancellation), their answer kept."""
         if reschedule and interaction.id not in self._created | self._bumped:
             interaction.sequence += 1
             self._bumped.add(interaction.id)
         interaction.modified_at = utcnow()
         self.publish(interaction)
         for link in interaction.links:
-            if link.status is not LinkStatus.DECLINED:
-                self.notifier.to_attendee(interaction, link.user, kind, not link.client_scheduled)
+            self._tell(interaction, link, kind, not link.client_scheduled)
         for guest in interaction.guests:
-            if guest.partstat != "DECLINED":
-                self.notifier.to_attendee(interaction, guest, kind, not guest.client_scheduled)
+            self.notifier.to_attendee(interaction, guest, kind, not guest.client_scheduled)
+
+    def _tell(
+        self, interaction: Interaction, link: InteractionLink, kind: NotificationKind, itip: bool
+    ) -> None:
+        """Tell a linked user of the organizer's change. A scheduling message delivered to one
+        who took the event out of their calendar puts it back there, with their answer
+        (Declined) kept: RFC 6638 4.3, the server creates an attendee's copy when they have
+        none. A cancellation leaves every calendar anyway."""
+        if itip and link.removed and kind is not NotificationKind.CANCELLATION:
+            link.removed = False
+            self.publish(interaction, by_organizer=False)
+        self.notifier.to_attendee(interaction, link.user, kind, itip)
 
     def publish(self, interaction: Interaction, by_organizer: bool = True) -> None:
         """Render the new content and log it in every calendar that shows it: now, or when
