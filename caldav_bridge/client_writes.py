@@ -14,7 +14,12 @@ from icalendar import Calendar, Event
 
 from caldav_bridge import recurrence
 from caldav_bridge.directory import Directory
-from caldav_bridge.errors import CalDavPrecondition, InvalidInput, NotAllowed
+from caldav_bridge.errors import (
+    CalDavPrecondition,
+    InteractionCancelled,
+    InvalidInput,
+    NotAllowed,
+)
 from caldav_bridge.ical_mapping import (
     Answer,
     EventFields,
@@ -98,10 +103,17 @@ class ClientWrites:
         uid = one_line(str(event.get("UID", "")), "the UID", 255, required=True)
         interaction = self.service.find_by_uid(uid)
         if interaction is None:
-            return self._create(actor, href, uid, item)
+            return self._create(actor, href, uid, item, None)
         if interaction.owner_id == actor.id:
+            if interaction.cancelled and not _says_cancelled(event):
+                return self._create(actor, href, uid, item, interaction)  # back (restore)
             self._owner_edit(actor, interaction, item)
         elif any(k.user_id == actor.id for k in interaction.links):
+            if interaction.cancelled:  # an answer or not, their copy is gone with it
+                raise InteractionCancelled(
+                    f"interaction #{interaction.id} is cancelled: only its organizer can bring "
+                    "it back"
+                )
             self._attendee_save(actor, interaction, item)
         else:
             raise NotAllowed(f"{actor.login} is neither the organizer nor an attendee of {uid!r}")
@@ -116,7 +128,9 @@ class ClientWrites:
 
     # ------------------------------------------------------------------ the organizer
 
-    def _create(self, actor: User, href: str, uid: str, item: _Item) -> Interaction:
+    def _create(
+        self, actor: User, href: str, uid: str, item: _Item, cancelled: Interaction | None
+    ) -> Interaction:
         event = item.event
         organizer = event.get("ORGANIZER")
         if organizer is not None and normalize_address(organizer) not in _addresses(actor):
@@ -125,7 +139,8 @@ class ClientWrites:
             )
         fields, moves = _organizer_instances(event_fields(event, actor.timezone), item)
         attendees = self._attendees(event, actor)
-        self.service.hold_resources(attendees.resources.values())
+        booked = [b.resource for b in cancelled.bookings] if cancelled else []
+        self.service.hold_resources([*attendees.resources.values(), *booked])
         draft = Draft(
             moves=moves,
             subject=fields.subject or "(no subject)",
@@ -144,7 +159,7 @@ class ClientWrites:
 
     def _owner_edit(self, actor: User, interaction: Interaction, item: _Item) -> None:
         event = item.event
-        if str(event.get("STATUS", "")).upper() == "CANCELLED":  # RFC 5546 3.2.5
+        if _says_cancelled(event):
             self.service.cancel(actor, interaction)
             return
         fields, moves = _organizer_instances(event_fields(event, interaction.timezone), item)
@@ -260,6 +275,11 @@ class ClientWrites:
             if answer is not None:
                 occurrence = recurrence.instant(instance.decoded("RECURRENCE-ID"), fields.timezone)
                 self.service.answer_occurrence(actor, interaction, occurrence, answer, itip=itip)
+
+
+def _says_cancelled(event: Event) -> bool:
+    """The organizer's event cancels the meeting (RFC 5546 3.2.5)."""
+    return str(event.get("STATUS", "")).upper() == "CANCELLED"
 
 
 def _times(instance: Event, timezone: str) -> tuple[datetime, datetime]:

@@ -397,16 +397,22 @@ class InteractionService:
     def create(
         self, owner: User, draft: Draft, uid: str | None = None, href: str | None = None
     ) -> Interaction:
-        """A new interaction; ``uid`` and ``href`` keep what a calendar client chose."""
+        """A new interaction; ``uid`` and ``href`` keep what a calendar client chose. The UID
+        of the owner's own cancelled interaction brings that one back (``restore``), as the
+        draft says."""
         self._require_active(owner)
         uid = one_line(uid, "the UID", 255, required=True) if uid else f"{uuid.uuid4()}"
-        if self.session.scalar(select(Interaction.id).where(Interaction.uid == uid)):
-            raise AlreadyExists(f"an interaction with UID {uid!r} already exists")
+        existing = self.find_by_uid(uid)
+        if existing is not None:
+            if not existing.cancelled or existing.owner_id != owner.id:
+                raise AlreadyExists(f"an interaction with UID {uid!r} already exists")
+            self.restore(owner, existing, href)
+            self.edit(owner, existing, _changes_of(draft, owner), rooms_answer=True)
+            return existing
         href = href or (
             f"{uid}.ics" if _SAFE_HREF.fullmatch(f"{uid}.ics") else f"{uuid.uuid4()}.ics"
         )
-        if self.session.scalar(select(Interaction.id).where(Interaction.href == href)):
-            raise AlreadyExists(f"another interaction is already stored as {href!r}")
+        self._claim_href(href)
         period = period_of(draft.start, draft.end, draft.timezone or owner.timezone)
         rule = recurrence.checked_rule(draft.rrule, period.timezone, period.all_day)
         excluded = recurrence.exdate_text(draft.exdates) if rule else ""
@@ -532,6 +538,49 @@ class InteractionService:
         interaction.status = InteractionStatus.CANCELLED
         self._updated(interaction, reschedule=True, kind=NotificationKind.CANCELLATION)
         return True
+
+    @_one_change
+    def restore(self, actor: User, interaction: Interaction, href: str | None = None) -> bool:
+        """The owner bringing back their cancelled interaction: undoing a deletion, or saving
+        its UID again (a re-import), under its name or ``href``. False if it is not cancelled.
+
+        It is the same interaction, not a new one with the same UID: the UID is the
+        interaction's, kept forever (DESIGN.md section 2), and its history in the CRM stays one
+        record (created, answered, cancelled, back). SEQUENCE goes on growing (iTIP, RFC
+        5546): attendees' clients hold the CANCEL, and take the new REQUEST because its
+        SEQUENCE is higher; an interaction starting again at 0 would be older than the
+        cancellation to them. Everyone linked is Invited again, their answers (to a meeting
+        they were then told was off) cleared, and is sent an invitation; so are the guests.
+        Its rooms answer again, declining where another interaction took them since."""
+        self._require_owner(actor, interaction)
+        if not interaction.cancelled:
+            return False
+        if href is not None and href != interaction.href:
+            self._claim_href(href, interaction)
+            interaction.href = href
+        interaction.status = InteractionStatus.PLANNED
+        for link in interaction.links:
+            link.status, link.tentative, link.answered_at = LinkStatus.INVITED, False, None
+            link.removed = False
+            link.occurrence_answers.clear()
+        for guest in interaction.guests:
+            guest.partstat = "NEEDS-ACTION"
+        self._rooms_for(interaction, series_of(interaction), rooms_answer=True)
+        self._updated(interaction, reschedule=True, kind=NotificationKind.INVITATION)
+        return True
+
+    def _claim_href(self, href: str, interaction: Interaction | None = None) -> None:
+        """Make ``href`` free for ``interaction`` (or a new one). A cancelled interaction
+        holding it takes a name of its own: it left every calendar, whose clients saw it go
+        under that name, and then see the new item come under it. Any other holder keeps it."""
+        query = select(Interaction).where(Interaction.href == href)
+        holder = self.session.scalar(locked(self.session, query))
+        if holder is None or holder is interaction:
+            return
+        if not holder.cancelled:
+            raise AlreadyExists(f"another interaction is already stored as {href!r}")
+        holder.href = f"{uuid.uuid4()}.ics"
+        self.session.flush()  # the name is free before anyone takes it (a unique column)
 
     @_one_change
     def mark_done(self, actor: User, interaction: Interaction) -> bool:
@@ -1013,6 +1062,22 @@ class InteractionService:
             if not b.declined
         )
         changelog.record(self.session, calendars, interaction.href, interaction.cancelled)
+
+
+def _changes_of(draft: Draft, owner: User) -> Changes:
+    """A draft as the edit that makes an existing interaction what it says."""
+    return Changes(
+        subject=draft.subject,
+        notes=draft.notes,
+        kind=draft.kind,
+        location=draft.location,
+        start=draft.start,
+        end=draft.end,
+        timezone=draft.timezone or owner.timezone,
+        rrule=draft.rrule,
+        exdates=draft.exdates,
+        moves=draft.moves,
+    )
 
 
 def _as_comparable(value: datetime | date) -> datetime:

@@ -451,7 +451,9 @@ class InteractionsCalendar(_Projection):
         }
 
     def _check_conditions(self, session: Session, href: str) -> None:
-        query = select(Interaction.etag, Interaction.schedule_tag).where(Interaction.href == href)
+        query = select(Interaction.etag, Interaction.schedule_tag).where(
+            calendar_contents.shown(Interaction.href == href)  # a cancelled one is gone
+        )
         row = session.execute(locked(session, query)).one_or_none()
         if row is None:
             self._storage.check_conditions(None)
@@ -491,7 +493,7 @@ class InteractionsCalendar(_Projection):
         with self._session(write=True) as session:
             service = InteractionService(session, self._storage.public_url)
             interaction_id = session.scalar(
-                select(Interaction.id).where(self._which(), Interaction.href == href)
+                select(Interaction.id).where(self._visible(), Interaction.href == href)
             )
             if interaction_id is None:
                 raise storage.ComponentNotFoundError(href)
