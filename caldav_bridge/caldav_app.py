@@ -312,7 +312,7 @@ _TEXT_LISTS = frozenset({"RESOURCES", "REQUEST-STATUS"})
 _TEXT_TYPES = (vText, vUnknown)  # an X- or unknown property's value is TEXT (RFC 5545 3.8.8)
 
 
-def texts_escaped(text: str) -> str:
+def _texts_escaped(text: str) -> str:
     """``text`` with each TEXT value escaped as RFC 5545 (3.3.11) writes it.
 
     A comma left unescaped in a single TEXT value (``SUMMARY:Dentist, then lunch``) breaks
@@ -564,7 +564,7 @@ class BridgeApplication(SchedulingApplication):
                 return _text(HTTPStatus.BAD_REQUEST, str(exc))
             except ValueError as exc:
                 return _text(HTTPStatus.BAD_REQUEST, f"malformed iCalendar: {exc}")
-            escaped = texts_escaped(text).encode()
+            escaped = _texts_escaped(text).encode()
             if escaped != raw:
                 environ = {
                     **environ,
