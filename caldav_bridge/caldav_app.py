@@ -24,7 +24,9 @@ from xml.sax.saxutils import escape
 
 import defusedxml.ElementTree as DefusedET
 from defusedxml import DefusedXmlException
-from icalendar import Calendar
+from icalendar import Calendar, Component
+from icalendar.parser import Contentline, Contentlines
+from icalendar.prop import vText, vUnknown
 from radicale import httputils, pathutils, types, xmlutils
 from radicale import item as radicale_item
 from radicale.app import Application
@@ -393,6 +395,43 @@ def _check_rules(calendar: Calendar, one_object: bool = True) -> None:
                 recurrence.check_object_rule(stored, component.decoded("DTSTART"))
 
 
+# TEXT properties whose commas separate values (RFC 5545 3.8.1.10, 3.8.8.3; CATEGORIES is
+# typed as a list by icalendar already): their commas are left as they are.
+_TEXT_LISTS = frozenset({"RESOURCES", "REQUEST-STATUS"})
+_TEXT_TYPES = (vText, vUnknown)  # an X- or unknown property's value is TEXT (RFC 5545 3.8.8)
+
+
+def _texts_escaped(text: str) -> str:
+    """``text`` with each TEXT value escaped as RFC 5545 (3.3.11) writes it.
+
+    A comma left unescaped in a single TEXT value (``SUMMARY:Dentist, then lunch``) breaks
+    the RFC, but icalendar and calendar clients read the value whole; vobject, which Radicale
+    parses a PUT with, reads it as a list and keeps its first item (``Dentist``), in every
+    property it does not know as a list (UID and X- properties included). Escaped here, before
+    Radicale reads the body, every reader sees the whole value, in the interactions calendar
+    and in one's own calendars. Lines without a comma, and values of other types, are left
+    as they came."""
+    if "," not in text:
+        return text
+    lines = Contentlines.from_ical(text)  # type: ignore[no-untyped-call]
+    changed = False
+    for index, line in enumerate(lines):
+        if "," not in line:
+            continue
+        try:
+            name, params, raw = line.raw_parts()
+            value = line.parts()[2]
+        except ValueError:  # not a content line: Radicale says so
+            continue
+        kind = Component.types_factory.for_property(name, params.get("VALUE"))
+        if name.upper() in _TEXT_LISTS or kind not in _TEXT_TYPES:
+            continue
+        if vText(value).to_ical().decode() != raw:
+            lines[index] = Contentline.from_parts(name, params, vText(value), sorted=False)
+            changed = True
+    return str(lines.to_ical().decode()) if changed else text
+
+
 def _buffered(environ: types.WSGIEnviron) -> tuple[bytes, types.WSGIEnviron]:
     """The request body, and an environ from which Radicale can still read it."""
     raw: bytes = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
@@ -633,6 +672,13 @@ class BridgeApplication(SchedulingApplication):
                 return _text(HTTPStatus.BAD_REQUEST, str(exc))
             except ValueError as exc:
                 return _text(HTTPStatus.BAD_REQUEST, f"malformed iCalendar: {exc}")
+            escaped = _texts_escaped(text).encode()
+            if escaped != raw:
+                environ = {
+                    **environ,
+                    "CONTENT_LENGTH": str(len(escaped)),
+                    "wsgi.input": io.BytesIO(escaped),
+                }
         answer = _put(self, environ, base_prefix, path, user, user_groups, request_info)
         answer = self._with_put_reason(answer, path, text)
         answer = self.with_schedule_tag(answer, path, written=True)

@@ -208,8 +208,11 @@ def cmd_create(ctx: Context, args: argparse.Namespace) -> None:
             location=args.location or "",
             rrule=args.repeat or "",
         )
-        interaction = ctx.service(session).create(owner, draft, uid=args.uid)
-        print(f"interaction #{interaction.id} created (UID {interaction.uid})")
+        service = ctx.service(session)
+        back = args.uid is not None and service.find_by_uid(args.uid) is not None
+        interaction = service.create(owner, draft, uid=args.uid)  # a cancelled one comes back
+        verb = "restored" if back else "created"
+        print(f"interaction #{interaction.id} {verb} (UID {interaction.uid})")
 
 
 def cmd_edit(ctx: Context, args: argparse.Namespace) -> None:

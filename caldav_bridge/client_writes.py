@@ -16,7 +16,13 @@ from icalendar import Calendar, Event
 from caldav_bridge import recurrence, validation
 from caldav_bridge.calendar_contents import check_one_copy
 from caldav_bridge.directory import Directory
-from caldav_bridge.errors import BridgeError, CalDavPrecondition, InvalidInput, NotAllowed
+from caldav_bridge.errors import (
+    BridgeError,
+    CalDavPrecondition,
+    InteractionCancelled,
+    InvalidInput,
+    NotAllowed,
+)
 from caldav_bridge.ical_mapping import (
     Answer,
     EventFields,
@@ -120,8 +126,15 @@ class ClientWrites:
         if interaction is None:
             return self._create(actor, href, uid, item, calendar_id)
         if interaction.owner_id == actor.id:
+            if interaction.cancelled and not _says_cancelled(event):
+                return self._create(actor, href, uid, item, calendar_id, interaction)  # restore
             self._owner_edit(actor, interaction, item)
         elif any(k.user_id == actor.id for k in interaction.links):
+            if interaction.cancelled:  # an answer or not, their copy is gone with it
+                raise InteractionCancelled(
+                    f"interaction #{interaction.id} is cancelled: only its organizer can bring "
+                    "it back"
+                )
             self._attendee_save(actor, interaction, item)
         else:
             raise NotAllowed(f"{actor.login} is neither the organizer nor an attendee of {uid!r}")
@@ -137,7 +150,13 @@ class ClientWrites:
     # ------------------------------------------------------------------ the organizer
 
     def _create(
-        self, actor: User, href: str, uid: str, item: _Item, calendar_id: int | None
+        self,
+        actor: User,
+        href: str,
+        uid: str,
+        item: _Item,
+        calendar_id: int | None,
+        cancelled: Interaction | None = None,
     ) -> Interaction:
         event = item.event
         organizer = event.get("ORGANIZER")
@@ -147,7 +166,8 @@ class ClientWrites:
             )
         fields, moves = _organizer_instances(event_fields(event, actor.timezone), item)
         attendees = self._attendees(event, actor)
-        self.service.hold_resources(attendees.resources.values())
+        booked = [b.resource for b in cancelled.bookings] if cancelled else []
+        self.service.hold_resources([*attendees.resources.values(), *booked])
         draft = Draft(
             moves=moves,
             subject=fields.subject or "(no subject)",
@@ -166,7 +186,7 @@ class ClientWrites:
 
     def _owner_edit(self, actor: User, interaction: Interaction, item: _Item) -> None:
         event = item.event
-        if str(event.get("STATUS", "")).upper() == "CANCELLED":  # RFC 5546 3.2.5
+        if _says_cancelled(event):
             self.service.cancel(actor, interaction)
             return
         fields, moves = _organizer_instances(event_fields(event, interaction.timezone), item)
@@ -282,6 +302,11 @@ class ClientWrites:
             if answer is not None:
                 occurrence = recurrence.instant(instance.decoded("RECURRENCE-ID"), fields.timezone)
                 self.service.answer_occurrence(actor, interaction, occurrence, answer, itip=itip)
+
+
+def _says_cancelled(event: Event) -> bool:
+    """The organizer's event cancels the meeting (RFC 5546 3.2.5)."""
+    return str(event.get("STATUS", "")).upper() == "CANCELLED"
 
 
 def _times(instance: Event, timezone: str) -> tuple[datetime, datetime]:

@@ -201,6 +201,27 @@ def _checked_moves(series: Series, moves: Sequence[Move]) -> tuple[Move, ...]:
     return tuple(sorted(checked))
 
 
+def _still_occurring(series: Series, moves: Sequence[Move]) -> tuple[Move, ...]:
+    """The moves that still name an occurrence of ``series``, after an edit that named none
+    (the CRM's pages and command change the series' times or rule, never one occurrence): an
+    occurrence the series no longer has cannot stay moved, or it would occur twice."""
+    return tuple(move for move in moves if recurrence.occurrence(series, move[0]) is not None)
+
+
+def _set_moves(interaction: Interaction, moves: Sequence[Move]) -> None:
+    """The moved occurrences' rows made ``moves``, each occurrence's row kept and changed in
+    place: SQLAlchemy's unit of work inserts before it deletes, so a new row for an occurrence
+    already moved broke the unique (interaction, RECURRENCE-ID) constraint before its old row
+    was gone."""
+    rows = {row.recurrence_id: row for row in interaction.moves}
+    kept = []
+    for rid, start, end in moves:
+        row = rows.get(rid) or OccurrenceMove(recurrence_id=rid)
+        row.starts_at, row.ends_at = start, end
+        kept.append(row)
+    interaction.moves = kept
+
+
 # What each answer makes of a linked user: (status, tentative).
 _ANSWERED = {
     Answer.ACCEPT: (LinkStatus.CONFIRMED, False),
@@ -383,11 +404,19 @@ class InteractionService:
         calendar_id: int | None = None,
     ) -> Interaction:
         """A new interaction; ``uid`` and ``href`` keep what a calendar client chose, and
-        ``calendar_id`` the calendar of the owner's own where they saved it."""
+        ``calendar_id`` the calendar of the owner's own where they saved it. The UID of the
+        owner's own cancelled interaction brings that one back (``restore``), as the draft
+        says, in that calendar."""
         self._require_active(owner)
         uid = validation.uid(uid) if uid else f"{uuid.uuid4()}"
-        if self.session.scalar(select(Interaction.id).where(Interaction.uid == uid)):
-            raise AlreadyExists(f"an interaction with UID {uid!r} already exists")
+        existing = self.find_by_uid(uid)
+        if existing is not None:
+            if not existing.cancelled or existing.owner_id != owner.id:
+                raise AlreadyExists(f"an interaction with UID {uid!r} already exists")
+            self.restore(owner, existing, href)
+            existing.calendar_id = calendar_id
+            self.edit(owner, existing, _changes_of(draft, owner), rooms_answer=True)
+            return existing
         href, organizer_href = self._names(uid, href)
         period = period_of(draft.start, draft.end, draft.timezone or owner.timezone)
         rule = recurrence.checked_rule(draft.rrule, period.timezone, period.all_day)
@@ -429,15 +458,25 @@ class InteractionService:
         self.publish(interaction)
         return interaction
 
-    def _names(self, uid: str, chosen: str | None) -> tuple[str, str | None]:
-        """The name every calendar shares, and the owner's own when the one their client
-        chose is another organizer's (names are per calendar; ``check_one_copy`` and the
-        calendar's own items keep them unique in each)."""
+    def _names(
+        self, uid: str, chosen: str | None, interaction: Interaction | None = None
+    ) -> tuple[str, str | None]:
+        """The name every calendar shares for ``interaction`` (or a new one), and the owner's
+        own when the one their client chose is another organizer's live meeting (names are
+        per calendar; ``check_one_copy`` and each calendar's own items keep them unique in
+        each). A cancelled interaction holding the name takes one of its own: it left every
+        calendar, whose clients saw it go under that name and then see the new item come."""
         if chosen is None:
             default = f"{uid}.ics"
             return (default if _SAFE_HREF.fullmatch(default) else f"{uuid.uuid4()}.ics"), None
-        if self.session.scalar(select(Interaction.id).where(Interaction.href == chosen)):
+        query = select(Interaction).where(Interaction.href == chosen)
+        holder = self.session.scalar(locked(self.session, query))
+        if holder is None or holder is interaction:
+            return chosen, None
+        if not holder.cancelled:
             return f"{uuid.uuid4()}.ics", chosen
+        holder.href, holder.organizer_href = f"{uuid.uuid4()}.ics", None
+        self.session.flush()  # the name is free before anyone takes it (a unique column)
         return chosen, None
 
     @_one_change
@@ -475,9 +514,11 @@ class InteractionService:
         if changes.exdates is not None:
             excluded = recurrence.exdate_text(changes.exdates)
         excluded = excluded if rule else ""
-        moves = series_of(interaction).moves if rule else ()
-        if changes.moves is not None and rule:
+        moves: tuple[Move, ...] = ()
+        if rule and changes.moves is not None:
             moves = _checked_moves(_series(period, rule, excluded), changes.moves)
+        elif rule:
+            moves = _still_occurring(_series(period, rule, excluded), series_of(interaction).moves)
         new = _series(period, rule, excluded, moves)
         recurrence.check_occurs(new)
         if not _same_times(new, series_of(interaction)):
@@ -486,10 +527,7 @@ class InteractionService:
         interaction.starts_at, interaction.ends_at = period.starts_at, period.ends_at
         interaction.all_day, interaction.timezone = period.all_day, period.timezone
         interaction.rrule, interaction.exdates = rule, excluded
-        if new.moves != series_of(interaction).moves:
-            interaction.moves = [
-                OccurrenceMove(recurrence_id=r, starts_at=s, ends_at=e) for r, s, e in new.moves
-            ]
+        _set_moves(interaction, new.moves)
         interaction.first_starts_at, interaction.last_ends_at = recurrence.span(new)
         if not reschedule and before == (interaction.subject, interaction.notes, interaction.kind):
             return False
@@ -527,6 +565,37 @@ class InteractionService:
             return False
         interaction.status = InteractionStatus.CANCELLED
         self._updated(interaction, reschedule=True, kind=NotificationKind.CANCELLATION)
+        return True
+
+    @_one_change
+    def restore(self, actor: User, interaction: Interaction, href: str | None = None) -> bool:
+        """The owner bringing back their cancelled interaction: undoing a deletion, or saving
+        its UID again (a re-import), under its name or ``href``. False if it is not cancelled.
+
+        It is the same interaction, not a new one with the same UID: the UID is the
+        interaction's, kept forever (DESIGN.md section 2), and its history in the CRM stays one
+        record (created, answered, cancelled, back). SEQUENCE goes on growing (iTIP, RFC
+        5546): attendees' clients hold the CANCEL, and take the new REQUEST because its
+        SEQUENCE is higher; an interaction starting again at 0 would be older than the
+        cancellation to them. Everyone linked is Invited again, their answers (to a meeting
+        they were then told was off) cleared, and is sent an invitation; so are the guests.
+        Its rooms answer again, declining where another interaction took them since."""
+        self._require_owner(actor, interaction)
+        if not interaction.cancelled:
+            return False
+        if href is not None and href != name_of(interaction, actor.id):
+            interaction.href, interaction.organizer_href = self._names(
+                interaction.uid, href, interaction
+            )
+        interaction.status = InteractionStatus.PLANNED
+        for link in interaction.links:
+            link.status, link.tentative, link.answered_at = LinkStatus.INVITED, False, None
+            link.removed = False
+            link.occurrence_answers.clear()
+        for guest in interaction.guests:
+            guest.partstat = "NEEDS-ACTION"
+        self._rooms_for(interaction, series_of(interaction), rooms_answer=True)
+        self._updated(interaction, reschedule=True, kind=NotificationKind.INVITATION)
         return True
 
     @_one_change
@@ -634,7 +703,7 @@ class InteractionService:
         self._require_open(interaction)
         for link in interaction.links:
             if link.user_id in users:
-                self.notifier.to_attendee(interaction, link.user, NotificationKind.UPDATE)
+                self._tell(interaction, link, NotificationKind.UPDATE, itip=True)
 
     @_one_change
     def unlink(self, actor: User, interaction: Interaction, user: User) -> None:
@@ -726,7 +795,8 @@ class InteractionService:
     ) -> None:
         """Whether the interaction is in the user's calendar follows their latest answer: a
         decline by deleting it takes it out; any later accept or tentative answer, on any
-        channel, brings it back (the change ends by logging it there, so sync sees it)."""
+        channel, brings it back (the change ends by logging it there, so sync sees it), as
+        does the organizer's next scheduling message (``_tell``)."""
         if remove and answer is Answer.DECLINE and not link.removed:
             link.removed = True
             own = changelog.holding(link.user_id, link.calendar_id)
@@ -777,15 +847,14 @@ class InteractionService:
         if wanted == current:
             return False
         removed = [g for g in interaction.guests if g.address not in wanted]
-        interaction.guests = [
-            Guest(
-                address=g.address,
-                name=g.name,
-                partstat=g.partstat,
-                client_scheduled=g.client_scheduled,
-            )
-            for g in wanted.values()
-        ]
+        rows = {g.address: g for g in interaction.guests}
+        kept = []
+        for entry in wanted.values():  # each address's row changed in place (see _set_moves)
+            row = rows.get(entry.address) or Guest(address=entry.address)
+            row.name, row.partstat = entry.name, entry.partstat
+            row.client_scheduled = entry.client_scheduled
+            kept.append(row)
+        interaction.guests = kept
         interaction.modified_at = utcnow()
         self.session.flush()
         self.publish(interaction)
@@ -1002,19 +1071,30 @@ class InteractionService:
         reschedule: bool,
         kind: NotificationKind = NotificationKind.UPDATE,
     ) -> None:
-        """An owner's change: SEQUENCE grows for time, place and cancellation; attendees who
-        have not declined are told."""
+        """An owner's change: SEQUENCE grows for time, place and cancellation; every attendee
+        is told, those who declined too (RFC 6638 3.2.1.2: they may change their mind, and
+        their client must show the new time or the cancellation), their answer kept."""
         if reschedule and interaction.id not in self._created | self._bumped:
             interaction.sequence += 1
             self._bumped.add(interaction.id)
         interaction.modified_at = utcnow()
         self.publish(interaction)
         for link in interaction.links:
-            if link.status is not LinkStatus.DECLINED:
-                self.notifier.to_attendee(interaction, link.user, kind, not link.client_scheduled)
+            self._tell(interaction, link, kind, not link.client_scheduled)
         for guest in interaction.guests:
-            if guest.partstat != "DECLINED":
-                self.notifier.to_attendee(interaction, guest, kind, not guest.client_scheduled)
+            self.notifier.to_attendee(interaction, guest, kind, not guest.client_scheduled)
+
+    def _tell(
+        self, interaction: Interaction, link: InteractionLink, kind: NotificationKind, itip: bool
+    ) -> None:
+        """Tell a linked user of the organizer's change. A scheduling message delivered to one
+        who took the event out of their calendar puts it back there, with their answer
+        (Declined) kept: RFC 6638 4.3, the server creates an attendee's copy when they have
+        none. A cancellation leaves every calendar anyway."""
+        if itip and link.removed and kind is not NotificationKind.CANCELLATION:
+            link.removed = False
+            self.publish(interaction, by_organizer=False)
+        self.notifier.to_attendee(interaction, link.user, kind, itip)
 
     def publish(self, interaction: Interaction, by_organizer: bool = True) -> None:
         """Render the new content and log it in every calendar that shows it: now, or when
@@ -1049,6 +1129,22 @@ class InteractionService:
             sorted({(owner, own_name), *((c, interaction.href) for c in calendars)}),
             interaction.cancelled,
         )
+
+
+def _changes_of(draft: Draft, owner: User) -> Changes:
+    """A draft as the edit that makes an existing interaction what it says."""
+    return Changes(
+        subject=draft.subject,
+        notes=draft.notes,
+        kind=draft.kind,
+        location=draft.location,
+        start=draft.start,
+        end=draft.end,
+        timezone=draft.timezone or owner.timezone,
+        rrule=draft.rrule,
+        exdates=draft.exdates,
+        moves=draft.moves,
+    )
 
 
 def _as_comparable(value: datetime | date) -> datetime:

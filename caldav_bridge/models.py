@@ -243,7 +243,8 @@ class InteractionLink(Base):
     # A calendar client's TENTATIVE answer: the CRM status stays Invited, clients see TENTATIVE.
     tentative: Mapped[bool] = mapped_column(Boolean, default=False)
     # The user declined by deleting the event: it stays out of their calendar until they are
-    # invited again or accept (or answer tentatively) on any channel.
+    # invited again, accept (or answer tentatively) on any channel, or are sent the
+    # organizer's next change.
     removed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # SCHEDULE-AGENT=CLIENT (RFC 6638): the organizer's client tells this user itself.
     client_scheduled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

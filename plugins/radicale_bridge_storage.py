@@ -603,18 +603,12 @@ class InteractionsCalendar(_Projection):
             raise NotAllowed("the interactions calendar cannot be deleted")
         with self._session(write=True) as session:
             service = InteractionService(session, self._storage.public_url)
-            interaction_id = session.scalar(
-                select(Interaction.id).where(self._which(), self._name_in([href]))
-            )
-            if interaction_id is None:
-                raise storage.ComponentNotFoundError(href)
-            held = self.held(session, href)
+            held = self.held(session, href)  # a cancelled one is gone
             if held is None:
-                self._storage.check_conditions(None)
-            else:
-                self._storage.check_conditions(held.etag, f'"{held.schedule_tag}"')
+                raise storage.ComponentNotFoundError(href)
+            self._storage.check_conditions(held.etag, f'"{held.schedule_tag}"')
             actor = Directory(session).user(self.login)
-            ClientWrites(service).delete(actor, service.get(interaction_id))
+            ClientWrites(service).delete(actor, service.get(held.id))
 
 
 class BookingsCalendar(_Projection):

@@ -286,9 +286,9 @@ def test_time_and_place_changes_bump_sequence_and_tell_attendees(world: World) -
         assert service.edit(alice, interaction, Changes(location="Lyon office"))
         assert interaction.sequence == 2
         updates = outbox(session)[before:]
-        # Bob is told twice (messenger and email each time); Carol declined and is left alone.
-        assert {m.recipient_user_id for m in updates} == {users["bob"].id}
-        assert [m.kind for m in updates] == [NotificationKind.UPDATE] * 4
+        # Bob is told twice (messenger and email each time); so is Carol, who declined.
+        assert {m.recipient_user_id for m in updates} == {users["bob"].id, users["carol"].id}
+        assert [m.kind for m in updates] == [NotificationKind.UPDATE] * 8
         assert all(m.sequence in {1, 2} for m in updates)
 
 

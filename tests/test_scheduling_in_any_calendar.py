@@ -272,3 +272,20 @@ def test_a_new_event_cannot_take_the_name_of_a_meeting(server: RunningServer) ->
     assert refused.status_code == 409, refused.text
     assert "no-uid-conflict" in refused.text
     assert "UID:review" in bob.get("/bob/interactions/review.ics").text
+
+
+def test_a_meeting_deleted_in_its_calendar_and_saved_again_comes_back_there(
+    server: RunningServer,
+) -> None:
+    alice, bob = _client(server, "alice"), _client(server, "bob")
+    _calendar(alice, "/alice/work/", "Work")
+    _put(alice, "/alice/work/review.ics", _meeting("review"))
+    token, _ = _sync(alice, "/alice/work/")
+    alice.delete("/alice/work/review.ics")
+    again = _put(alice, "/alice/work/review.ics", _meeting("review"))  # undo
+    assert again.status_code == 201, again.text
+    assert _interaction(server, "review").status is InteractionStatus.PLANNED
+    assert _names(alice, "/alice/work/") == {"review.ics"}
+    assert _names(alice, "/alice/interactions/") == set()
+    assert _sync(alice, "/alice/work/", token)[1] == {"review.ics": 200}
+    assert "review.ics" in _names(bob, "/bob/interactions/")
