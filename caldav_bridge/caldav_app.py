@@ -548,7 +548,15 @@ class BridgeApplication(SchedulingApplication):
                 "PATH_INFO": f"/{login}/interactions/",
             }
             handler = getattr(self, f"do_{method}")
-            handler(environ, "", f"/{login}/interactions/", login, set(), {})
+            # What Radicale records of each request, which its conditional logging reads.
+            info = {
+                "method": method,
+                "login": login,
+                "path": environ["PATH_INFO"],
+                "useragent": "",
+                "host": "",
+            }
+            handler(environ, "", f"/{login}/interactions/", login, set(), info)
 
     def _handle_request(self, environ: types.WSGIEnviron) -> Any:
         """Radicale's, with the login check's database failures answered 503 too (the
