@@ -28,6 +28,7 @@ from tests.helpers import free_port, serve_command, wait_for_http
 
 DESCRIPTOR_LIMIT = 128
 ROUNDS = 10  # each round: new connections, a keep-alive stream, dropped requests
+ANSWERING_THREADS = 8  # `serve`'s waitress threads ([server] max_connections)
 BASIC = "Basic " + base64.b64encode(b"alice:alice").decode()
 PROPFIND = '<propfind xmlns="DAV:"><prop><resourcetype/></prop></propfind>'
 
@@ -124,6 +125,7 @@ def test_thousands_of_requests_under_ulimit_128_leave_the_descriptors_flat_and_i
     pid, port = served
     _keep_alive(port, 5)
     _new_connections(port, 20)
+    _dropped(port, 30)
     before = _settled(pid, 0)
     statuses: list[int] = []
     for _ in range(ROUNDS):
@@ -132,8 +134,12 @@ def test_thousands_of_requests_under_ulimit_128_leave_the_descriptors_flat_and_i
         _dropped(port, 30)
     assert len(statuses) == ROUNDS * 300
     assert set(statuses) <= {200, 207}, sorted(set(statuses))
-    after = _settled(pid, before + 4)
-    assert after <= before + 4, f"{before} descriptors open before, {after} after"
+    # Dropped requests still being answered overlap the next ones, so the database pool may
+    # open a connection more per answering thread than it had (a bounded number, where a leak
+    # of one per connection would show hundreds): seen 7 more on a loaded machine.
+    allowed = before + ANSWERING_THREADS
+    after = _settled(pid, allowed)
+    assert after <= allowed, f"{before} descriptors open before, {after} after"
     assert _new_connections(port, 1) == [207]
 
 
