@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime
 from email.message import EmailMessage
 from pathlib import Path
 from typing import TYPE_CHECKING
+from xml.etree import ElementTree
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -301,3 +302,23 @@ def event_text(
             "",
         ]
     )
+
+
+def sync_changes(client: httpx.Client, path: str, token: str = "") -> tuple[str, dict[str, int]]:
+    """A sync-collection of the calendar at ``path``: its new token, and the status of each
+    item reported since ``token`` (200 present, 404 deleted)."""
+    body = (
+        f'<?xml version="1.0"?><sync-collection xmlns="DAV:"><sync-token>{token}</sync-token>'
+        "<sync-level>1</sync-level><prop><getetag/></prop></sync-collection>"
+    )
+    answer = client.request("REPORT", path, content=body)
+    assert answer.status_code == 207, answer.text
+    root = ElementTree.fromstring(answer.content)
+    found: dict[str, int] = {}
+    for response in root.findall("{DAV:}response"):
+        href = (response.findtext("{DAV:}href") or "").rsplit("/", 1)[1]
+        status = response.findtext("{DAV:}status") or response.findtext(
+            "{DAV:}propstat/{DAV:}status"
+        )
+        found[href] = int((status or "HTTP/1.1 200").split()[1])
+    return root.findtext("{DAV:}sync-token") or "", found

@@ -7,7 +7,6 @@ another event. Nobody but the organizer brings a cancelled interaction back."""
 from __future__ import annotations
 
 import uuid
-import xml.etree.ElementTree as ET
 
 import httpx
 import pytest
@@ -19,7 +18,7 @@ from caldav_bridge.ical_mapping import Answer, normalize_address
 from caldav_bridge.interactions import InteractionService
 from caldav_bridge.models import Interaction, InteractionStatus, LinkStatus, ScheduleMessage
 from tests.conftest import RunningServer
-from tests.helpers import create, event_text
+from tests.helpers import create, event_text, sync_changes
 
 D = "DAV:"
 HEADERS = {"Content-Type": "text/calendar"}
@@ -41,21 +40,10 @@ def _client(server: RunningServer, login: str) -> httpx.Client:
 
 
 def _sync(client: httpx.Client, calendar: str, token: str = "") -> tuple[str, dict[str, bool]]:
-    """The calendar's sync-collection answer: its new token, and each item named, present
-    (True) or deleted (False)."""
-    body = (
-        f'<sync-collection xmlns="DAV:"><sync-token>{token}</sync-token>'
-        "<sync-level>1</sync-level><prop><getetag/></prop></sync-collection>"
-    )
-    answer = client.request("REPORT", calendar, content=body)
-    assert answer.status_code == 207, answer.text
-    root = ET.fromstring(answer.content)
-    named = {
-        (r.findtext(f"{{{D}}}href") or "").rsplit("/", 1)[-1]: r.find(f"{{{D}}}propstat")
-        is not None
-        for r in root.iter(f"{{{D}}}response")
-    }
-    return root.findtext(f"{{{D}}}sync-token") or "", named
+    """The calendar's new token, and each item named since ``token``: present (True) or
+    deleted (False)."""
+    token, found = sync_changes(client, calendar, token)
+    return token, {href: status != 404 for href, status in found.items()}
 
 
 def _interaction(server: RunningServer, uid: str) -> Interaction:

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from caldav_bridge.models import Interaction, InteractionStatus, LinkStatus, ScheduleMessage
 from tests.conftest import RunningServer
-from tests.helpers import link_status
+from tests.helpers import link_status, sync_changes
 from tests.test_scheduling import _answered, _attendee, _attendees, _client, _event, _put
 
 D, C = "DAV:", "urn:ietf:params:xml:ns:caldav"
@@ -33,25 +33,6 @@ def _names(client: httpx.Client, path: str) -> set[str]:
     assert answer.status_code == 207
     hrefs = [e.text or "" for e in ET.fromstring(answer.content).iter(f"{{{D}}}href")]
     return {href.rsplit("/", 1)[1] for href in hrefs if not href.endswith("/")}
-
-
-def _sync(client: httpx.Client, path: str, token: str = "") -> tuple[str, dict[str, int]]:
-    """The calendar's token, and the status of each item reported since ``token``."""
-    body = (
-        f'<?xml version="1.0"?><sync-collection xmlns="DAV:"><sync-token>{token}</sync-token>'
-        "<sync-level>1</sync-level><prop><getetag/></prop></sync-collection>"
-    )
-    answer = client.request("REPORT", path, content=body)
-    assert answer.status_code == 207, answer.text
-    root = ET.fromstring(answer.content)
-    found: dict[str, int] = {}
-    for response in root.findall(f"{{{D}}}response"):
-        href = (response.findtext(f"{{{D}}}href") or "").rsplit("/", 1)[1]
-        status = response.findtext(f"{{{D}}}status") or response.findtext(
-            f"{{{D}}}propstat/{{{D}}}status"
-        )
-        found[href] = int((status or "HTTP/1.1 200").split()[1])
-    return root.findtext(f"{{{D}}}sync-token") or "", found
 
 
 def _move(client: httpx.Client, source: str, target: str) -> httpx.Response:
@@ -106,19 +87,19 @@ def test_a_meeting_saved_in_a_calendar_of_the_organizers_own_is_scheduled_and_st
     assert attendees["bob@example.com"]["PARTSTAT"] == "NEEDS-ACTION"
 
 
-def test_answers_and_changes_reach_the_calendar_that_holds_the_meeting_by_sync(
+def test_answers_and_changes_reach_the_calendar_that_holds_the_meeting_bysync_changes(
     server: RunningServer,
 ) -> None:
     alice, bob = _client(server, "alice"), _client(server, "bob")
     _calendar(alice, "/alice/work/", "Work")
     _put(alice, "/alice/work/review.ics", _meeting("review"))
-    token, _ = _sync(alice, "/alice/work/")
+    token, _ = sync_changes(alice, "/alice/work/")
     copy = bob.get("/bob/interactions/review.ics").text
     answer = _put(
         bob, "/bob/interactions/review.ics", _answered(copy, "bob@example.com", "ACCEPTED")
     )
     assert answer.status_code == 204, answer.text
-    token, changed = _sync(alice, "/alice/work/", token)
+    token, changed = sync_changes(alice, "/alice/work/", token)
     assert changed == {"review.ics": 200}
     assert (
         _attendees(alice.get("/alice/work/review.ics").text)["bob@example.com"]["PARTSTAT"]
@@ -131,18 +112,18 @@ def test_answers_and_changes_reach_the_calendar_that_holds_the_meeting_by_sync(
     assert moved.status_code == 204, moved.text
     assert _interaction(server, "review").sequence == 1
     assert _inbox_methods(server, "bob") == ["REQUEST", "REQUEST"]
-    assert _sync(alice, "/alice/interactions/")[1] == {}
+    assert sync_changes(alice, "/alice/interactions/")[1] == {}
 
 
 def test_deleting_the_meeting_in_its_calendar_cancels_it(server: RunningServer) -> None:
     alice, bob = _client(server, "alice"), _client(server, "bob")
     _calendar(alice, "/alice/work/", "Work")
     _put(alice, "/alice/work/review.ics", _meeting("review"))
-    token, _ = _sync(bob, "/bob/interactions/")
+    token, _ = sync_changes(bob, "/bob/interactions/")
     assert alice.delete("/alice/work/review.ics").status_code == 200
     assert _interaction(server, "review").status is InteractionStatus.CANCELLED
     assert _inbox_methods(server, "bob") == ["REQUEST", "CANCEL"]
-    assert _sync(bob, "/bob/interactions/", token)[1] == {"review.ics": 404}
+    assert sync_changes(bob, "/bob/interactions/", token)[1] == {"review.ics": 404}
     assert _names(alice, "/alice/work/") == set()
 
 
@@ -183,15 +164,15 @@ def test_moving_a_meeting_between_the_organizers_calendars_tells_nobody(
     alice = _client(server, "alice")
     _calendar(alice, "/alice/work/", "Work")
     _put(alice, "/alice/work/review.ics", _meeting("review"))
-    work, _ = _sync(alice, "/alice/work/")
-    crm, _ = _sync(alice, "/alice/interactions/")
+    work, _ = sync_changes(alice, "/alice/work/")
+    crm, _ = sync_changes(alice, "/alice/interactions/")
     tag = alice.get("/alice/work/review.ics").headers["Schedule-Tag"]
     renamed = _move(alice, "/alice/work/review.ics", "/alice/interactions/other.ics")
     assert renamed.status_code == 403, renamed.text
     moved = _move(alice, "/alice/work/review.ics", "/alice/interactions/review.ics")
     assert moved.status_code == 201, moved.text
-    assert _sync(alice, "/alice/work/", work)[1] == {"review.ics": 404}
-    assert _sync(alice, "/alice/interactions/", crm)[1] == {"review.ics": 200}
+    assert sync_changes(alice, "/alice/work/", work)[1] == {"review.ics": 404}
+    assert sync_changes(alice, "/alice/interactions/", crm)[1] == {"review.ics": 200}
     assert alice.get("/alice/interactions/review.ics").headers["Schedule-Tag"] == tag
     assert _inbox_methods(server, "bob") == ["REQUEST"]
     back = _move(alice, "/alice/interactions/review.ics", "/alice/work/review.ics")
@@ -208,13 +189,13 @@ def test_an_attendee_keeps_an_invitation_in_a_calendar_of_their_own(
     _put(alice, "/alice/interactions/review.ics", _meeting("review"))
     assert _move(bob, "/bob/interactions/review.ics", "/bob/personal/review.ics").status_code == 201
     assert _names(bob, "/bob/interactions/") == set()
-    token, _ = _sync(bob, "/bob/personal/")
+    token, _ = sync_changes(bob, "/bob/personal/")
     _put(
         alice,
         "/alice/interactions/review.ics",
         _meeting("review", "20300109T120000Z", "20300109T130000Z"),
     )
-    assert _sync(bob, "/bob/personal/", token)[1] == {"review.ics": 200}
+    assert sync_changes(bob, "/bob/personal/", token)[1] == {"review.ics": 200}
     copy = bob.get("/bob/personal/review.ics").text
     assert "20300109T120000Z" in copy
     answer = _put(bob, "/bob/personal/review.ics", _answered(copy, "bob@example.com", "ACCEPTED"))
@@ -235,10 +216,10 @@ def test_a_deleted_calendar_gives_its_meetings_back_to_the_interactions_calendar
     alice, bob = _client(server, "alice"), _client(server, "bob")
     _calendar(alice, "/alice/work/", "Work")
     _put(alice, "/alice/work/review.ics", _meeting("review"))
-    token, _ = _sync(alice, "/alice/interactions/")
+    token, _ = sync_changes(alice, "/alice/interactions/")
     assert alice.delete("/alice/work/").status_code == 200
     assert _interaction(server, "review").status is InteractionStatus.PLANNED
-    assert _sync(alice, "/alice/interactions/", token)[1] == {"review.ics": 200}
+    assert sync_changes(alice, "/alice/interactions/", token)[1] == {"review.ics": 200}
     assert "review.ics" in _names(bob, "/bob/interactions/")
     assert _inbox_methods(server, "bob") == ["REQUEST"]
 
@@ -280,12 +261,12 @@ def test_a_meeting_deleted_in_its_calendar_and_saved_again_comes_back_there(
     alice, bob = _client(server, "alice"), _client(server, "bob")
     _calendar(alice, "/alice/work/", "Work")
     _put(alice, "/alice/work/review.ics", _meeting("review"))
-    token, _ = _sync(alice, "/alice/work/")
+    token, _ = sync_changes(alice, "/alice/work/")
     alice.delete("/alice/work/review.ics")
     again = _put(alice, "/alice/work/review.ics", _meeting("review"))  # undo
     assert again.status_code == 201, again.text
     assert _interaction(server, "review").status is InteractionStatus.PLANNED
     assert _names(alice, "/alice/work/") == {"review.ics"}
     assert _names(alice, "/alice/interactions/") == set()
-    assert _sync(alice, "/alice/work/", token)[1] == {"review.ics": 200}
+    assert sync_changes(alice, "/alice/work/", token)[1] == {"review.ics": 200}
     assert "review.ics" in _names(bob, "/bob/interactions/")
