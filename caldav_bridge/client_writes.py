@@ -17,6 +17,7 @@ from caldav_bridge import recurrence, validation
 from caldav_bridge.calendar_contents import check_one_copy
 from caldav_bridge.directory import Directory
 from caldav_bridge.errors import (
+    AlreadyExists,
     BridgeError,
     CalDavPrecondition,
     InteractionCancelled,
@@ -111,18 +112,37 @@ class ClientWrites:
         self.service = service
         self.directory = Directory(service.session)
 
-    def put(self, actor: User, href: str, text: str, calendar_id: int | None = None) -> Interaction:
+    def put(
+        self,
+        actor: User,
+        href: str,
+        text: str,
+        calendar_id: int | None = None,
+        checked: Interaction | None = None,
+    ) -> Interaction:
         """One PUT is one change: rendered, logged and told once. ``calendar_id`` is the
-        calendar of the actor's own written to (None: their interactions calendar)."""
+        calendar of the actor's own written to (None: their interactions calendar);
+        ``checked`` what the request's conditions (If-Match, If-None-Match) held for there."""
         with self.service.one_change():
-            return self._put(actor, href, text, calendar_id)
+            return self._put(actor, href, text, calendar_id, checked)
 
-    def _put(self, actor: User, href: str, text: str, calendar_id: int | None) -> Interaction:
+    def _put(
+        self,
+        actor: User,
+        href: str,
+        text: str,
+        calendar_id: int | None,
+        checked: Interaction | None,
+    ) -> Interaction:
         item = parse_item(text)
         event = item.event
         uid = validation.uid(str(event.get("UID", "")))
         check_one_copy(self.service.session, actor.id, uid, calendar_id, href)
         interaction = self.service.find_by_uid(uid)
+        if interaction is not None and interaction is not checked and not interaction.cancelled:
+            # Made by a request that committed after this one's conditions were checked (it
+            # is here by now: check_one_copy passed): this one is run again, and sees it.
+            raise AlreadyExists(f"{uid!r} was saved by another request at the same moment")
         if interaction is None:
             return self._create(actor, href, uid, item, calendar_id)
         if interaction.owner_id == actor.id:

@@ -588,11 +588,12 @@ class InteractionsCalendar(_Projection):
 
     def upload(self, href: str, item: radicale_item.Item) -> Any:
         with self._session(write=True) as session:
-            if self.held_for_write(session, href, item) is None:
+            held = self.held_for_write(session, href, item)
+            if held is None:
                 self._storage.check_conditions(None)
             actor = Directory(session).user(self.login)
             service = InteractionService(session, self._storage.public_url)
-            interaction = ClientWrites(service).put(actor, href, item.serialize())
+            interaction = ClientWrites(service).put(actor, href, item.serialize(), None, held)
             # Saved cancelled, it leaves the calendar: the client's next sync says so.
             stored = self._item_of(interaction)
             self._storage.written(href, interaction)
@@ -840,7 +841,8 @@ class StoredCalendar(_Calendar):
             else:
                 session.execute(delete(StoredItem).where(self._mine(), StoredItem.href == href))
                 service = InteractionService(session, self._storage.public_url)
-                interaction = ClientWrites(service).put(actor, href, text, self.collection_id)
+                writes = ClientWrites(service)
+                interaction = writes.put(actor, href, text, self.collection_id, placed)
                 self._storage.written(href, interaction)
                 return self._placed._item_of(interaction), None
         stored = dict(self.get_multi([href]))[href]

@@ -243,7 +243,8 @@ def test_the_owner_saving_back_the_served_event_changes_nothing(world: World, dr
         service = InteractionService(session)
         interaction = service.get(interaction_id)
         before, etag = _describe(interaction), interaction.etag
-        ClientWrites(service).put(world.users(session)["alice"], interaction.href, text)
+        alice = world.users(session)["alice"]
+        ClientWrites(service).put(alice, interaction.href, text, checked=interaction)
         assert _describe(interaction) == before
         assert interaction.etag == etag, "an unchanged save gave the event a new ETag"
 
