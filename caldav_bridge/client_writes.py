@@ -14,7 +14,7 @@ from datetime import date, datetime
 from icalendar import Calendar, Event
 
 from caldav_bridge import recurrence, validation
-from caldav_bridge.calendar_contents import check_one_copy
+from caldav_bridge.calendar_contents import check_one_copy, name_of, placement_of
 from caldav_bridge.directory import Directory
 from caldav_bridge.errors import (
     AlreadyExists,
@@ -139,9 +139,13 @@ class ClientWrites:
         uid = validation.uid(str(event.get("UID", "")))
         check_one_copy(self.service.session, actor.id, uid, calendar_id, href)
         interaction = self.service.find_by_uid(uid)
-        if interaction is not None and interaction is not checked and not interaction.cancelled:
-            # Made by a request that committed after this one's conditions were checked (it
-            # is here by now: check_one_copy passed): this one is run again, and sees it.
+        if (
+            interaction is not None
+            and interaction is not checked
+            and _held_here(interaction, actor, calendar_id, href)
+        ):
+            # Saved here by a request that committed after this one's conditions were
+            # checked: this one is run again, and sees it.
             raise AlreadyExists(f"{uid!r} was saved by another request at the same moment")
         if interaction is None:
             return self._create(actor, href, uid, item, calendar_id)
@@ -327,6 +331,15 @@ class ClientWrites:
 def _says_cancelled(event: Event) -> bool:
     """The organizer's event cancels the meeting (RFC 5546 3.2.5)."""
     return str(event.get("STATUS", "")).upper() == "CANCELLED"
+
+
+def _held_here(interaction: Interaction, actor: User, calendar_id: int | None, href: str) -> bool:
+    """Whether the actor's calendar ``calendar_id`` shows ``interaction`` as ``href``."""
+    if interaction.cancelled or placement_of(interaction, actor.id) != calendar_id:
+        return False
+    link = next((k for k in interaction.links if k.user_id == actor.id), None)
+    shown = interaction.owner_id == actor.id or (link is not None and not link.removed)
+    return shown and name_of(interaction, actor.id) == href
 
 
 def _times(instance: Event, timezone: str) -> tuple[datetime, datetime]:
