@@ -55,7 +55,11 @@ def test_clients_putting_one_new_uid_at_once_create_it_once_and_update_it(
     statuses = _at_once(
         server, lambda client: client.put("/alice/interactions/same-uid.ics", content=text)
     )
-    assert set(statuses) <= {201, 204}  # Radicale says 201 when it did not see it before
+    # 201 when Radicale did not see it before; 409 (a refusal with its reason, on PostgreSQL
+    # in about 1 run in 4) when the winner committed between this request's looks, as for
+    # one's own calendars below: it is never edited from a stale look, never a 5xx.
+    assert set(statuses) <= {201, 204, 409}, statuses
+    assert statuses[201] + statuses[204] >= 1, statuses
     assert _count(server, select(func.count(Interaction.id))) == 1
 
 
