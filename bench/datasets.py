@@ -11,9 +11,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from caldav_bridge.db import Database
-from caldav_bridge.directory import Directory
-from caldav_bridge.interactions import Draft, InteractionService
-from caldav_bridge.models import (
+from caldav_bridge.domain.directory import Directory
+from caldav_bridge.domain.interactions import Draft, InteractionService
+from caldav_bridge.domain.models import (
     Booking,
     Interaction,
     InteractionLink,
@@ -174,7 +174,7 @@ def load_crm(
 
 
 def bench_password_hash() -> str:
-    from caldav_bridge.passwords import hash_password
+    from caldav_bridge.domain.passwords import hash_password
 
     return hash_password(BENCH_PASSWORD)
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from bench import servers
 from bench.run import say
 from caldav_bridge.db import Database
-from caldav_bridge.directory import Directory
+from caldav_bridge.domain.directory import Directory
 
 CLIENTS = 4
 CHECKPOINTS = (10_000, 50_000)

@@ -26,8 +26,8 @@ from sqlalchemy.engine import make_url
 from bench import datasets, report, servers, workload
 from bench.datasets import BENCH_PASSWORD, BENCH_USER, WEEK, Sample
 from caldav_bridge.db import Database
-from caldav_bridge.directory import Directory
-from caldav_bridge.interactions import InteractionService
+from caldav_bridge.domain.directory import Directory
+from caldav_bridge.domain.interactions import InteractionService
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 
 from bench.datasets import BENCH_PASSWORD, BENCH_USER, Sample
-from caldav_bridge.passwords import hash_password
+from caldav_bridge.domain.passwords import hash_password
 
 BIN = Path(sys.executable).parent
 

@@ -36,14 +36,12 @@ from sqlalchemy import select
 
 from bench import servers
 from bench.run import _drop_postgres, _postgres_database, say
-from caldav_bridge import delivery
 from caldav_bridge.config import SmtpSettings
 from caldav_bridge.db import Database
-from caldav_bridge.directory import Directory
-from caldav_bridge.errors import BookingConflict
-from caldav_bridge.ical_mapping import normalize_address
-from caldav_bridge.interactions import Draft, InteractionService
-from caldav_bridge.models import (
+from caldav_bridge.domain.directory import Directory
+from caldav_bridge.domain.errors import BookingConflict
+from caldav_bridge.domain.interactions import Draft, InteractionService
+from caldav_bridge.domain.models import (
     Booking,
     Interaction,
     InteractionLink,
@@ -51,6 +49,8 @@ from caldav_bridge.models import (
     OutboxMessage,
     OutboxState,
 )
+from caldav_bridge.ical.mapping import normalize_address
+from caldav_bridge.mail import delivery
 
 ORGANIZERS = [f"org{n}" for n in range(1, 4)]
 ATTENDEES = [f"att{n}" for n in range(1, 7)]

@@ -90,9 +90,9 @@ def main(argv: list[str]) -> None:
     if command == "bench":
         ensure_environment("test,bench")
         _exec(str(BIN / "python"), "-m", "bench.run", *rest)
-    if command == "interop":  # the suites get an environment of their own (caldav_bridge.interop)
+    if command == "interop":  # the suites get an environment of their own (cli/interop.py)
         ensure_environment()
-        _exec(str(BIN / "python"), "-m", "caldav_bridge.interop", *rest)
+        _exec(str(BIN / "python"), "-m", "caldav_bridge.cli.interop", *rest)
     ensure_environment("test")
     if command == "test":
         ensure_chromium()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import platformdirs
 
-from caldav_bridge.errors import ConfigurationError
+from caldav_bridge.domain.errors import ConfigurationError
 
 DATABASE_ENV = "CALDAV_BRIDGE_DATABASE_URL"
 CONFIG_ENV = "CALDAV_BRIDGE_CONFIG"

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from caldav_bridge.errors import ConfigurationError
+from caldav_bridge.domain.errors import ConfigurationError
 
 _IMMEDIATE = "caldav_bridge_immediate"
 
@@ -113,7 +113,7 @@ class Database:
         from alembic.config import Config
 
         config = Config()
-        config.set_main_option("script_location", "caldav_bridge:migrations")
+        config.set_main_option("script_location", "caldav_bridge.domain:migrations")
         config.attributes["connection"] = connection
         return config
 

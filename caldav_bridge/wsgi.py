@@ -9,8 +9,8 @@ keeps its state in the database, so any process can answer any request.
 
 from __future__ import annotations
 
+from caldav_bridge.caldav.server import application as _application
+from caldav_bridge.caldav.server import radicale_configuration
 from caldav_bridge.config import load_settings
-from caldav_bridge.radicale_setup import application as _application
-from caldav_bridge.radicale_setup import radicale_configuration
 
 application = _application(radicale_configuration(load_settings()))

@@ -19,10 +19,10 @@ from typing import Any
 from radicale import auth
 from sqlalchemy import select
 
-from caldav_bridge.models import User
-from caldav_bridge.passwords import verify_password
-from caldav_bridge.radicale_setup import settings_of, shared_database
-from caldav_bridge.throttle import Throttle
+from caldav_bridge.caldav.server import settings_of, shared_database
+from caldav_bridge.domain.models import User
+from caldav_bridge.domain.passwords import verify_password
+from caldav_bridge.domain.throttle import Throttle
 
 _REMEMBER_SECONDS = 300
 

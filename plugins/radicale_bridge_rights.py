@@ -14,10 +14,10 @@ from typing import Any
 from radicale import pathutils, rights
 from sqlalchemy import select
 
-from caldav_bridge.contacts import DIRECTORY
-from caldav_bridge.models import Resource, User
-from caldav_bridge.radicale_setup import settings_of, shared_database
-from caldav_bridge.scheduling import INBOX, OUTBOX
+from caldav_bridge.caldav.scheduling import INBOX, OUTBOX
+from caldav_bridge.caldav.server import settings_of, shared_database
+from caldav_bridge.domain.models import Resource, User
+from caldav_bridge.ical.vcards import DIRECTORY
 
 
 class Rights(rights.BaseRights):

@@ -35,19 +35,21 @@ from radicale.item import filter as radicale_filter
 from sqlalchemy import and_, delete, literal, null, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from caldav_bridge import calendar_contents, changelog, contacts, freebusy, recurrence
-from caldav_bridge.client_writes import ClientWrites, organised_by
+from caldav_bridge.caldav.client_writes import ClientWrites, organised_by
+from caldav_bridge.caldav.scheduling import INBOX, OUTBOX
+from caldav_bridge.caldav.server import settings_of, shared_database
 from caldav_bridge.db import locked
-from caldav_bridge.directory import Directory
-from caldav_bridge.errors import (
+from caldav_bridge.domain import changelog, recurrence
+from caldav_bridge.domain import queries as calendar_contents
+from caldav_bridge.domain.directory import Directory
+from caldav_bridge.domain.errors import (
     AlreadyExists,
     NotAllowed,
     PreconditionFailed,
     UidConflict,
 )
-from caldav_bridge.ical_mapping import series_of
-from caldav_bridge.interactions import InteractionService
-from caldav_bridge.models import (
+from caldav_bridge.domain.interactions import InteractionService
+from caldav_bridge.domain.models import (
     CalendarChange,
     Interaction,
     Resource,
@@ -56,8 +58,9 @@ from caldav_bridge.models import (
     StoredItem,
     User,
 )
-from caldav_bridge.radicale_setup import settings_of, shared_database
-from caldav_bridge.scheduling import INBOX, OUTBOX
+from caldav_bridge.ical import freebusy
+from caldav_bridge.ical import vcards as contacts
+from caldav_bridge.ical.mapping import series_of
 
 INTERACTIONS = "interactions"
 BOOKINGS = "bookings"

@@ -24,13 +24,13 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
+from caldav_bridge.caldav.server import Server, radicale_configuration
 from caldav_bridge.config import Settings, SmtpSettings
 from caldav_bridge.db import Database
-from caldav_bridge.directory import Directory
-from caldav_bridge.interactions import InteractionService
-from caldav_bridge.models import Base, Resource, User
-from caldav_bridge.passwords import hash_password
-from caldav_bridge.radicale_setup import Server, radicale_configuration
+from caldav_bridge.domain.directory import Directory
+from caldav_bridge.domain.interactions import InteractionService
+from caldav_bridge.domain.models import Base, Resource, User
+from caldav_bridge.domain.passwords import hash_password
 from tests.helpers import free_port
 
 POSTGRES_ENV = "CALDAV_BRIDGE_TEST_POSTGRES_URL"

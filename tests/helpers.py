@@ -21,11 +21,11 @@ from icalendar import Calendar, Event, vCalAddress
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from caldav_bridge import changelog
 from caldav_bridge.db import Database
-from caldav_bridge.directory import Directory
-from caldav_bridge.interactions import Draft, InteractionService
-from caldav_bridge.models import (
+from caldav_bridge.domain import changelog
+from caldav_bridge.domain.directory import Directory
+from caldav_bridge.domain.interactions import Draft, InteractionService
+from caldav_bridge.domain.models import (
     CalendarChange,
     Channel,
     Interaction,

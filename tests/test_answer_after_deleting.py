@@ -12,11 +12,11 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from caldav_bridge import replies
-from caldav_bridge.cli import main
+from caldav_bridge.cli.commands import main
 from caldav_bridge.config import ImipSettings
-from caldav_bridge.interactions import InteractionService
-from caldav_bridge.models import Channel, LinkStatus, OutboxMessage
+from caldav_bridge.domain.interactions import InteractionService
+from caldav_bridge.domain.models import Channel, LinkStatus, OutboxMessage
+from caldav_bridge.mail import replies
 from tests.conftest import RunningServer
 from tests.helpers import RELAY, crm_pages, event_text, link_status, reply_mail
 

@@ -31,13 +31,13 @@ from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from caldav_bridge import passwords, tokens
+from caldav_bridge.caldav.server import Server, radicale_configuration
 from caldav_bridge.config import Settings
 from caldav_bridge.db import Database
-from caldav_bridge.directory import Directory
-from caldav_bridge.ical_mapping import Answer
-from caldav_bridge.interactions import InteractionService
-from caldav_bridge.models import (
+from caldav_bridge.domain import passwords, tokens
+from caldav_bridge.domain.directory import Directory
+from caldav_bridge.domain.interactions import InteractionService
+from caldav_bridge.domain.models import (
     Channel,
     Interaction,
     InteractionStatus,
@@ -48,7 +48,7 @@ from caldav_bridge.models import (
     StoredItem,
     User,
 )
-from caldav_bridge.radicale_setup import Server, radicale_configuration
+from caldav_bridge.ical.mapping import Answer
 from plugins.radicale_bridge_auth import Auth
 from tests.conftest import POSTGRES_ENV
 from tests.helpers import at, create

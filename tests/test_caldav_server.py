@@ -9,10 +9,10 @@ import pytest
 from caldav import Calendar as DavCalendar
 from icalendar import Calendar
 
-from caldav_bridge.directory import Directory
-from caldav_bridge.ical_mapping import Answer, normalize_address
-from caldav_bridge.interactions import Changes, InteractionService
-from caldav_bridge.models import InteractionStatus, LinkStatus
+from caldav_bridge.domain.directory import Directory
+from caldav_bridge.domain.interactions import Changes, InteractionService
+from caldav_bridge.domain.models import InteractionStatus, LinkStatus
+from caldav_bridge.ical.mapping import Answer, normalize_address
 from tests.conftest import RunningServer
 from tests.helpers import at, create
 

@@ -12,12 +12,12 @@ import xml.etree.ElementTree as ET
 import httpx
 import pytest
 
+from caldav_bridge.caldav.server import radicale_configuration
 from caldav_bridge.config import Settings
-from caldav_bridge.contacts import DISPLAY_NAME
-from caldav_bridge.directory import Directory
-from caldav_bridge.models import ResourceKind, UserEmail
-from caldav_bridge.passwords import hash_password
-from caldav_bridge.radicale_setup import radicale_configuration
+from caldav_bridge.domain.directory import Directory
+from caldav_bridge.domain.models import ResourceKind, UserEmail
+from caldav_bridge.domain.passwords import hash_password
+from caldav_bridge.ical.vcards import DISPLAY_NAME
 from plugins.radicale_bridge_storage import Storage
 from tests.conftest import RunningServer
 from tests.helpers import event_text, freebusy_request

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 import pytest
 from sqlalchemy import func, select
 
-from caldav_bridge.cli import main
+from caldav_bridge.cli.commands import main
 from caldav_bridge.db import Database
-from caldav_bridge.directory import Directory
-from caldav_bridge.models import Interaction, OutboxMessage
-from caldav_bridge.passwords import verify_password
+from caldav_bridge.domain.directory import Directory
+from caldav_bridge.domain.models import Interaction, OutboxMessage
+from caldav_bridge.domain.passwords import verify_password
 
 
 @dataclass

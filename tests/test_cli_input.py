@@ -10,9 +10,9 @@ import sys
 import pytest
 from sqlalchemy import func, select
 
-from caldav_bridge.cli import main
+from caldav_bridge.cli.commands import main
 from caldav_bridge.db import Database
-from caldav_bridge.models import Interaction, InteractionLink, OutboxMessage, Resource, User
+from caldav_bridge.domain.models import Interaction, InteractionLink, OutboxMessage, Resource, User
 
 CREATE = ["interaction", "create", "--owner", "alice", "--subject", "x"]
 ROOM = ["resource", "add", "r2", "--name", "R", "--email", "r2@example.com"]

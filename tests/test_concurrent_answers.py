@@ -10,9 +10,9 @@ from collections.abc import Callable
 import httpx
 from icalendar import Calendar
 
-from caldav_bridge.ical_mapping import Answer, normalize_address
-from caldav_bridge.interactions import InteractionService
-from caldav_bridge.models import LinkStatus
+from caldav_bridge.domain.interactions import InteractionService
+from caldav_bridge.domain.models import LinkStatus
+from caldav_bridge.ical.mapping import Answer, normalize_address
 from tests.conftest import RunningServer, World
 from tests.helpers import create
 

@@ -7,11 +7,11 @@ import threading
 import pytest
 from sqlalchemy import select
 
-from caldav_bridge.cli import main
-from caldav_bridge.directory import Directory
-from caldav_bridge.errors import BookingConflict
-from caldav_bridge.interactions import InteractionService
-from caldav_bridge.models import Booking, Interaction
+from caldav_bridge.cli.commands import main
+from caldav_bridge.domain.directory import Directory
+from caldav_bridge.domain.errors import BookingConflict
+from caldav_bridge.domain.interactions import InteractionService
+from caldav_bridge.domain.models import Booking, Interaction
 from tests.conftest import RunningServer, World
 from tests.helpers import at, create
 from tests.test_scheduling import _attendee, _attendees, _client, _event, _put

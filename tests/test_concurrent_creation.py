@@ -14,7 +14,7 @@ from collections.abc import Callable
 import httpx
 from sqlalchemy import func, select
 
-from caldav_bridge.models import Interaction, StoredCollection, StoredItem
+from caldav_bridge.domain.models import Interaction, StoredCollection, StoredItem
 from tests.conftest import RunningServer
 from tests.test_scheduling import _attendee, _event
 

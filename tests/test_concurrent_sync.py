@@ -11,8 +11,8 @@ import xml.etree.ElementTree as ET
 import httpx
 import pytest
 
-from caldav_bridge.interactions import Changes, InteractionService
-from caldav_bridge.models import LinkStatus
+from caldav_bridge.domain.interactions import Changes, InteractionService
+from caldav_bridge.domain.models import LinkStatus
 from tests.conftest import RunningServer, _empty_postgres
 from tests.helpers import at, create
 

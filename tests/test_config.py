@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from caldav_bridge.config import load_settings
-from caldav_bridge.errors import ConfigurationError
+from caldav_bridge.domain.errors import ConfigurationError
 
 
 @pytest.fixture(autouse=True)

@@ -17,9 +17,9 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, func, select, text
 
-from caldav_bridge import changelog
 from caldav_bridge.db import Database
-from caldav_bridge.models import Booking, Interaction, InteractionLink, OutboxMessage, User
+from caldav_bridge.domain import changelog
+from caldav_bridge.domain.models import Booking, Interaction, InteractionLink, OutboxMessage, User
 from tests.helpers import free_port, fresh_postgres, wait_for_http
 
 BIN = Path(sys.executable).parent

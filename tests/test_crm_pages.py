@@ -8,10 +8,10 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from caldav_bridge.directory import Directory
-from caldav_bridge.interactions import InteractionService
-from caldav_bridge.models import Interaction, LinkStatus
-from caldav_bridge.web_session import COOKIE, parse
+from caldav_bridge.domain.directory import Directory
+from caldav_bridge.domain.interactions import InteractionService
+from caldav_bridge.domain.models import Interaction, LinkStatus
+from caldav_bridge.web.session import COOKIE, parse
 from tests.conftest import RunningServer, World
 from tests.helpers import at, create, link_status
 

@@ -9,8 +9,8 @@ from typing import Any
 from icalendar import Calendar
 from sqlalchemy import select
 
-from caldav_bridge.interactions import InteractionService
-from caldav_bridge.models import Channel, LinkStatus, NotificationKind, OutboxMessage
+from caldav_bridge.domain.interactions import InteractionService
+from caldav_bridge.domain.models import Channel, LinkStatus, NotificationKind, OutboxMessage
 from tests.conftest import SCREENSHOTS, RunningServer
 from tests.helpers import at, create, link_status
 

@@ -11,7 +11,7 @@ import re
 import httpx
 import pytest
 
-from caldav_bridge.models import LinkStatus
+from caldav_bridge.domain.models import LinkStatus
 from tests.conftest import RunningServer
 from tests.helpers import link_status
 from tests.test_messenger import _invite as _notify

@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
+from caldav_bridge.caldav.server import Server, radicale_configuration
 from caldav_bridge.config import Settings
 from caldav_bridge.db import Database
-from caldav_bridge.models import Interaction
-from caldav_bridge.radicale_setup import Server, radicale_configuration
+from caldav_bridge.domain.models import Interaction
 from tests.helpers import TcpProxy, fresh_postgres
 
 EVENT = """BEGIN:VCALENDAR\r

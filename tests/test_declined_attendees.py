@@ -14,11 +14,11 @@ import httpx
 import pytest
 from icalendar import Calendar, Event
 
-from caldav_bridge import delivery
 from caldav_bridge.config import SmtpSettings
-from caldav_bridge.ical_mapping import normalize_address
-from caldav_bridge.interactions import InteractionService
-from caldav_bridge.models import LinkStatus
+from caldav_bridge.domain.interactions import InteractionService
+from caldav_bridge.domain.models import LinkStatus
+from caldav_bridge.ical.mapping import normalize_address
+from caldav_bridge.mail import delivery
 from tests.conftest import Inbox, RunningServer
 from tests.helpers import event_text, link_status
 

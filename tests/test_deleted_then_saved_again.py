@@ -13,10 +13,10 @@ import pytest
 from icalendar import Calendar
 from sqlalchemy import select
 
-from caldav_bridge.cli import main
-from caldav_bridge.ical_mapping import Answer, normalize_address
-from caldav_bridge.interactions import InteractionService
-from caldav_bridge.models import Interaction, InteractionStatus, LinkStatus, ScheduleMessage
+from caldav_bridge.cli.commands import main
+from caldav_bridge.domain.interactions import InteractionService
+from caldav_bridge.domain.models import Interaction, InteractionStatus, LinkStatus, ScheduleMessage
+from caldav_bridge.ical.mapping import Answer, normalize_address
 from tests.conftest import RunningServer
 from tests.helpers import create, event_text, sync_changes
 

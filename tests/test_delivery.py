@@ -10,12 +10,12 @@ import pytest
 from icalendar import Calendar
 from sqlalchemy import select
 
-from caldav_bridge import delivery
-from caldav_bridge.cli import main
+from caldav_bridge.cli.commands import main
 from caldav_bridge.config import SmtpSettings
-from caldav_bridge.ical_mapping import Answer
-from caldav_bridge.interactions import InteractionService
-from caldav_bridge.models import Channel, LinkStatus, OutboxMessage, OutboxState, utcnow
+from caldav_bridge.domain.interactions import InteractionService
+from caldav_bridge.domain.models import Channel, LinkStatus, OutboxMessage, OutboxState, utcnow
+from caldav_bridge.ical.mapping import Answer
+from caldav_bridge.mail import delivery
 from tests.conftest import Inbox, World
 from tests.helpers import create
 

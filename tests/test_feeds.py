@@ -9,10 +9,10 @@ import httpx
 import pytest
 from icalendar import Calendar
 
-from caldav_bridge.cli import main
-from caldav_bridge.ical_mapping import Answer
-from caldav_bridge.interactions import Changes, InteractionService
-from caldav_bridge.models import LinkStatus
+from caldav_bridge.cli.commands import main
+from caldav_bridge.domain.interactions import Changes, InteractionService
+from caldav_bridge.domain.models import LinkStatus
+from caldav_bridge.ical.mapping import Answer
 from tests.conftest import RunningServer, World
 from tests.helpers import at, create
 

@@ -12,10 +12,10 @@ import httpx
 import pytest
 from sqlalchemy import event
 
-from caldav_bridge import scheduling
-from caldav_bridge.interactions import Draft, InteractionService
-from caldav_bridge.models import LinkStatus
-from caldav_bridge.radicale_setup import shared_database
+from caldav_bridge.caldav import scheduling
+from caldav_bridge.caldav.server import shared_database
+from caldav_bridge.domain.interactions import Draft, InteractionService
+from caldav_bridge.domain.models import LinkStatus
 from tests.conftest import RunningServer
 from tests.helpers import at, freebusy_request
 

@@ -28,10 +28,10 @@ import pytest
 from icalendar import Calendar, vRecur
 from sqlalchemy import select
 
+from caldav_bridge.caldav.server import radicale_configuration
 from caldav_bridge.config import Settings
-from caldav_bridge.imip import email_for
-from caldav_bridge.interactions import GuestEntry, InteractionService
-from caldav_bridge.models import (
+from caldav_bridge.domain.interactions import GuestEntry, InteractionService
+from caldav_bridge.domain.models import (
     Booking,
     CalendarChange,
     Channel,
@@ -44,8 +44,8 @@ from caldav_bridge.models import (
     StoredCollection,
     StoredItem,
 )
-from caldav_bridge.passwords import hash_password
-from caldav_bridge.radicale_setup import radicale_configuration
+from caldav_bridge.domain.passwords import hash_password
+from caldav_bridge.mail.imip import email_for
 from tests.conftest import RunningServer, World
 from tests.helpers import at, create, free_port, serve_command, wait_for_http
 
@@ -63,7 +63,7 @@ EVIL = "evil@attacker.example"
 GUEST = "guest@elsewhere.example"
 PASSWD = [*Path("/etc/passwd").read_text(errors="replace").splitlines()[:1], "root:x:0:0"]
 LISTING = '<?xml version="1.0"?><propfind xmlns="DAV:"><prop><getetag/></prop></propfind>'
-# Header names an iMIP email may carry (caldav_bridge.imip.email_for).
+# Header names an iMIP email may carry (caldav_bridge.mail.imip.email_for).
 EMAIL_HEADERS = {"from", "to", "subject", "date", "message-id", "mime-version", "content-type"}
 
 

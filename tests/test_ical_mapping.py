@@ -10,8 +10,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from icalendar import Calendar, Event
 
-from caldav_bridge.errors import InvalidInput
-from caldav_bridge.ical_mapping import (
+from caldav_bridge.domain.errors import InvalidInput
+from caldav_bridge.domain.interactions import InteractionService
+from caldav_bridge.domain.models import Interaction, LinkStatus
+from caldav_bridge.ical.mapping import (
     Answer,
     attendee_answer,
     event_fields,
@@ -19,8 +21,6 @@ from caldav_bridge.ical_mapping import (
     interaction_ical,
     normalize_address,
 )
-from caldav_bridge.interactions import InteractionService
-from caldav_bridge.models import Interaction, LinkStatus
 from tests.conftest import World
 from tests.helpers import PARIS, at, create
 
@@ -164,7 +164,7 @@ def test_a_utc_interaction_is_written_in_utc(world: World) -> None:
 def test_text_and_times_survive_the_round_trip(subject: str, notes: str, minutes: int) -> None:
     from datetime import timedelta
 
-    from caldav_bridge.models import InteractionStatus, User
+    from caldav_bridge.domain.models import InteractionStatus, User
 
     owner = User(id=1, login="o", display_name="Owner", timezone="Europe/Paris", emails=[])
     start = datetime(2030, 6, 1, 9, tzinfo=PARIS)

@@ -15,9 +15,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from caldav_bridge.config import ImipSettings
-from caldav_bridge.errors import ConfigurationError
-from caldav_bridge.imip_listener import Listener, ReplyHandler
-from caldav_bridge.models import LinkStatus
+from caldav_bridge.domain.errors import ConfigurationError
+from caldav_bridge.domain.models import LinkStatus
+from caldav_bridge.mail.listener import Listener, ReplyHandler
 from tests.conftest import World
 from tests.helpers import RELAY, free_port, relay_says, reply_mail
 from tests.test_replies import (

@@ -9,7 +9,7 @@ from icalendar import Calendar
 from sqlalchemy import func, select
 
 from caldav_bridge.db import Database
-from caldav_bridge.errors import (
+from caldav_bridge.domain.errors import (
     BookingConflict,
     InteractionCancelled,
     InvalidInput,
@@ -18,9 +18,9 @@ from caldav_bridge.errors import (
     NotAllowed,
     NotFound,
 )
-from caldav_bridge.ical_mapping import Answer
-from caldav_bridge.interactions import Changes, GuestEntry, InteractionService, link_label
-from caldav_bridge.models import Channel, Interaction, LinkStatus, NotificationKind
+from caldav_bridge.domain.interactions import Changes, GuestEntry, InteractionService, link_label
+from caldav_bridge.domain.models import Channel, Interaction, LinkStatus, NotificationKind
+from caldav_bridge.ical.mapping import Answer
 from tests.conftest import World
 from tests.helpers import at, changes, create, outbox, unfolded
 
@@ -117,7 +117,7 @@ def test_linking_as_confirmed_sends_a_notice_with_the_link(world: World) -> None
 
 
 def test_a_user_without_email_is_told_by_messenger_only(world: World) -> None:
-    from caldav_bridge.directory import Directory
+    from caldav_bridge.domain.directory import Directory
 
     with world.database.session(write=True) as session:
         service, users = InteractionService(session), world.users(session)

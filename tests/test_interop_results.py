@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from caldav_bridge.interop import junit_outcome, server_errors, server_tester_outcome
+from caldav_bridge.cli.interop import junit_outcome, server_errors, server_tester_outcome
 
 JUNIT = """<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest">
 <testcase classname="tests.test_caldav.TestForServerbridge" name="testSearchEvent" />

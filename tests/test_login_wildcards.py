@@ -8,8 +8,8 @@ import uuid
 import httpx
 import pytest
 
-from caldav_bridge.directory import Directory
-from caldav_bridge.passwords import hash_password
+from caldav_bridge.domain.directory import Directory
+from caldav_bridge.domain.passwords import hash_password
 from tests.conftest import RunningServer
 from tests.helpers import event_text, freebusy_request
 

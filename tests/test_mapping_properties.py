@@ -22,12 +22,12 @@ from hypothesis import strategies as st
 from icalendar import Calendar
 from sqlalchemy import func, select
 
-from caldav_bridge import recurrence
-from caldav_bridge.client_writes import ClientWrites, parse_item
-from caldav_bridge.errors import InvalidInput
-from caldav_bridge.ical_mapping import event_fields, series_of
-from caldav_bridge.interactions import Draft, InteractionService, period_of
-from caldav_bridge.models import Interaction
+from caldav_bridge.caldav.client_writes import ClientWrites, parse_item
+from caldav_bridge.domain import recurrence
+from caldav_bridge.domain.errors import InvalidInput
+from caldav_bridge.domain.interactions import Draft, InteractionService, period_of
+from caldav_bridge.domain.models import Interaction
+from caldav_bridge.ical.mapping import event_fields, series_of
 from tests.conftest import World
 
 ZONES = [

@@ -5,9 +5,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from caldav_bridge.cli import main
-from caldav_bridge.interactions import InteractionService
-from caldav_bridge.models import LinkStatus
+from caldav_bridge.cli.commands import main
+from caldav_bridge.domain.interactions import InteractionService
+from caldav_bridge.domain.models import LinkStatus
 from tests.conftest import RunningServer
 from tests.helpers import create
 

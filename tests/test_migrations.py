@@ -7,7 +7,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
 from caldav_bridge.db import Database
-from caldav_bridge.models import Base
+from caldav_bridge.domain.models import Base
 
 
 def test_migrations_create_exactly_the_schema_of_the_models(database: Database) -> None:

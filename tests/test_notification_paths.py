@@ -20,9 +20,9 @@ import pytest
 from icalendar import Calendar
 
 from caldav_bridge.config import SmtpSettings
-from caldav_bridge.interactions import InteractionService
-from caldav_bridge.models import LinkStatus
-from caldav_bridge.passwords import hash_password
+from caldav_bridge.domain.interactions import InteractionService
+from caldav_bridge.domain.models import LinkStatus
+from caldav_bridge.domain.passwords import hash_password
 from tests.conftest import SCREENSHOTS, Inbox, World
 from tests.helpers import RELAY, create, free_port, link_status, reply_mail, wait_for_http
 

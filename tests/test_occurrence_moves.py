@@ -13,10 +13,10 @@ import httpx
 import pytest
 from icalendar import Calendar, Event
 
-from caldav_bridge import recurrence
-from caldav_bridge.cli import main
-from caldav_bridge.ical_mapping import series_of
-from caldav_bridge.interactions import InteractionService
+from caldav_bridge.cli.commands import main
+from caldav_bridge.domain import recurrence
+from caldav_bridge.domain.interactions import InteractionService
+from caldav_bridge.ical.mapping import series_of
 from tests.conftest import RunningServer
 from tests.helpers import event_text
 

@@ -11,8 +11,8 @@ import httpx
 import pytest
 from caldav import Principal
 
-from caldav_bridge.directory import Directory
-from caldav_bridge.models import ResourceKind
+from caldav_bridge.domain.directory import Directory
+from caldav_bridge.domain.models import ResourceKind
 from tests.conftest import RunningServer
 
 D = "{DAV:}"

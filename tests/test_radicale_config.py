@@ -6,7 +6,7 @@ from pathlib import Path
 
 from radicale import config
 
-from caldav_bridge.caldav_app import BridgeApplication
+from caldav_bridge.caldav.app import BridgeApplication
 
 EXAMPLE = Path(__file__).parent.parent / "config" / "radicale.conf"
 

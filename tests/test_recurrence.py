@@ -12,11 +12,12 @@ import pytest
 from icalendar import Calendar, Event, vCalAddress
 from sqlalchemy import select
 
-from caldav_bridge import freebusy, recurrence
-from caldav_bridge.errors import BookingConflict, InvalidInput
-from caldav_bridge.ical_mapping import normalize_address, series_of
-from caldav_bridge.interactions import Changes, Draft, InteractionService
-from caldav_bridge.models import LinkStatus, ScheduleMessage
+from caldav_bridge.domain import recurrence
+from caldav_bridge.domain.errors import BookingConflict, InvalidInput
+from caldav_bridge.domain.interactions import Changes, Draft, InteractionService
+from caldav_bridge.domain.models import LinkStatus, ScheduleMessage
+from caldav_bridge.ical import freebusy
+from caldav_bridge.ical.mapping import normalize_address, series_of
 from tests.conftest import RunningServer, World
 from tests.helpers import PARIS, at, create
 

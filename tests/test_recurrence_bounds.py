@@ -11,9 +11,10 @@ import httpx
 import pytest
 from icalendar import Calendar
 
-from caldav_bridge import freebusy, recurrence
-from caldav_bridge.errors import InvalidInput
-from caldav_bridge.ical_mapping import normalize_address
+from caldav_bridge.domain import recurrence
+from caldav_bridge.domain.errors import InvalidInput
+from caldav_bridge.ical import freebusy
+from caldav_bridge.ical.mapping import normalize_address
 from tests.conftest import RunningServer
 
 ROOM = "ATTENDEE;CUTYPE=ROOM:mailto:everest@example.com"

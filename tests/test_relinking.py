@@ -10,10 +10,10 @@ import pytest
 from icalendar import Calendar
 from sqlalchemy import func, select
 
-from caldav_bridge.cli import main
-from caldav_bridge.ical_mapping import Answer
-from caldav_bridge.interactions import InteractionService
-from caldav_bridge.models import LinkStatus, OutboxMessage
+from caldav_bridge.cli.commands import main
+from caldav_bridge.domain.interactions import InteractionService
+from caldav_bridge.domain.models import LinkStatus, OutboxMessage
+from caldav_bridge.ical.mapping import Answer
 from tests.conftest import RunningServer, World
 from tests.helpers import create, crm_pages, link_status, unfolded
 

@@ -14,11 +14,11 @@ import httpx
 import pytest
 from icalendar import Calendar, Event
 
-from caldav_bridge import freebusy
-from caldav_bridge.cli import main
-from caldav_bridge.ical_mapping import normalize_address
-from caldav_bridge.interactions import GuestEntry, InteractionService
-from caldav_bridge.models import LinkStatus
+from caldav_bridge.cli.commands import main
+from caldav_bridge.domain.interactions import GuestEntry, InteractionService
+from caldav_bridge.domain.models import LinkStatus
+from caldav_bridge.ical import freebusy
+from caldav_bridge.ical.mapping import normalize_address
 from tests.conftest import RunningServer, World
 from tests.helpers import PARIS, RELAY, at, create, relay_says, reply_mail
 

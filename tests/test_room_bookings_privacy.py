@@ -10,8 +10,8 @@ import xml.etree.ElementTree as ET
 import httpx
 import pytest
 
-from caldav_bridge import links, tokens
-from caldav_bridge.directory import Directory
+from caldav_bridge.domain import links, tokens
+from caldav_bridge.domain.directory import Directory
 from tests.conftest import RunningServer
 
 MARK = "zq7marker"

@@ -8,7 +8,7 @@ from typing import Any
 from icalendar import Calendar
 from sqlalchemy import select
 
-from caldav_bridge.models import Channel, LinkStatus, NotificationKind, OutboxMessage
+from caldav_bridge.domain.models import Channel, LinkStatus, NotificationKind, OutboxMessage
 from tests.conftest import SCREENSHOTS, RunningServer
 from tests.helpers import link_status
 from tests.test_rsvp_page import _invite, _link

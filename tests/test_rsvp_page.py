@@ -8,10 +8,10 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from caldav_bridge import tokens
-from caldav_bridge.cli import main
-from caldav_bridge.interactions import InteractionService
-from caldav_bridge.models import Channel, LinkStatus, NotificationKind, OutboxMessage
+from caldav_bridge.cli.commands import main
+from caldav_bridge.domain import tokens
+from caldav_bridge.domain.interactions import InteractionService
+from caldav_bridge.domain.models import Channel, LinkStatus, NotificationKind, OutboxMessage
 from tests.conftest import RunningServer, World
 from tests.helpers import create, link_status
 

@@ -12,15 +12,15 @@ import httpx
 from icalendar import Calendar, Event
 from sqlalchemy import select
 
-from caldav_bridge.ical_mapping import Answer, normalize_address
-from caldav_bridge.interactions import Draft, InteractionService
-from caldav_bridge.models import (
+from caldav_bridge.domain.interactions import Draft, InteractionService
+from caldav_bridge.domain.models import (
     Channel,
     Interaction,
     LinkStatus,
     OutboxMessage,
     ScheduleMessage,
 )
+from caldav_bridge.ical.mapping import Answer, normalize_address
 from tests.conftest import RunningServer
 from tests.helpers import at
 

@@ -10,7 +10,7 @@ import httpx
 from icalendar import Calendar
 from sqlalchemy import select
 
-from caldav_bridge.models import Interaction, InteractionStatus, LinkStatus, ScheduleMessage
+from caldav_bridge.domain.models import Interaction, InteractionStatus, LinkStatus, ScheduleMessage
 from tests.conftest import RunningServer
 from tests.helpers import link_status, sync_changes
 from tests.test_scheduling import _answered, _attendee, _attendees, _client, _event, _put

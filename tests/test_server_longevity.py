@@ -20,9 +20,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from caldav_bridge.caldav.server import Server, radicale_configuration
 from caldav_bridge.config import Settings
-from caldav_bridge.passwords import hash_password
-from caldav_bridge.radicale_setup import Server, radicale_configuration
+from caldav_bridge.domain.passwords import hash_password
 from tests.conftest import World
 from tests.helpers import free_port, serve_command, wait_for_http
 

@@ -20,9 +20,9 @@ import pytest
 from sqlalchemy import select
 
 from caldav_bridge.db import Database
-from caldav_bridge.directory import Directory
-from caldav_bridge.interactions import InteractionService
-from caldav_bridge.models import Booking
+from caldav_bridge.domain.directory import Directory
+from caldav_bridge.domain.interactions import InteractionService
+from caldav_bridge.domain.models import Booking
 from tests.helpers import free_port, wait_for_http
 
 BIN = Path(sys.executable).parent

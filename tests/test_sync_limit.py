@@ -13,9 +13,9 @@ import pytest
 from radicale.item import get_etag
 from sqlalchemy import insert, select
 
-from caldav_bridge import changelog
-from caldav_bridge.interactions import InteractionService
-from caldav_bridge.models import LinkStatus, StoredCollection, StoredItem
+from caldav_bridge.domain import changelog
+from caldav_bridge.domain.interactions import InteractionService
+from caldav_bridge.domain.models import LinkStatus, StoredCollection, StoredItem
 from tests.conftest import RunningServer
 from tests.helpers import at, create, event_text
 

@@ -17,10 +17,11 @@ from icalendar.parser.ical.component import ComponentIcalParser
 from icalendar.timezone import tzp
 from sqlalchemy import func, select
 
-from caldav_bridge import delivery, timezones
-from caldav_bridge.cli import main
-from caldav_bridge.delivery import SmtpSettings
-from caldav_bridge.models import Interaction, StoredItem
+from caldav_bridge.cli.commands import main
+from caldav_bridge.domain.models import Interaction, StoredItem
+from caldav_bridge.ical import timezones
+from caldav_bridge.mail import delivery
+from caldav_bridge.mail.delivery import SmtpSettings
 from tests.conftest import Inbox, RunningServer, World
 
 TIMEOUT = 60.0

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from icalendar import Calendar, Event, Todo
 
-from caldav_bridge.interactions import InteractionService
+from caldav_bridge.domain.interactions import InteractionService
 from tests.conftest import RunningServer
 
 # (UID, the href a client makes of it: the UID percent-encoded, as vdirsyncer does)

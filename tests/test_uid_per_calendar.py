@@ -10,8 +10,8 @@ import uuid
 
 import httpx
 
-from caldav_bridge.interactions import InteractionService
-from caldav_bridge.models import LinkStatus
+from caldav_bridge.domain.interactions import InteractionService
+from caldav_bridge.domain.models import LinkStatus
 from tests.conftest import RunningServer
 from tests.helpers import create, event_text
 

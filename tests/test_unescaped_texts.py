@@ -11,7 +11,7 @@ import httpx
 import pytest
 from icalendar import Calendar
 
-from caldav_bridge.interactions import InteractionService
+from caldav_bridge.domain.interactions import InteractionService
 from tests.conftest import RunningServer
 from tests.helpers import event_text
 

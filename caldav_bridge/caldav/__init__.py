@@ -1,0 +1,1 @@
+"""CalDAV and CardDAV: one thin layer over Radicale's WSGI application."""

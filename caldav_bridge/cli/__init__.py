@@ -1,0 +1,1 @@
+"""The ``caldav-bridge`` command, its tables, the demo data, the interoperability runs."""

@@ -1,0 +1,214 @@
+"""Which interactions each calendar shows: a user's interactions calendar and a room's bookings
+calendar, as CalDAV serves them and as their ICS feeds publish them (one rule for both); and
+what a room's bookings calendar shows of each."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any
+
+from icalendar import Calendar, Component, Event
+from sqlalchemy import and_, case, func, or_, select, union
+from sqlalchemy.orm import Session
+
+from caldav_bridge.domain.errors import CalDavPrecondition, UidConflict
+from caldav_bridge.domain.models import (
+    Booking,
+    Interaction,
+    InteractionLink,
+    InteractionStatus,
+    StoredCollection,
+)
+
+
+def of_user(user_id: int) -> Any:
+    """Those the user owns or is linked to, unless they took it out of their calendar."""
+    # A union of two index lookups: an OR across the tables would scan every interaction.
+    owned = select(Interaction.id).where(Interaction.owner_id == user_id)
+    linked = select(InteractionLink.interaction_id).where(
+        InteractionLink.user_id == user_id, InteractionLink.removed.is_(False)
+    )
+    return Interaction.id.in_(union(owned, linked))
+
+
+def of_interactions_calendar(user_id: int) -> Any:
+    """Of the user's, those their interactions calendar holds: all but those they keep in a
+    calendar of their own."""
+    owned = select(Interaction.id).where(
+        Interaction.owner_id == user_id, Interaction.calendar_id.is_(None)
+    )
+    linked = select(InteractionLink.interaction_id).where(
+        InteractionLink.user_id == user_id,
+        InteractionLink.removed.is_(False),
+        InteractionLink.calendar_id.is_(None),
+    )
+    return Interaction.id.in_(union(owned, linked))
+
+
+def of_calendar(collection_id: int) -> Any:
+    """Those a calendar a user made holds: meetings they organise or moved there."""
+    owned = select(Interaction.id).where(Interaction.calendar_id == collection_id)
+    linked = select(InteractionLink.interaction_id).where(
+        InteractionLink.calendar_id == collection_id, InteractionLink.removed.is_(False)
+    )
+    return Interaction.id.in_(union(owned, linked))
+
+
+def of_resource(resource_id: int) -> Any:
+    """Those the resource is booked for (not those it declined)."""
+    booked = select(Booking.interaction_id).where(
+        Booking.resource_id == resource_id, Booking.declined.is_(False)
+    )
+    return Interaction.id.in_(booked)
+
+
+def shown(which: Any) -> Any:
+    """Of ``which``, those a calendar shows: a cancelled interaction leaves every calendar."""
+    return and_(which, Interaction.status != InteractionStatus.CANCELLED)
+
+
+def name_in(user_id: int) -> Any:
+    """The name each interaction has in one user's calendars (SQL): the organizer's own, or
+    the one everyone shares."""
+    own = func.coalesce(Interaction.organizer_href, Interaction.href)
+    return case((Interaction.owner_id == user_id, own), else_=Interaction.href)
+
+
+def named(user_id: int, hrefs: Collection[str]) -> Any:
+    """Those named one of ``hrefs`` in the user's calendars (looked up by index first)."""
+    wanted = list(hrefs)
+    return and_(
+        or_(Interaction.href.in_(wanted), Interaction.organizer_href.in_(wanted)),
+        name_in(user_id).in_(wanted),
+    )
+
+
+def name_of(interaction: Interaction, user_id: int) -> str:
+    """The name of ``interaction`` in one user's calendars (``name_in`` in Python)."""
+    if interaction.owner_id == user_id and interaction.organizer_href:
+        return interaction.organizer_href
+    return interaction.href
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where one user's calendars hold an interaction: its name, and the calendar of their
+    own that holds it (None: their interactions calendar)."""
+
+    href: str
+    calendar_id: int | None
+
+
+def placement_of(interaction: Interaction, user_id: int) -> int | None:
+    """The calendar of the user's own holding the interaction for them, if one does."""
+    if interaction.owner_id == user_id:
+        return interaction.calendar_id
+    link = next((k for k in interaction.links if k.user_id == user_id), None)
+    return None if link is None else link.calendar_id
+
+
+def in_user_calendar(session: Session, user_id: int, uid: str) -> Placement | None:
+    """Where the interaction with ``uid`` is in the user's calendars, if it is there. A
+    user's calendars hold one copy of a meeting (RFC 6638 3.2.4.1); a meeting they have no
+    part in says nothing."""
+    query = select(Interaction).where(shown(of_user(user_id)), Interaction.uid == uid)
+    interaction = session.scalar(query)
+    if interaction is None:
+        return None
+    return Placement(name_of(interaction, user_id), placement_of(interaction, user_id))
+
+
+def check_one_copy(
+    session: Session, user_id: int, uid: str, calendar_id: int | None, href: str
+) -> None:
+    """A user's calendars hold one copy of a meeting (RFC 6638 3.2.4.1), and a calendar one
+    item of a UID (RFC 4791 5.3.2.1): writing its UID anywhere but where it is is refused,
+    with where it is."""
+    placement = in_user_calendar(session, user_id, uid)
+    if placement is None or placement == Placement(href, calendar_id):
+        return
+    if placement.calendar_id == calendar_id:
+        raise UidConflict(f"{placement.href} in this calendar has the UID {uid!r} already")
+    where = "'CRM interactions'"
+    if placement.calendar_id is not None:
+        path = session.scalar(
+            select(StoredCollection.path).where(StoredCollection.id == placement.calendar_id)
+        )
+        where = f"/{path}/"
+    raise CalDavPrecondition(
+        "C:unique-scheduling-object-resource",
+        f"this meeting is in your calendar {where} already, as {placement.href}: "
+        "change it there, or move it here",
+    )
+
+
+# What every user reads of a meeting in a room's bookings calendar and feed: when the room is
+# taken, by what subject. Whatever else the event holds (notes, organizer, attendees, place,
+# alarms, attachments, links, X- properties, parameters such as ALTREP) is not copied.
+_BOOKING_PROPERTIES = frozenset(
+    {
+        "UID",
+        "DTSTAMP",
+        "DTSTART",
+        "DTEND",
+        "DURATION",
+        "RRULE",
+        "RDATE",
+        "EXDATE",
+        "RECURRENCE-ID",
+        "SEQUENCE",
+        "SUMMARY",
+        "STATUS",
+        "TRANSP",
+    }
+)
+_KEPT_PARAMETERS = frozenset({"TZID", "VALUE"})
+
+
+def _bare(value: Any) -> Any:
+    """A property value with only the parameters that say what its time means."""
+    for one in value if isinstance(value, list) else [value]:
+        params = getattr(one, "params", None)
+        if params is not None:
+            for name in [n for n in params if n.upper() not in _KEPT_PARAMETERS]:
+                del params[name]
+    return value
+
+
+def _booking_event(event: Component) -> Event:
+    kept = Event()
+    for name, value in event.items():
+        if name.upper() in _BOOKING_PROPERTIES:
+            kept[name] = _bare(value)
+    return kept
+
+
+def booking_text(etag: str, ical: str) -> str:
+    """An interaction's text (``ical``, whose content hash is ``etag``) as a room's bookings
+    calendar shows it to every user: its times (recurrence and moved occurrences included)
+    and subject. Remembered by ETag: the same text is not parsed again."""
+    shown = _BOOKING_TEXTS.get(etag)
+    if shown is None:
+        if len(_BOOKING_TEXTS) >= _REMEMBERED:
+            _BOOKING_TEXTS.clear()
+        shown = _BOOKING_TEXTS[etag] = _booking_text(ical)
+    return shown
+
+
+_REMEMBERED = 4096  # projected texts are a few kB: a few MB at most
+_BOOKING_TEXTS: dict[str, str] = {}
+
+
+def _booking_text(ical: str) -> str:
+    calendar = Calendar.from_ical(ical)
+    shown = Calendar()
+    for name in ("PRODID", "VERSION", "CALSCALE"):
+        if name in calendar:
+            shown[name] = calendar[name]
+    for component in calendar.subcomponents:
+        if component.name == "VTIMEZONE":
+            shown.add_component(component)
+        elif component.name == "VEVENT":
+            shown.add_component(_booking_event(component))
+    return str(shown.to_ical().decode())

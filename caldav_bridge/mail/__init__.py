@@ -1,0 +1,1 @@
+"""Email: the outbox delivered as iMIP, and iMIP replies taken in."""

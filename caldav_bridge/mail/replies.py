@@ -1,0 +1,157 @@
+"""iMIP in (RFC 6047): an emailed iTIP REPLY applied through the interaction service.
+
+Replies sent from Outlook, Gmail, Thunderbird or Apple Mail arrive as email; an MTA pipes each
+one to ``caldav-bridge imip-receive``. A reply counts only for the attendee who sent it (the
+From mailbox must be the ATTENDEE it carries, or an alias configured for it) and only when the
+mail proves it (``mail_auth``); an unknown UID or an older SEQUENCE than the interaction's is
+ignored with the reason logged; a malformed message is refused. Each VEVENT answers what it
+names: the series, or with a RECURRENCE-ID one occurrence, as a CalDAV client's answer does.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from email import message_from_bytes
+from email.message import EmailMessage
+from email.policy import default
+
+from icalendar import Calendar, Event
+
+from caldav_bridge.config import ImipSettings
+from caldav_bridge.domain import recurrence
+from caldav_bridge.domain.directory import Directory
+from caldav_bridge.domain.errors import InvalidInput, NotAllowed
+from caldav_bridge.domain.interactions import InteractionService
+from caldav_bridge.domain.models import Interaction
+from caldav_bridge.ical.mapping import attendee_answer, normalize_address, series_of
+from caldav_bridge.mail import authentication as mail_auth
+
+logger = logging.getLogger("caldav_bridge.mail.replies")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    applied: bool
+    reason: str
+
+
+def _calendar_part(message: EmailMessage) -> Calendar:
+    for part in message.walk():
+        if part.get_content_type() == "text/calendar":
+            try:
+                return Calendar.from_ical(part.get_content())
+            except (ValueError, LookupError) as exc:
+                raise InvalidInput(f"the calendar part is not valid iCalendar: {exc}") from exc
+    raise InvalidInput("the message has no text/calendar part")
+
+
+def receive(
+    service: InteractionService,
+    raw: bytes,
+    settings: ImipSettings,
+    dnsfunc: mail_auth.DnsFunction | None = None,
+) -> Outcome:
+    """Apply one emailed message; raises InvalidInput (malformed) or NotAllowed (spoofed or
+    not authenticated), and then nothing is changed."""
+    try:
+        return _receive(service, raw, settings, dnsfunc)
+    except NotAllowed as refused:
+        logger.warning("refused a REPLY: %s", refused)
+        raise
+
+
+def _receive(
+    service: InteractionService,
+    raw: bytes,
+    settings: ImipSettings,
+    dnsfunc: mail_auth.DnsFunction | None,
+) -> Outcome:
+    message = message_from_bytes(raw, policy=default)
+    assert isinstance(message, EmailMessage)
+    sender = mail_auth.sender(message, raw, settings)
+    calendar = _calendar_part(message)
+    if str(calendar.get("METHOD", "")).upper() != "REPLY":
+        raise InvalidInput("only iTIP REPLY messages are taken in")
+    events = [e for e in calendar.events if isinstance(e, Event)]
+    if not events:
+        raise InvalidInput("the REPLY holds no event")
+    proof = mail_auth.authenticate(message, raw, sender.domain, settings, dnsfunc)
+    logger.info("a REPLY from %s: %s", sender.addr_spec, proof)
+    with service.one_change():  # master and overrides: one change, one notice to the owner
+        outcomes = [_apply(service, sender.addr_spec, event, settings) for event in events]
+    return Outcome(any(o.applied for o in outcomes), "; ".join(o.reason for o in outcomes))
+
+
+def _replying_attendee(event: Event, sender: str, settings: ImipSettings) -> str:
+    """The ATTENDEE (normalized) the sender answers for."""
+    for attendee in event.attendees:
+        written = "".join(str(attendee).split())
+        written = written[7:] if written[:7].lower() == "mailto:" else written
+        if mail_auth.may_answer_for(sender, written, settings):
+            return normalize_address(attendee)
+    raise NotAllowed(f"the sender {sender} is not the attendee this REPLY answers for")
+
+
+def _apply(
+    service: InteractionService, sender: str, event: Event, settings: ImipSettings
+) -> Outcome:
+    uid = str(event.get("UID", ""))
+    interaction = service.find_by_uid(uid)
+    if interaction is None:
+        return _ignored(f"no interaction has the UID {uid!r}")
+    try:
+        sequence = int(event.get("SEQUENCE", 0))
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"the REPLY's SEQUENCE is not a number: {exc}") from exc
+    if sequence < interaction.sequence:
+        return _ignored(
+            f"the reply answers SEQUENCE {sequence}; interaction #{interaction.id} is at "
+            f"{interaction.sequence}"
+        )
+    attendee = _replying_attendee(event, sender, settings)
+    answer = attendee_answer(event, [attendee])
+    if answer is None:
+        return _ignored(f"{attendee} has not answered yet (NEEDS-ACTION)")
+    occurrence = _occurrence(event, interaction)
+    user = Directory(service.session).users_by_addresses([attendee]).get(attendee)
+    if occurrence is not None:
+        if user is None:
+            raise InvalidInput(
+                f"{attendee} answered one occurrence; answers to one occurrence are kept for "
+                "CRM users only: answer the whole series"
+            )
+        changed = service.answer_occurrence(user, interaction, occurrence, answer, itip=False)
+    elif user is not None:
+        changed = service.answer(user, interaction, answer, itip=False)
+    else:
+        changed = service.guest_answer(interaction, attendee, answer)
+    verb = "applied" if changed else "already known"
+    what = f" to {occurrence:%Y-%m-%d %H:%M} UTC" if occurrence else ""
+    return Outcome(
+        changed, f"{attendee} {answer.value}{what}: {verb} (interaction #{interaction.id})"
+    )
+
+
+def _occurrence(event: Event, interaction: Interaction) -> datetime | None:
+    """The occurrence (its UTC start) a VEVENT with a RECURRENCE-ID answers; None for the
+    series. One that is not an occurrence of the interaction is refused by the service."""
+    if "RECURRENCE-ID" not in event:
+        return None
+    if str(event["RECURRENCE-ID"].params.get("RANGE", "")).upper() == "THISANDFUTURE":
+        raise InvalidInput("an answer to this and all future occurrences is not supported")
+    if not series_of(interaction).rrule:
+        raise InvalidInput(
+            f"the REPLY names an occurrence of interaction #{interaction.id}, which does not repeat"
+        )
+    try:
+        value = event.decoded("RECURRENCE-ID")
+    except (ValueError, KeyError) as exc:
+        raise InvalidInput(f"the RECURRENCE-ID is not a date: {exc}") from exc
+    return recurrence.instant(value, interaction.timezone)
+
+
+def _ignored(reason: str) -> Outcome:
+    logger.info("ignored a REPLY: %s", reason)
+    return Outcome(False, f"ignored: {reason}")

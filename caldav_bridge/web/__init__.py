@@ -1,0 +1,1 @@
+"""The bridge's own pages under ``/.bridge/``: CRM pages, RSVP, feeds."""
