@@ -41,14 +41,11 @@ from caldav_bridge.db import lost_a_race
 from caldav_bridge.domain import recurrence, throttle, validation
 from caldav_bridge.domain.errors import (
     AlreadyExists,
-    BookingConflict,
     BridgeError,
     CalDavPrecondition,
-    InteractionCancelled,
     InvalidInput,
-    NotFound,
-    PreconditionFailed,
     UidConflict,
+    status_of,
 )
 from caldav_bridge.ical import timezones
 from caldav_bridge.web import app as web
@@ -56,15 +53,6 @@ from caldav_bridge.web import app as web
 logger = logging.getLogger("caldav_bridge")
 
 Handler = Callable[..., types.WSGIResponse]
-
-_STATUS: list[tuple[type[BridgeError], HTTPStatus]] = [
-    (InvalidInput, HTTPStatus.BAD_REQUEST),
-    (NotFound, HTTPStatus.NOT_FOUND),
-    (AlreadyExists, HTTPStatus.CONFLICT),
-    (BookingConflict, HTTPStatus.CONFLICT),
-    (InteractionCancelled, HTTPStatus.CONFLICT),
-    (PreconditionFailed, HTTPStatus.PRECONDITION_FAILED),
-]
 
 
 def _text(status: HTTPStatus, reason: str) -> types.WSGIResponse:
@@ -99,15 +87,14 @@ def _refusal(
     app: Application, environ: types.WSGIEnviron, path: str, refusal: BridgeError, info: Any
 ) -> types.WSGIResponse:
     logger.info("refused %s %r: %s", environ["REQUEST_METHOD"], path, refusal)
+    status = status_of(refusal)
     if isinstance(refusal, CalDavPrecondition):
-        status = HTTPStatus.CONFLICT if isinstance(refusal, UidConflict) else HTTPStatus.FORBIDDEN
         # The precondition for clients, and the reason for people (RFC 4918 section 16
         # lets DAV:error hold more elements; CalendarServer and SabreDAV do the same).
         error = xmlutils.webdav_error(refusal.element)
         ET.SubElement(error, f"{{{REASON_NS}}}reason").text = str(refusal)
         headers = {"Content-Type": "text/xml; charset=utf-8"}
         return int(status), headers, app._xml_response(error, info), None
-    status = next((s for kind, s in _STATUS if isinstance(refusal, kind)), HTTPStatus.FORBIDDEN)
     return _text(status, str(refusal))
 
 

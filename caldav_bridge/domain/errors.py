@@ -1,10 +1,13 @@
 """Typed errors whose message a person understands.
 
 Every error the domain raises on purpose derives from ``BridgeError``; the CLI prints its
-message on one line and exits with code 2, the HTTP layer turns it into a 4xx.
+message on one line and exits with code 2, and every other channel (CalDAV, the CRM pages, the
+RSVP page, the LMTP listener) answers with the status ``status_of`` gives: one table for all.
 """
 
 from __future__ import annotations
+
+from http import HTTPStatus
 
 
 class BridgeError(Exception):
@@ -75,3 +78,26 @@ class UidConflict(CalDavPrecondition):
 
     def __init__(self, message: str) -> None:
         super().__init__("C:no-uid-conflict", message)
+
+
+# The one table from a refusal to its HTTP status, most specific kind first. A refusal that
+# depends on the interaction's present state (cancelled, already answered that way, booked) is
+# a conflict; one that no state would change (who asks, what is asked) is forbidden or bad.
+_STATUS: tuple[tuple[type[BridgeError], HTTPStatus], ...] = (
+    (UidConflict, HTTPStatus.CONFLICT),
+    (NotAllowed, HTTPStatus.FORBIDDEN),
+    (InvalidInput, HTTPStatus.BAD_REQUEST),
+    (ConfigurationError, HTTPStatus.BAD_REQUEST),
+    (NotFound, HTTPStatus.NOT_FOUND),
+    (PreconditionFailed, HTTPStatus.PRECONDITION_FAILED),
+    (AlreadyExists, HTTPStatus.CONFLICT),
+    (BookingConflict, HTTPStatus.CONFLICT),
+    (InteractionCancelled, HTTPStatus.CONFLICT),
+    (InvalidTransition, HTTPStatus.CONFLICT),
+    (MultiUserDisabled, HTTPStatus.CONFLICT),
+)
+
+
+def status_of(refusal: BridgeError) -> HTTPStatus:
+    """The HTTP status every channel answers ``refusal`` with."""
+    return next((s for kind, s in _STATUS if isinstance(refusal, kind)), HTTPStatus.BAD_REQUEST)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from http import HTTPStatus
 from typing import Any
 
 from aiosmtpd.controller import Controller
@@ -22,7 +23,7 @@ from sqlalchemy.exc import OperationalError
 
 from caldav_bridge.config import ImipSettings
 from caldav_bridge.db import Database
-from caldav_bridge.domain.errors import BridgeError, NotAllowed
+from caldav_bridge.domain.errors import BridgeError, status_of
 from caldav_bridge.domain.interactions import InteractionService
 from caldav_bridge.mail import replies
 from caldav_bridge.mail.authentication import DnsFunction, TemporaryFailure
@@ -57,10 +58,10 @@ class ReplyHandler:
             with self.database.session(write=True) as session:
                 service = InteractionService(session, self.public_url)
                 outcome = replies.receive(service, raw, self.imip, self.dnsfunc)
-        except NotAllowed as exc:
-            return f"550 5.7.1 {_one_line(str(exc))}"
-        except BridgeError as exc:  # malformed, or answering a cancelled interaction
+        except BridgeError as exc:  # spoofed, malformed, or answering a cancelled interaction
             logger.info("refused a message: %s", exc)
+            if status_of(exc) == HTTPStatus.FORBIDDEN:  # the sender may not: a policy refusal
+                return f"550 5.7.1 {_one_line(str(exc))}"
             return f"554 5.6.0 {_one_line(str(exc))}"
         except TemporaryFailure as exc:
             logger.warning("%s; the sender will retry", exc)

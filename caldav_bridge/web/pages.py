@@ -19,13 +19,11 @@ from sqlalchemy.orm import Session
 from caldav_bridge.domain import links, messenger, tokens
 from caldav_bridge.domain.directory import Directory
 from caldav_bridge.domain.errors import (
-    AlreadyExists,
-    BookingConflict,
     BridgeError,
-    InteractionCancelled,
     InvalidInput,
     NotAllowed,
     NotFound,
+    status_of,
 )
 from caldav_bridge.domain.interactions import (
     AgendaEntry,
@@ -535,7 +533,7 @@ def handle(session: Session, request: Request) -> Page:
         with session.begin_nested():  # a refused action leaves nothing behind
             return _route(session, request)
     except BridgeError as exc:
-        status = _status_of(exc)
+        status = status_of(exc)
         parts = route.split("/")
         if parts == ["interactions", "new"]:
             return editor(session, request, None, str(exc), status)
@@ -558,16 +556,6 @@ def _number(text: str) -> int:
     if not (text.isascii() and text.isdecimal() and len(text) < 12):
         raise NotFound("there is no such interaction")
     return int(text)
-
-
-def _status_of(exc: BridgeError) -> HTTPStatus:
-    if isinstance(exc, NotFound):
-        return HTTPStatus.NOT_FOUND
-    if isinstance(exc, NotAllowed):
-        return HTTPStatus.FORBIDDEN
-    if isinstance(exc, AlreadyExists | BookingConflict | InteractionCancelled):
-        return HTTPStatus.CONFLICT
-    return HTTPStatus.BAD_REQUEST
 
 
 def _route(session: Session, request: Request) -> Page:

@@ -16,7 +16,13 @@ from urllib.parse import quote
 from sqlalchemy.orm import Session
 
 from caldav_bridge.domain import links, tokens
-from caldav_bridge.domain.errors import BridgeError, InteractionCancelled, NotAllowed, NotFound
+from caldav_bridge.domain.errors import (
+    BridgeError,
+    InteractionCancelled,
+    NotAllowed,
+    NotFound,
+    status_of,
+)
 from caldav_bridge.domain.interactions import InteractionService, guest_label, link_label
 from caldav_bridge.domain.models import Interaction, InteractionStatus, User
 from caldav_bridge.domain.outbox import describe_when
@@ -82,16 +88,21 @@ def answer(
     try:
         interaction = service.get(interaction_id)
         service.answer(user, interaction, _ANSWERS[choice])
-    except NotFound:
-        return _refusal(HTTPStatus.NOT_FOUND, "There is no such interaction.")
-    except InteractionCancelled:
-        return _refusal(HTTPStatus.CONFLICT, "This interaction was cancelled: nothing to answer.")
-    except NotAllowed:
-        return _refusal(HTTPStatus.FORBIDDEN, "You are not among this interaction's participants.")
     except BridgeError as exc:
-        return _refusal(HTTPStatus.CONFLICT, str(exc))
+        return _refusal(status_of(exc), _reason(exc))
     location = f"{base}{links.RSVP}{interaction_id}?token={quote(token)}&answered=1"
     return Page(HTTPStatus.SEE_OTHER, location=location)
+
+
+def _reason(refusal: BridgeError) -> str:
+    """The refusal in the page's words."""
+    if isinstance(refusal, NotFound):
+        return "There is no such interaction."
+    if isinstance(refusal, InteractionCancelled):
+        return "This interaction was cancelled: nothing to answer."
+    if isinstance(refusal, NotAllowed):
+        return "You are not among this interaction's participants."
+    return str(refusal)
 
 
 def _view(interaction: Interaction, user: User) -> _View:
