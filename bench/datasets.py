@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from caldav_bridge.db import Database
 from caldav_bridge.domain.directory import Directory
-from caldav_bridge.domain.interactions import Draft, InteractionService
+from caldav_bridge.domain.interactions import InteractionService
 from caldav_bridge.domain.models import (
     Booking,
     Interaction,
@@ -22,6 +22,7 @@ from caldav_bridge.domain.models import (
     Resource,
     User,
 )
+from caldav_bridge.domain.periods import Draft
 
 YEAR_START = datetime(2030, 1, 7, tzinfo=UTC)  # a Monday
 WEEK = (YEAR_START + timedelta(days=14), YEAR_START + timedelta(days=21))

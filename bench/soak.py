@@ -40,7 +40,7 @@ from caldav_bridge.config import SmtpSettings
 from caldav_bridge.db import Database
 from caldav_bridge.domain.directory import Directory
 from caldav_bridge.domain.errors import BookingConflict
-from caldav_bridge.domain.interactions import Draft, InteractionService
+from caldav_bridge.domain.interactions import InteractionService
 from caldav_bridge.domain.models import (
     Booking,
     Interaction,
@@ -49,6 +49,7 @@ from caldav_bridge.domain.models import (
     OutboxMessage,
     OutboxState,
 )
+from caldav_bridge.domain.periods import Draft
 from caldav_bridge.ical.mapping import normalize_address
 from caldav_bridge.mail import delivery
 

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from caldav_bridge.db import Database
 from caldav_bridge.domain import changelog
 from caldav_bridge.domain.directory import Directory
-from caldav_bridge.domain.interactions import Draft, InteractionService
+from caldav_bridge.domain.interactions import InteractionService
 from caldav_bridge.domain.models import (
     CalendarChange,
     Channel,
@@ -33,6 +33,7 @@ from caldav_bridge.domain.models import (
     OutboxMessage,
     User,
 )
+from caldav_bridge.domain.periods import Draft
 
 if TYPE_CHECKING:
     from tests.conftest import World

@@ -10,8 +10,9 @@ from caldav import Calendar as DavCalendar
 from icalendar import Calendar
 
 from caldav_bridge.domain.directory import Directory
-from caldav_bridge.domain.interactions import Changes, InteractionService
+from caldav_bridge.domain.interactions import InteractionService
 from caldav_bridge.domain.models import InteractionStatus, LinkStatus
+from caldav_bridge.domain.periods import Changes
 from caldav_bridge.ical.mapping import Answer, normalize_address
 from tests.conftest import RunningServer
 from tests.helpers import at, create

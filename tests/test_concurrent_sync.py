@@ -11,8 +11,9 @@ import xml.etree.ElementTree as ET
 import httpx
 import pytest
 
-from caldav_bridge.domain.interactions import Changes, InteractionService
+from caldav_bridge.domain.interactions import InteractionService
 from caldav_bridge.domain.models import LinkStatus
+from caldav_bridge.domain.periods import Changes
 from tests.conftest import RunningServer, _empty_postgres
 from tests.helpers import at, create
 

@@ -10,8 +10,9 @@ import pytest
 from icalendar import Calendar
 
 from caldav_bridge.cli.commands import main
-from caldav_bridge.domain.interactions import Changes, InteractionService
+from caldav_bridge.domain.interactions import InteractionService
 from caldav_bridge.domain.models import LinkStatus
+from caldav_bridge.domain.periods import Changes
 from caldav_bridge.ical.mapping import Answer
 from tests.conftest import RunningServer, World
 from tests.helpers import at, create

@@ -14,8 +14,9 @@ from sqlalchemy import event
 
 from caldav_bridge.caldav import scheduling
 from caldav_bridge.caldav.server import shared_database
-from caldav_bridge.domain.interactions import Draft, InteractionService
+from caldav_bridge.domain.interactions import InteractionService
 from caldav_bridge.domain.models import LinkStatus
+from caldav_bridge.domain.periods import Draft
 from tests.conftest import RunningServer
 from tests.helpers import at, freebusy_request
 

@@ -30,7 +30,7 @@ from sqlalchemy import select
 
 from caldav_bridge.caldav.server import radicale_configuration
 from caldav_bridge.config import Settings
-from caldav_bridge.domain.interactions import GuestEntry, InteractionService
+from caldav_bridge.domain.interactions import InteractionService
 from caldav_bridge.domain.models import (
     Booking,
     CalendarChange,
@@ -44,6 +44,7 @@ from caldav_bridge.domain.models import (
     StoredCollection,
     StoredItem,
 )
+from caldav_bridge.domain.participants import GuestEntry
 from caldav_bridge.domain.passwords import hash_password
 from caldav_bridge.mail.imip import email_for
 from tests.conftest import RunningServer, World

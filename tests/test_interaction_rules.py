@@ -18,8 +18,11 @@ from caldav_bridge.domain.errors import (
     NotAllowed,
     NotFound,
 )
-from caldav_bridge.domain.interactions import Changes, GuestEntry, InteractionService, link_label
+from caldav_bridge.domain.interactions import InteractionService
 from caldav_bridge.domain.models import Channel, Interaction, LinkStatus, NotificationKind
+from caldav_bridge.domain.participants import GuestEntry
+from caldav_bridge.domain.periods import Changes
+from caldav_bridge.domain.rules import link_label
 from caldav_bridge.ical.mapping import Answer
 from tests.conftest import World
 from tests.helpers import at, changes, create, outbox, unfolded

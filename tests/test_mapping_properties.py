@@ -25,8 +25,9 @@ from sqlalchemy import func, select
 from caldav_bridge.caldav.client_writes import ClientWrites, parse_item
 from caldav_bridge.domain import recurrence
 from caldav_bridge.domain.errors import InvalidInput
-from caldav_bridge.domain.interactions import Draft, InteractionService, period_of
+from caldav_bridge.domain.interactions import InteractionService
 from caldav_bridge.domain.models import Interaction
+from caldav_bridge.domain.periods import Draft, period_of
 from caldav_bridge.ical.mapping import event_fields, series_of
 from tests.conftest import World
 

@@ -14,8 +14,9 @@ from sqlalchemy import select
 
 from caldav_bridge.domain import recurrence
 from caldav_bridge.domain.errors import BookingConflict, InvalidInput
-from caldav_bridge.domain.interactions import Changes, Draft, InteractionService
+from caldav_bridge.domain.interactions import InteractionService
 from caldav_bridge.domain.models import LinkStatus, ScheduleMessage
+from caldav_bridge.domain.periods import Changes, Draft
 from caldav_bridge.ical import freebusy
 from caldav_bridge.ical.mapping import normalize_address, series_of
 from tests.conftest import RunningServer, World

@@ -15,8 +15,9 @@ import pytest
 from icalendar import Calendar, Event
 
 from caldav_bridge.cli.commands import main
-from caldav_bridge.domain.interactions import GuestEntry, InteractionService
+from caldav_bridge.domain.interactions import InteractionService
 from caldav_bridge.domain.models import LinkStatus
+from caldav_bridge.domain.participants import GuestEntry
 from caldav_bridge.ical import freebusy
 from caldav_bridge.ical.mapping import normalize_address
 from tests.conftest import RunningServer, World

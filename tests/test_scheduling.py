@@ -12,7 +12,7 @@ import httpx
 from icalendar import Calendar, Event
 from sqlalchemy import select
 
-from caldav_bridge.domain.interactions import Draft, InteractionService
+from caldav_bridge.domain.interactions import InteractionService
 from caldav_bridge.domain.models import (
     Channel,
     Interaction,
@@ -20,6 +20,7 @@ from caldav_bridge.domain.models import (
     OutboxMessage,
     ScheduleMessage,
 )
+from caldav_bridge.domain.periods import Draft
 from caldav_bridge.ical.mapping import Answer, normalize_address
 from tests.conftest import RunningServer
 from tests.helpers import at

@@ -23,15 +23,10 @@ from caldav_bridge.domain.errors import (
     InvalidInput,
     NotAllowed,
 )
-from caldav_bridge.domain.interactions import (
-    Changes,
-    Draft,
-    GuestEntry,
-    InteractionService,
-    Move,
-    period_of,
-)
+from caldav_bridge.domain.interactions import InteractionService
 from caldav_bridge.domain.models import Interaction, LinkStatus, Resource, User
+from caldav_bridge.domain.participants import GuestEntry
+from caldav_bridge.domain.periods import Changes, Draft, Move, period_of
 from caldav_bridge.domain.queries import check_one_copy, name_of, placement_of
 from caldav_bridge.domain.validation import one_line
 from caldav_bridge.ical.mapping import (

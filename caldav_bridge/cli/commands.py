@@ -27,8 +27,10 @@ from caldav_bridge.db import Database
 from caldav_bridge.domain import links, tokens
 from caldav_bridge.domain.directory import Directory
 from caldav_bridge.domain.errors import BridgeError, ConfigurationError, InvalidInput, NotFound
-from caldav_bridge.domain.interactions import Changes, Draft, InteractionService, link_label
+from caldav_bridge.domain.interactions import InteractionService
 from caldav_bridge.domain.models import LinkStatus, ResourceKind
+from caldav_bridge.domain.periods import Changes, Draft
+from caldav_bridge.domain.rules import link_label
 from caldav_bridge.domain.typed_period import day, moment, span
 from caldav_bridge.ical.mapping import Answer, interaction_ical, zone
 

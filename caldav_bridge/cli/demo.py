@@ -8,8 +8,9 @@ from sqlalchemy.orm import Session
 
 from caldav_bridge.domain.directory import Directory
 from caldav_bridge.domain.errors import AlreadyExists
-from caldav_bridge.domain.interactions import Draft, InteractionService
+from caldav_bridge.domain.interactions import InteractionService
 from caldav_bridge.domain.models import Interaction, LinkStatus, ResourceKind
+from caldav_bridge.domain.periods import Draft
 from caldav_bridge.ical.mapping import Answer, zone
 
 WARNING = (

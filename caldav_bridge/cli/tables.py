@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date, timedelta
 
-from caldav_bridge.domain.interactions import AgendaEntry, link_label
+from caldav_bridge.domain.interactions import AgendaEntry
 from caldav_bridge.domain.models import Interaction, InteractionStatus, LinkStatus, User
 from caldav_bridge.domain.outbox import describe_when
+from caldav_bridge.domain.rules import link_label
 from caldav_bridge.ical.mapping import location_text, zone
 
 

@@ -25,17 +25,12 @@ from caldav_bridge.domain.errors import (
     NotFound,
     status_of,
 )
-from caldav_bridge.domain.interactions import (
-    AgendaEntry,
-    Changes,
-    Draft,
-    InteractionService,
-    guest_label,
-    link_label,
-)
+from caldav_bridge.domain.interactions import AgendaEntry, InteractionService
 from caldav_bridge.domain.models import Interaction, InteractionStatus, LinkStatus, User
 from caldav_bridge.domain.outbox import describe_when
 from caldav_bridge.domain.passwords import verify_password
+from caldav_bridge.domain.periods import Changes, Draft
+from caldav_bridge.domain.rules import guest_label, link_label
 from caldav_bridge.domain.typed_period import period
 from caldav_bridge.ical.mapping import Answer, location_text, zone
 from caldav_bridge.web.session import (

@@ -23,9 +23,10 @@ from caldav_bridge.domain.errors import (
     NotFound,
     status_of,
 )
-from caldav_bridge.domain.interactions import InteractionService, guest_label, link_label
+from caldav_bridge.domain.interactions import InteractionService
 from caldav_bridge.domain.models import Interaction, InteractionStatus, User
 from caldav_bridge.domain.outbox import describe_when
+from caldav_bridge.domain.rules import guest_label, link_label
 from caldav_bridge.ical.mapping import Answer
 from caldav_bridge.web.session import Page
 from caldav_bridge.web.templating import render

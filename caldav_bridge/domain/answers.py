@@ -1,0 +1,123 @@
+"""Attendees' answers: a linked user's, to the series or to one occurrence, and an outside
+guest's (an emailed REPLY). An answer never bumps SEQUENCE and re-invites nobody.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from caldav_bridge.domain import changelog, recurrence, rules
+from caldav_bridge.domain.errors import InvalidInput, NotAllowed
+from caldav_bridge.domain.models import (
+    Interaction,
+    InteractionLink,
+    OccurrenceAnswer,
+    User,
+    utcnow,
+)
+from caldav_bridge.domain.service import ServiceBase, one_change
+from caldav_bridge.ical.mapping import Answer, answer_to, series_of
+
+
+class Answers(ServiceBase):
+    """The service's commands for attendees."""
+
+    @one_change
+    def answer(
+        self,
+        user: User,
+        interaction: Interaction,
+        answer: Answer,
+        itip: bool = True,
+        remove: bool = False,
+    ) -> bool:
+        """A linked user's own answer; never bumps SEQUENCE. False if it changes nothing.
+
+        ``itip`` False when the attendee's client sends the REPLY itself (SCHEDULE-AGENT=CLIENT
+        on the ORGANIZER): the owner gets the messenger notice only. ``remove`` with a decline:
+        the user also took the event out of their calendar (a client's DELETE)."""
+        rules.require_active(user)
+        rules.require_open(interaction)
+        link = self._find_link(interaction, user)
+        if link is None:
+            raise NotAllowed(f"{user.login} is not linked to interaction #{interaction.id}")
+        self._keep_in_calendar(interaction, link, answer, remove)
+        status, tentative = rules.ANSWERED[answer]
+        if (link.status, link.tentative) == (status, tentative):
+            return False
+        link.status, link.tentative, link.answered_at = status, tentative, utcnow()
+        interaction.modified_at = utcnow()
+        self.publish(interaction, by_organizer=False)
+        self.notifier.to_owner(interaction, user, answer, itip)
+        return True
+
+    @one_change
+    def answer_occurrence(
+        self,
+        user: User,
+        interaction: Interaction,
+        occurrence: datetime,
+        answer: Answer,
+        itip: bool = True,
+    ) -> bool:
+        """A linked user's answer to one occurrence (its UTC start) of a recurring
+        interaction: only that occurrence changes. False if it changes nothing."""
+        rules.require_active(user)
+        rules.require_open(interaction)
+        link = self._find_link(interaction, user)
+        if link is None:
+            raise NotAllowed(f"{user.login} is not linked to interaction #{interaction.id}")
+        self._keep_in_calendar(interaction, link, answer)
+        if recurrence.occurrence(series_of(interaction), occurrence) is None:
+            raise InvalidInput(f"interaction #{interaction.id} has no occurrence at {occurrence}")
+        wanted = rules.ANSWERED[answer]
+        if answer_to(link, occurrence) == wanted:
+            return False
+        mine = next((a for a in link.occurrence_answers if a.recurrence_id == occurrence), None)
+        if wanted == (link.status, link.tentative):  # back to the series' answer
+            if mine is not None:
+                link.occurrence_answers.remove(mine)
+        elif mine is None:
+            link.occurrence_answers.append(
+                OccurrenceAnswer(recurrence_id=occurrence, status=wanted[0], tentative=wanted[1])
+            )
+        else:
+            mine.status, mine.tentative = wanted
+        interaction.modified_at = utcnow()
+        self.session.flush()
+        self.publish(interaction, by_organizer=False)
+        self.notifier.to_owner(interaction, user, answer, itip, occurrence)
+        return True
+
+    def _keep_in_calendar(
+        self, interaction: Interaction, link: InteractionLink, answer: Answer, remove: bool = False
+    ) -> None:
+        """Whether the interaction is in the user's calendar follows their latest answer: a
+        decline by deleting it takes it out; any later accept or tentative answer, on any
+        channel, brings it back (the change ends by logging it there, so sync sees it), as
+        does the organizer's next scheduling message (``_tell``)."""
+        if remove and answer is Answer.DECLINE and not link.removed:
+            link.removed = True
+            own = changelog.holding(link.user_id, link.calendar_id)
+            changelog.record(self.session, {own}, interaction.href, deleted=True)
+        elif answer is not Answer.DECLINE and link.removed:
+            link.removed = False
+            interaction.modified_at = utcnow()
+            self.publish(interaction, by_organizer=False)
+
+    @one_change
+    def guest_answer(self, interaction: Interaction, address: str, answer: Answer) -> bool:
+        """An answer from an attendee outside the CRM (an emailed REPLY): their PARTSTAT in
+        every copy; the owner is told by the messenger (the email reached them already)."""
+        rules.require_open(interaction)
+        guest = next((g for g in interaction.guests if g.address == address), None)
+        if guest is None:
+            raise NotAllowed(f"{address} is not an attendee of interaction #{interaction.id}")
+        partstat = rules.GUEST_PARTSTAT[answer]
+        if guest.partstat == partstat:
+            return False
+        guest.partstat = partstat
+        interaction.modified_at = utcnow()
+        self.publish(interaction, by_organizer=False)
+        self.notifier.to_owner(interaction, guest, answer, itip=False)
+        return True
