@@ -142,7 +142,7 @@ def _scheduling(process: servers.Process, reps: int) -> dict[str, float]:
     return {k: sorted(v)[len(v) // 2] for k, v in timings.items()}
 
 
-def main(argv: list[str] | None = None) -> None:
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
     parser.add_argument(
         "--quick",
@@ -164,7 +164,105 @@ def main(argv: list[str] | None = None) -> None:
         help="where to write the results (default bench/results, or a temporary "
         "folder with --quick)",
     )
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def _peers(
+    work: Path,
+    bridge_url: str,
+    samples: list[Sample],
+    crm_samples: list[Sample],
+    reps: int,
+    seconds: float,
+    results: dict[str, Any],
+) -> servers.Process:
+    """The bridge, Radicale and Xandikos on the same calendar; Radicale is returned for the
+    CRM-scale phase."""
+    hrefs = [s.href for s in samples[:100]]
+    bridge = servers.bridge(work, bridge_url)
+    path, auth = f"/{BENCH_USER}/interactions/", (BENCH_USER, BENCH_PASSWORD)
+    _bench_server(
+        bridge, workload.Target("bridge", bridge.base, path, auth, hrefs), reps, seconds, results
+    )
+    say("bridge: scheduling PUT against a plain PUT")
+    results["scheduling"] = _scheduling(bridge, reps)
+    radicale = servers.radicale(work, {"calendar": samples, "crm": crm_samples})
+    target = workload.Target("Radicale", radicale.base, f"/{BENCH_USER}/calendar/", auth, hrefs)
+    _bench_server(radicale, target, reps, seconds, results)
+    xandikos = servers.xandikos(work, samples)
+    target = workload.Target("Xandikos", xandikos.base, servers.XANDIKOS_CALENDAR, None, hrefs)
+    _bench_server(xandikos, target, reps, seconds, results)
+    return radicale
+
+
+def _crm_scale(
+    work: Path,
+    crm_url: str,
+    radicale: servers.Process,
+    reps: int,
+    results: dict[str, Any],
+) -> None:
+    crm_bridge = servers.bridge(work, crm_url, "bridge-crm")
+    for process, path, key in (
+        (crm_bridge, "/crm0000/interactions/", "bridge"),
+        (radicale, f"/{BENCH_USER}/crm/", "Radicale"),
+    ):
+        login = "crm0000" if key == "bridge" else BENCH_USER
+        process.start()
+        target = workload.Target(key, process.base, path, (login, BENCH_PASSWORD))
+        ops = workload.operations(target, workload.fresh_event_factory("crm"))
+        ops["initial sync-collection"]()  # warm-up
+        timings = [workload.timed(ops["initial sync-collection"]) for _ in range(reps)]
+        results["times"][key]["CRM scale: initial sync of a user's calendar"] = sorted(timings)[
+            len(timings) // 2
+        ]
+        process.stop()
+
+
+def _two_processes(
+    work: Path, admin_url: str, samples: list[Sample], seconds: float, results: dict[str, Any]
+) -> None:
+    """One and two bridge processes on one PostgreSQL database, under the same load."""
+    pg_url = _postgres_database(admin_url)
+    try:
+        _prepare_bridge(pg_url, samples)
+        first, second = (
+            servers.bridge(work, pg_url, "bridge-pg-1"),
+            servers.bridge(work, pg_url, "bridge-pg-2"),
+        )
+        auth = (BENCH_USER, BENCH_PASSWORD)
+        path = f"/{BENCH_USER}/interactions/"
+        first.start()
+        one = workload.concurrency(
+            [workload.Target("pg1", first.base, path, auth)],
+            8,
+            seconds,
+            workload.fresh_event_factory("pg"),
+        )
+        results["concurrency"]["bridge on PostgreSQL, 1 process"] = one["requests per second"]
+        results["peak_memory_mib"]["bridge on PostgreSQL, 1 process"] = first.peak_memory_mib()
+        second.start()
+        two = workload.concurrency(
+            [
+                workload.Target("pg1", first.base, path, auth),
+                workload.Target("pg2", second.base, path, auth),
+            ],
+            8,
+            seconds,
+            workload.fresh_event_factory("pg"),
+        )
+        results["concurrency"]["bridge on PostgreSQL, 2 processes"] = two["requests per second"]
+        results["peak_memory_mib"]["bridge on PostgreSQL, 2 processes"] = max(
+            first.peak_memory_mib(), second.peak_memory_mib()
+        )
+        first.stop()
+        second.stop()
+    finally:
+        _drop_postgres(admin_url, pg_url)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _arguments(argv)
     quick = args.quick
     events, reps, seconds = (300, 3, 2.0) if quick else (10_000, 5, 20.0)
     scale = datasets.CrmScale(40, 400, 4) if quick else datasets.CrmScale(1000, 50_000, 20)
@@ -177,12 +275,10 @@ def main(argv: list[str] | None = None) -> None:
         "concurrency": {},
         "peak_memory_mib": {},
     }
-    hrefs: list[str] = []
     started = time.monotonic()
     try:
         say(f"generating {events:,} events")
         samples = datasets.events(events)
-        hrefs = [s.href for s in samples[:100]]
         bridge_url = f"sqlite:///{work / 'bridge.sqlite3'}"
         say("loading them into the bridge (through the interaction service)")
         _prepare_bridge(bridge_url, samples)
@@ -195,101 +291,11 @@ def main(argv: list[str] | None = None) -> None:
         crm.migrate()
         crm_samples = datasets.load_crm(crm, scale)
         crm.dispose()
-
-        bridge = servers.bridge(work, bridge_url)
-        _bench_server(
-            bridge,
-            workload.Target(
-                "bridge",
-                bridge.base,
-                f"/{BENCH_USER}/interactions/",
-                (BENCH_USER, BENCH_PASSWORD),
-                hrefs,
-            ),
-            reps,
-            seconds,
-            results,
-        )
-        say("bridge: scheduling PUT against a plain PUT")
-        results["scheduling"] = _scheduling(bridge, reps)
-
-        radicale = servers.radicale(work, {"calendar": samples, "crm": crm_samples})
-        _bench_server(
-            radicale,
-            workload.Target(
-                "Radicale",
-                radicale.base,
-                f"/{BENCH_USER}/calendar/",
-                (BENCH_USER, BENCH_PASSWORD),
-                hrefs,
-            ),
-            reps,
-            seconds,
-            results,
-        )
-        xandikos = servers.xandikos(work, samples)
-        _bench_server(
-            xandikos,
-            workload.Target("Xandikos", xandikos.base, servers.XANDIKOS_CALENDAR, None, hrefs),
-            reps,
-            seconds,
-            results,
-        )
-
+        radicale = _peers(work, bridge_url, samples, crm_samples, reps, seconds, results)
         say(f"CRM scale: one user's calendar ({len(crm_samples):,} events), bridge and Radicale")
-        crm_bridge = servers.bridge(work, crm_url, "bridge-crm")
-        for process, path, key in (
-            (crm_bridge, "/crm0000/interactions/", "bridge"),
-            (radicale, f"/{BENCH_USER}/crm/", "Radicale"),
-        ):
-            login = "crm0000" if key == "bridge" else BENCH_USER
-            process.start()
-            target = workload.Target(key, process.base, path, (login, BENCH_PASSWORD))
-            ops = workload.operations(target, workload.fresh_event_factory("crm"))
-            ops["initial sync-collection"]()  # warm-up
-            timings = [workload.timed(ops["initial sync-collection"]) for _ in range(reps)]
-            results["times"][key]["CRM scale: initial sync of a user's calendar"] = sorted(timings)[
-                len(timings) // 2
-            ]
-            process.stop()
-
+        _crm_scale(work, crm_url, radicale, reps, results)
         say("PostgreSQL: the same calendar served by one and by two bridge processes")
-        pg_url = _postgres_database(args.postgres)
-        try:
-            _prepare_bridge(pg_url, samples)
-            first, second = (
-                servers.bridge(work, pg_url, "bridge-pg-1"),
-                servers.bridge(work, pg_url, "bridge-pg-2"),
-            )
-            auth = (BENCH_USER, BENCH_PASSWORD)
-            path = f"/{BENCH_USER}/interactions/"
-            first.start()
-            one = workload.concurrency(
-                [workload.Target("pg1", first.base, path, auth)],
-                8,
-                seconds,
-                workload.fresh_event_factory("pg"),
-            )
-            results["concurrency"]["bridge on PostgreSQL, 1 process"] = one["requests per second"]
-            results["peak_memory_mib"]["bridge on PostgreSQL, 1 process"] = first.peak_memory_mib()
-            second.start()
-            two = workload.concurrency(
-                [
-                    workload.Target("pg1", first.base, path, auth),
-                    workload.Target("pg2", second.base, path, auth),
-                ],
-                8,
-                seconds,
-                workload.fresh_event_factory("pg"),
-            )
-            results["concurrency"]["bridge on PostgreSQL, 2 processes"] = two["requests per second"]
-            results["peak_memory_mib"]["bridge on PostgreSQL, 2 processes"] = max(
-                first.peak_memory_mib(), second.peak_memory_mib()
-            )
-            first.stop()
-            second.stop()
-        finally:
-            _drop_postgres(args.postgres, pg_url)
+        _two_processes(work, args.postgres, samples, seconds, results)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     out = args.out or (

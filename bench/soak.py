@@ -305,29 +305,7 @@ def main(argv: list[str] | None = None) -> None:
         deadline = time.monotonic() + args.minutes * 60
         backend = database_url.split(":")[0]
         say(f"soak for {args.minutes:g} min on {backend}, {len(urls)} process(es)")
-        threads = (
-            [
-                threading.Thread(
-                    target=_organizer, args=(urls[n % len(urls)], login, deadline, tally)
-                )
-                for n, login in enumerate(ORGANIZERS)
-            ]
-            + [
-                threading.Thread(
-                    target=_attendee, args=(urls[n % len(urls)], login, deadline, tally)
-                )
-                for n, login in enumerate(ATTENDEES)
-            ]
-            + [threading.Thread(target=_crm, args=(database_url, deadline, tally))]
-        )
-        for thread in threads:
-            thread.start()
-        while any(t.is_alive() for t in threads):
-            time.sleep(min(30.0, max(0.5, deadline - time.monotonic())))
-            with tally.lock:
-                say(f"{sum(tally.statuses.values()):,} operations so far, {inbox.count:,} emails")
-        for thread in threads:
-            thread.join()
+        _load(urls, database_url, deadline, tally, inbox)
         say("load over; letting the worker empty the outbox")
         drain_until = time.monotonic() + 120
         while time.monotonic() < drain_until and delivery.deliver_due(database, smtp).sent:
@@ -343,6 +321,33 @@ def main(argv: list[str] | None = None) -> None:
         database.dispose()
         if args.postgres:
             _drop_postgres(args.postgres, database_url)
+    _report(tally, inbox, problems)
+
+
+def _load(urls: list[str], database_url: str, deadline: float, tally: Tally, inbox: _Inbox) -> None:
+    """Organizers, attendees and the CRM at once until ``deadline``, with progress output."""
+    threads = (
+        [
+            threading.Thread(target=_organizer, args=(urls[n % len(urls)], login, deadline, tally))
+            for n, login in enumerate(ORGANIZERS)
+        ]
+        + [
+            threading.Thread(target=_attendee, args=(urls[n % len(urls)], login, deadline, tally))
+            for n, login in enumerate(ATTENDEES)
+        ]
+        + [threading.Thread(target=_crm, args=(database_url, deadline, tally))]
+    )
+    for thread in threads:
+        thread.start()
+    while any(t.is_alive() for t in threads):
+        time.sleep(min(30.0, max(0.5, deadline - time.monotonic())))
+        with tally.lock:
+            say(f"{sum(tally.statuses.values()):,} operations so far, {inbox.count:,} emails")
+    for thread in threads:
+        thread.join()
+
+
+def _report(tally: Tally, inbox: _Inbox, problems: list[str]) -> None:
     for what, count in sorted(tally.statuses.items()):
         print(f"  {what}: {count:,}")
     print(f"  answers checked: {len(tally.last_answer):,}; emails received: {inbox.count:,}")
