@@ -24,23 +24,28 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import MAXYEAR, UTC, date, datetime, time, timedelta
-from functools import lru_cache
-from itertools import islice
 from zoneinfo import ZoneInfo
 
-from dateutil.rrule import rrulestr
 from icalendar import vRecur
 
 from caldav_bridge.domain.errors import InvalidInput
+from caldav_bridge.domain.rrule_search import (
+    CYCLE_YEARS,
+    aligned,
+    plan_of,
+    plus,
+    require_first,
+    search,
+    utc_of,
+)
 
 # The end of a series that never ends, as stored (``last_ends_at``): the last second of
 # datetime's range, which SQLite and PostgreSQL both store.
 FOREVER = datetime(MAXYEAR, 12, 31, 23, 59, 59, tzinfo=UTC)
-# A rule's first occurrence must come within this many years of its start.
-FIRST_WITHIN_YEARS = 100
+
+
 # Work one request may spend expanding rules: days searched plus occurrences produced.
 MAX_STEPS = 1_000_000
-_CYCLE_YEARS = 400  # the Gregorian calendar repeats exactly every 400 years
 
 
 class Budget:
@@ -120,7 +125,7 @@ def checked_rule(text: str, timezone: str, whole_days: bool = False) -> str:
         stored = str(rule.to_ical().decode())
         # Whatever its start: a rule that never occurs is refused here (a calendar of one's
         # own is expanded by Radicale); a series' own start is checked by ``check_occurs``.
-        _require_first(_plan(stored, _REFERENCE_START), _REFERENCE_START, None)
+        require_first(plan_of(stored, _REFERENCE_START), _REFERENCE_START, None, current().spend)
     except (ValueError, TypeError, KeyError, OverflowError) as exc:
         raise InvalidInput(f"the recurrence rule {text!r} is not valid: {exc}") from exc
     return stored
@@ -224,130 +229,6 @@ def exdate_values(series: Series) -> list[datetime | date]:
     return found
 
 
-# ------------------------------------------------------------------ the bounded engine
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """A stored rule ready to be started anywhere: its implicit parts explicit, without
-    UNTIL (applied here, in UTC) and, unless it counts, without COUNT."""
-
-    text: str
-    frequency: str
-    interval: int
-    week_start: int  # WKST, Monday = 0
-    count: int | None
-    until: datetime | None  # UTC
-
-
-_DAY_CODES = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
-_COARSER = {  # the BYxxx parts dateutil takes from DTSTART, by frequency
-    "BYHOUR": ("YEARLY", "MONTHLY", "WEEKLY", "DAILY"),
-    "BYMINUTE": ("YEARLY", "MONTHLY", "WEEKLY", "DAILY", "HOURLY"),
-    "BYSECOND": ("YEARLY", "MONTHLY", "WEEKLY", "DAILY", "HOURLY", "MINUTELY"),
-}
-
-
-@lru_cache(maxsize=4096)
-def _plan(stored: str, first: datetime) -> _Plan:
-    """``first`` is the series' first start, naive local time."""
-    rule = vRecur.from_ical(stored)
-    frequency = str(rule["FREQ"][0]).upper()
-    count = int(rule["COUNT"][0]) if "COUNT" in rule else None
-    until = rule.pop("UNTIL", [None])[0]
-    if not count:
-        rule.pop("COUNT", None)
-    if not any(k in rule for k in ("BYWEEKNO", "BYYEARDAY", "BYMONTHDAY", "BYDAY")):
-        if frequency == "YEARLY":
-            rule.setdefault("BYMONTH", [first.month])
-        if frequency in ("YEARLY", "MONTHLY"):
-            rule["BYMONTHDAY"] = [first.day]
-        if frequency == "WEEKLY":
-            rule["BYDAY"] = [_DAY_CODES[first.weekday()]]
-    for part, frequencies in _COARSER.items():
-        if frequency in frequencies and part not in rule:
-            rule[part] = [getattr(first, part[2:].lower())]
-    week_start = _DAY_CODES.index(str(rule.get("WKST", ["MO"])[0]).upper())
-    return _Plan(
-        str(rule.to_ical().decode()),
-        frequency,
-        int(rule.get("INTERVAL", [1])[0]),
-        week_start,
-        count,
-        until if isinstance(until, datetime) else None,
-    )
-
-
-def _period_start(plan: _Plan, moment: datetime) -> datetime:
-    day = datetime.combine(moment.date(), time(0))
-    return {
-        "YEARLY": lambda: day.replace(month=1, day=1),
-        "MONTHLY": lambda: day.replace(day=1),
-        "WEEKLY": lambda: day - timedelta(days=(day.weekday() - plan.week_start) % 7),
-        "DAILY": lambda: day,
-        "HOURLY": lambda: moment.replace(minute=0, second=0, microsecond=0),
-        "MINUTELY": lambda: moment.replace(second=0, microsecond=0),
-    }[plan.frequency]()
-
-
-_STEP = {"WEEKLY": timedelta(weeks=1), "DAILY": timedelta(days=1)}
-_STEP |= {"HOURLY": timedelta(hours=1), "MINUTELY": timedelta(minutes=1)}
-
-
-def _aligned(plan: _Plan, first: datetime, before: datetime) -> datetime:
-    """The start of the last period of the series (INTERVAL counted from ``first``'s period)
-    not after ``before``: dateutil started there finds what it finds from ``first``."""
-    if before <= first:
-        return first
-    origin, target = _period_start(plan, first), _period_start(plan, before)
-    if plan.frequency in ("YEARLY", "MONTHLY"):
-        months = 12 if plan.frequency == "YEARLY" else 1
-        base, step = origin.year * 12 + origin.month - 1, plan.interval * months
-        moved = base + (target.year * 12 + target.month - 1 - base) // step * step
-        return origin.replace(year=moved // 12, month=moved % 12 + 1)
-    period = _STEP[plan.frequency] * plan.interval
-    return origin + (target - origin) // period * period
-
-
-def _search(plan: _Plan, dtstart: datetime, bound: datetime) -> Iterator[datetime]:
-    """The rule's occurrences (naive local) from ``dtstart``, in order, up to the first after
-    ``bound``: dateutil runs in the calendar shifted by 400-year cycles so that the year 9999,
-    where it stops, comes at most 400 years after ``bound``. Each day searched and each
-    occurrence is charged to the current budget."""
-    spend = current().spend
-    shift = _CYCLE_YEARS * max(0, (MAXYEAR - bound.year) // _CYCLE_YEARS)
-    start = dtstart.replace(year=dtstart.year + shift)
-    last, found = start, 0
-    # dateutil looks at each day of each period it goes through (a daily rule's INTERVAL
-    # skips days; a finer rule looks at each day, and at each occurrence).
-    skip = plan.interval if plan.frequency in ("YEARLY", "MONTHLY", "WEEKLY", "DAILY") else 1
-    # ... and a finer rule goes through each of its periods in a day it does not skip whole.
-    per_day = {"HOURLY": 24, "MINUTELY": 1440}.get(plan.frequency, 1) // plan.interval or 1
-    for moment in islice(rrulestr(f"RRULE:{plan.text}", dtstart=start), plan.count):
-        spend((moment - last).days * per_day // skip + 1)
-        last, found = moment, found + 1
-        real = moment.replace(year=moment.year - shift)
-        yield real
-        if real > bound:
-            return
-    if found != plan.count:  # dateutil searched to the end of the year 9999
-        spend((datetime(MAXYEAR, 12, 31) - last).days * per_day // skip)
-
-
-def _require_first(plan: _Plan, first: datetime, tz: ZoneInfo | None) -> None:
-    bound = _plus(first, timedelta(days=366 * FIRST_WITHIN_YEARS))
-    for moment in _search(plan, first, bound):
-        if moment > bound:
-            break
-        start = _utc(moment, tz) if tz else None
-        if plan.until is None or start is None or start <= plan.until:
-            return
-        break
-    raise InvalidInput(
-        f"the recurrence rule never occurs within {FIRST_WITHIN_YEARS} years of its start"
-    )
-
-
 def check_object_rule(stored: str, start: object) -> None:
     """A rule as a calendar object of any calendar gives it, with its DTSTART: it must occur
     within FIRST_WITHIN_YEARS of that start, and at most MAX_COUNT times before its UNTIL
@@ -369,11 +250,11 @@ def check_object_rule(stored: str, start: object) -> None:
         except (ValueError, OverflowError) as exc:  # dateutil: its BYxxx parts never meet
             raise InvalidInput(f"the recurrence rule {stored!r} never occurs: {exc}") from exc
         local = _local_first(series)
-        plan = _plan(stored, local)
+        plan = plan_of(stored, local)
         if plan.until is None or plan.count is not None:
             return
         until = _naive_local(plan.until, ZoneInfo(series.timezone))
-        for number, moment in enumerate(_search(plan, local, until), start=1):
+        for number, moment in enumerate(search(plan, local, until, current().spend), start=1):
             if moment > until:
                 return
             if number > MAX_COUNT:
@@ -388,24 +269,9 @@ def check_occurs(series: Series) -> None:
     (a rule that never occurs would be searched to the year 9999)."""
     if series.rrule:
         first = _local_first(series)
-        _require_first(_plan(series.rrule, first), first, ZoneInfo(series.timezone))
-
-
-def _plus(moment: datetime, delta: timedelta) -> datetime:
-    """``moment + delta``, held within datetime's range."""
-    try:
-        return moment + delta
-    except OverflowError:
-        limit = datetime.max if delta > timedelta(0) else datetime.min
-        return limit.replace(tzinfo=moment.tzinfo)
-
-
-def _utc(local: datetime, tz: ZoneInfo) -> datetime | None:
-    """A naive local time as a UTC instant; None beyond datetime's range."""
-    try:
-        return local.replace(tzinfo=tz).astimezone(UTC)
-    except OverflowError:
-        return None
+        require_first(
+            plan_of(series.rrule, first), first, ZoneInfo(series.timezone), current().spend
+        )
 
 
 def _naive_local(moment: datetime, tz: ZoneInfo) -> datetime:
@@ -427,17 +293,17 @@ def _rule_occurrences(
     dates left out, in order."""
     tz = ZoneInfo(series.timezone)
     first = _local_first(series)
-    plan = _plan(series.rrule, first)
+    plan = plan_of(series.rrule, first)
     duration = series.ends_at - series.starts_at
     days = round(duration / timedelta(days=1))
     excluded = {instant(value, series.timezone) for value in exdate_values(series)}
-    low = _plus(_naive_local(lowest, tz), -timedelta(days=1))
-    high = _plus(_naive_local(highest, tz), timedelta(days=1))
+    low = plus(_naive_local(lowest, tz), -timedelta(days=1))
+    high = plus(_naive_local(highest, tz), timedelta(days=1))
     if plan.until is not None:
-        high = min(high, _plus(_naive_local(plan.until, tz), timedelta(days=1)))
-    dtstart = first if plan.count else _aligned(plan, first, low)
-    for moment in _search(plan, dtstart, high):
-        start = _utc(moment, tz)
+        high = min(high, plus(_naive_local(plan.until, tz), timedelta(days=1)))
+    dtstart = first if plan.count else aligned(plan, first, low)
+    for moment in search(plan, dtstart, high, current().spend):
+        start = utc_of(moment, tz)
         if moment > high or start is None or start > highest:
             return
         if (plan.until is not None and start > plan.until) or start < lowest:
@@ -445,10 +311,10 @@ def _rule_occurrences(
         if start in excluded:
             continue
         if series.all_day:  # whole days, whatever the clock change in between
-            last = _utc(datetime.combine(moment.date(), time(0)) + timedelta(days=days), tz)
+            last = utc_of(datetime.combine(moment.date(), time(0)) + timedelta(days=days), tz)
             yield start, last or FOREVER
         else:
-            yield start, min(_plus(start, duration), FOREVER)
+            yield start, min(plus(start, duration), FOREVER)
 
 
 def _moved(series: Series) -> dict[datetime, tuple[datetime, datetime]]:
@@ -473,7 +339,7 @@ def instances(
     duration = series.ends_at - series.starts_at
     found = [
         (rid, rid, e)
-        for rid, e in _rule_occurrences(series, _plus(low, -duration - timedelta(days=1)), high)
+        for rid, e in _rule_occurrences(series, plus(low, -duration - timedelta(days=1)), high)
         if rid not in moved and overlaps(rid, e)
     ]
     found += [(rid, s, e) for rid, (s, e) in moved.items() if overlaps(s, e)]
@@ -503,7 +369,7 @@ def next_occurrence(series: Series, after: datetime) -> tuple[datetime, datetime
     later = [(s, e) for s, e in moved.values() if e > after]
     if series.rrule:
         duration = series.ends_at - series.starts_at
-        lowest = _plus(after, -duration - timedelta(days=1))
+        lowest = plus(after, -duration - timedelta(days=1))
         for s, e in _rule_occurrences(series, lowest, FOREVER):
             if s not in moved and e > after:
                 later.append((s, e))
@@ -521,11 +387,11 @@ def span(series: Series) -> tuple[datetime, datetime]:
     first = min([series.starts_at, *(s for _, s, _ in moves)])
     ends = [series.ends_at, *(e for _, _, e in moves)]
     if series.rrule:
-        plan = _plan(series.rrule, _local_first(series))
+        plan = plan_of(series.rrule, _local_first(series))
         if plan.count:
             ends += [e for _, e in _rule_occurrences(series, series.starts_at, FOREVER)]
         elif plan.until is not None:  # no later than UNTIL's occurrence could end
-            ends.append(_plus(plan.until, series.ends_at - series.starts_at + timedelta(days=1)))
+            ends.append(plus(plan.until, series.ends_at - series.starts_at + timedelta(days=1)))
         else:
             ends.append(FOREVER)
     return first, min(max(ends), FOREVER)
@@ -562,7 +428,7 @@ _ZONES_STEADY = datetime(2038, 1, 1, tzinfo=UTC)
 
 
 def _cycles(series: Series) -> int:
-    plan = _plan(series.rrule, _local_first(series))
+    plan = plan_of(series.rrule, _local_first(series))
     return plan.interval // math.gcd(plan.interval, _UNITS_PER_CYCLE[plan.frequency])
 
 
@@ -582,16 +448,16 @@ def collide(one: Series, other: Series) -> bool:
             exceptions += [m for _, s, e in series.moves for m in (s, e)]
             exceptions += [instant(v, series.timezone) for v in exdate_values(series)]
         cycles = math.lcm(_cycles(one), _cycles(other))
-        years = min(_CYCLE_YEARS * cycles, MAXYEAR)
-        high = _plus(max(exceptions), timedelta(days=366 * years))
+        years = min(CYCLE_YEARS * cycles, MAXYEAR)
+        high = plus(max(exceptions), timedelta(days=366 * years))
     # 20 years at a time (a clash is usually found soon); a series much rarer than the other
     # is expanded alone, the other only during its occurrences.
-    first = min(high, _plus(low, timedelta(days=7305)))
+    first = min(high, plus(low, timedelta(days=7305)))
     counts = len(occurrences(one, low, first)), len(occurrences(other, low, first))
     sparse, dense = (one, other) if counts[0] <= counts[1] else (other, one)
     rare = 8 * min(counts) < max(counts)
     while low <= high:
-        step = min(high, _plus(low, timedelta(days=7305)))
+        step = min(high, plus(low, timedelta(days=7305)))
         if rare:
             for start, end in occurrences(sparse, low, step):
                 if any(s < end and start < e for s, e in occurrences(dense, start, end)):
