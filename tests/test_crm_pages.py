@@ -8,6 +8,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from caldav_bridge.domain.administration import OPERATOR, Administration
 from caldav_bridge.domain.directory import Directory
 from caldav_bridge.domain.interactions import InteractionService
 from caldav_bridge.domain.models import Interaction, LinkStatus
@@ -99,7 +100,7 @@ def test_an_inactive_user_cannot_log_in_and_their_session_ends(server: RunningSe
 def test_a_new_password_ends_the_sessions(server: RunningServer) -> None:
     bob = _signed_in(server, "bob")
     with server.world.database.session(write=True) as session:
-        Directory(session).set_password("bob", "a new password")
+        Administration(session, OPERATOR).set_password("bob", "a new password")
     assert bob.get("").status_code == 303
 
 

@@ -37,7 +37,10 @@ def check_email(value: str) -> str:
 
 
 class Directory:
-    """Reads and writes users and resources inside the caller's transaction."""
+    """Reads and writes users and resources inside the caller's transaction.
+
+    It checks what is written, not who writes it: the channels go through
+    ``administration.Administration``, which decides who may."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -129,11 +132,6 @@ class Directory:
         return self.session.scalars(
             select(User).order_by(User.login).options(selectinload(User.emails))
         ).all()
-
-    def set_password(self, login: str, password: str) -> None:
-        if not password:
-            raise InvalidInput("the password must not be empty")
-        self.user(login).password_hash = hash_password(password)
 
     def set_active(self, login: str, active: bool) -> None:
         self.user(login).active = active
