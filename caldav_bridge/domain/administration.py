@@ -136,7 +136,7 @@ class Administration:
 
     def set_resource_active(self, slug: str, active: bool) -> None:
         require_administrator(self.actor)
-        self.directory.set_resource_active(slug, active)
+        self.directory.resource(slug).active = active
 
     # ------------------------------------------------------------------ settings
 
