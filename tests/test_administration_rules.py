@@ -11,6 +11,8 @@ from the console (where it is refused)."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 
 import httpx
@@ -18,10 +20,10 @@ import pytest
 
 from caldav_bridge.domain.administration import OPERATOR, Administration, Operator
 from caldav_bridge.domain.directory import Directory
-from caldav_bridge.domain.errors import BridgeError, status_of
+from caldav_bridge.domain.errors import BridgeError, LastAdministrator, status_of
 from caldav_bridge.domain.passwords import check_new_password
 from tests.cli_run import Run, ok, refused, runner
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, World
 from tests.helpers import crm_pages
 from tests.test_crm_pages import _log_in
 
@@ -239,6 +241,34 @@ def test_the_last_active_administrator_stays_one(
     refused(cli("user", "admin", "bob", "off"), "bob is the last active administrator")
     # An inactive administrator is no administrator: alice is taken away without a refusal.
     assert "alice is no longer" in ok(cli("user", "admin", "alice", "off"))
+
+
+def test_two_administrators_taken_away_at_once_leave_one(world: World) -> None:
+    """The second change waits for the first (the administrators' rows are locked; SQLite's
+    write lock), then sees it: it is refused, not both carried out."""
+    with world.database.session(write=True) as session:
+        Administration(session, OPERATOR).set_administrator("bob", True)
+    first_checked, outcome = threading.Event(), []
+
+    def take_bob_away() -> None:
+        first_checked.wait(30)
+        try:
+            with world.database.session(write=True) as session:
+                Administration(session, OPERATOR).set_active("bob", False)
+            outcome.append("bob deactivated")
+        except LastAdministrator as refusal:
+            outcome.append(str(refusal))
+
+    second = threading.Thread(target=take_bob_away)
+    second.start()
+    with world.database.session(write=True) as session:
+        Administration(session, OPERATOR).set_active("alice", False)
+        first_checked.set()
+        time.sleep(0.5)  # the second change starts meanwhile, and waits
+    second.join(60)
+    assert outcome == [
+        "bob is the last active administrator: make another user an administrator first"
+    ]
 
 
 def test_nobody_removes_their_own_administrator_flag(server: RunningServer) -> None:
