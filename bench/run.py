@@ -26,8 +26,8 @@ from sqlalchemy.engine import make_url
 from bench import datasets, report, servers, workload
 from bench.datasets import BENCH_PASSWORD, BENCH_USER, WEEK, Sample
 from caldav_bridge.db import Database
+from caldav_bridge.domain.administration import OPERATOR, Administration
 from caldav_bridge.domain.directory import Directory
-from caldav_bridge.domain.interactions import InteractionService
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -53,7 +53,7 @@ def _prepare_bridge(url: str, samples: list[Sample]) -> None:
                 "UTC",
             )
         directory.add_resource("bench-room", "Bench room", "bench-room@example.com")
-        InteractionService(session).set_multi_user(True)
+        Administration(session, OPERATOR).set_multi_user(True)
         datasets.load_interactions(session, owner, samples)
     database.dispose()
 

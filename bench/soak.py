@@ -38,6 +38,7 @@ from bench import servers
 from bench.run import _drop_postgres, _postgres_database, say
 from caldav_bridge.config import SmtpSettings
 from caldav_bridge.db import Database
+from caldav_bridge.domain.administration import OPERATOR, Administration
 from caldav_bridge.domain.directory import Directory
 from caldav_bridge.domain.errors import BookingConflict
 from caldav_bridge.domain.interactions import InteractionService
@@ -222,7 +223,7 @@ def _prepare(database_url: str) -> None:
             directory.add_user(login, login.title(), [f"{login}@example.com"], login, "UTC")
         for slug in ROOMS:
             directory.add_resource(slug, slug.title(), f"{slug}@example.com")
-        InteractionService(session).set_multi_user(True)
+        Administration(session, OPERATOR).set_multi_user(True)
     database.dispose()
 
 

@@ -27,8 +27,8 @@ from sqlalchemy.orm import Session
 from caldav_bridge.caldav.server import Server, radicale_configuration
 from caldav_bridge.config import Settings, SmtpSettings
 from caldav_bridge.db import Database
+from caldav_bridge.domain.administration import OPERATOR, Administration
 from caldav_bridge.domain.directory import Directory
-from caldav_bridge.domain.interactions import InteractionService
 from caldav_bridge.domain.models import Base, Resource, User
 from caldav_bridge.domain.passwords import hash_password
 from tests.helpers import free_port
@@ -113,7 +113,7 @@ def world(database: Database) -> World:
             directory.add_user(login, name, [f"{login}@example.com"], None, zone, login == "alice")
         directory.add_resource("everest", "Everest room", "everest@example.com", capacity=12)
         directory.add_resource("kilimanjaro", "Kilimanjaro room", "kilimanjaro@example.com")
-        InteractionService(session).set_multi_user(True)
+        Administration(session, OPERATOR).set_multi_user(True)
     return World(database)
 
 

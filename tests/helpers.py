@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from caldav_bridge.db import Database
 from caldav_bridge.domain import changelog
+from caldav_bridge.domain.administration import OPERATOR, Administration
 from caldav_bridge.domain.directory import Directory
 from caldav_bridge.domain.interactions import InteractionService
 from caldav_bridge.domain.models import (
@@ -237,7 +238,7 @@ def fresh_postgres(url: str) -> Database:
         directory.add_user("alice", "Alice", ["alice@example.com"], "alice", "UTC")
         directory.add_user("bob", "Bob", ["bob@example.com"], "bob", "UTC")
         directory.add_resource("everest", "Everest room", "everest@example.com")
-        InteractionService(session).set_multi_user(True)
+        Administration(session, OPERATOR).set_multi_user(True)
     return database
 
 

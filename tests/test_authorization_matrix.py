@@ -35,6 +35,7 @@ from caldav_bridge.caldav.server import Server, radicale_configuration
 from caldav_bridge.config import Settings
 from caldav_bridge.db import Database
 from caldav_bridge.domain import passwords, tokens
+from caldav_bridge.domain.administration import OPERATOR, Administration
 from caldav_bridge.domain.directory import Directory
 from caldav_bridge.domain.interactions import InteractionService
 from caldav_bridge.domain.models import (
@@ -352,8 +353,8 @@ def matrix(
             directory.add_user(login, name, [f"{login}@example.com"], login, zone, login == "alice")
         directory.add_resource("everest", "Everest room", "everest@example.com", capacity=12)
         directory.add_resource("kilimanjaro", "Kilimanjaro room", "kilimanjaro@example.com")
+        Administration(session, OPERATOR).set_multi_user(True)
         service = InteractionService(session)
-        service.set_multi_user(True)
         users = _users(session)
         alice, bob, dave = users["alice"], users["bob"], users["dave"]
         private = create(service, alice, f"Private meeting {MARKER}", at(7, 10), at(7, 11))

@@ -9,7 +9,7 @@ import pytest
 from caldav import Calendar as DavCalendar
 from icalendar import Calendar
 
-from caldav_bridge.domain.directory import Directory
+from caldav_bridge.domain.administration import OPERATOR, Administration
 from caldav_bridge.domain.interactions import InteractionService
 from caldav_bridge.domain.models import InteractionStatus, LinkStatus
 from caldav_bridge.domain.periods import Changes
@@ -335,7 +335,7 @@ def test_wrong_or_missing_credentials_get_401(
 
 def test_an_inactive_user_is_refused(server: RunningServer) -> None:
     with server.world.database.session(write=True) as session:
-        Directory(session).set_active("dave", False)
+        Administration(session, OPERATOR).set_active("dave", False)
     response = httpx.request("PROPFIND", f"{server.url}dave/", auth=("dave", "dave"))
     assert response.status_code == 401
 

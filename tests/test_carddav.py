@@ -14,6 +14,7 @@ import pytest
 
 from caldav_bridge.caldav.server import radicale_configuration
 from caldav_bridge.config import Settings
+from caldav_bridge.domain.administration import OPERATOR, Administration
 from caldav_bridge.domain.directory import Directory
 from caldav_bridge.domain.models import ResourceKind, UserEmail
 from caldav_bridge.domain.passwords import hash_password
@@ -503,8 +504,8 @@ def test_the_directory_changes_as_users_and_rooms_are_added_renamed_and_deactiva
             bob.emails.append(UserEmail(address="robert@example.com", position=1))
         readdressed_token, readdressed = _sync(alice, "/alice/directory/", renamed_token)
         with world.database.session(write=True) as session:
-            Directory(session).set_active("carol", False)
-            Directory(session).set_resource_active("kilimanjaro", False)
+            Administration(session, OPERATOR).set_active("carol", False)
+            Administration(session, OPERATOR).set_resource_active("kilimanjaro", False)
         left_token, left = _sync(alice, "/alice/directory/", readdressed_token)
         new_etag = _responses(
             alice.request(
@@ -541,7 +542,7 @@ def test_what_cards_do_not_show_leaves_the_directory_as_it_was(server: RunningSe
 
 def test_only_active_users_read_the_directory(server: RunningServer) -> None:
     with server.world.database.session(write=True) as session:
-        Directory(session).set_active("dave", False)
+        Administration(session, OPERATOR).set_active("dave", False)
     with _client(server, "dave") as dave:
         assert dave.get("/dave/directory/alice.vcf").status_code == 401
     with _client(server, "alice") as alice:

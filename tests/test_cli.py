@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
-import io
 import os
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import pytest
 from sqlalchemy import func, select
 
-from caldav_bridge.cli.commands import main
 from caldav_bridge.db import Database
 from caldav_bridge.domain.directory import Directory
 from caldav_bridge.domain.models import Interaction, OutboxMessage
 from caldav_bridge.domain.passwords import verify_password
-
-
-@dataclass
-class Run:
-    code: int
-    out: str
-    err: str
+from tests.cli_run import Run, ok, refused, runner
 
 
 @pytest.fixture
@@ -32,36 +23,12 @@ def cli(
 ) -> Callable[..., Run]:
     """The CLI's ``main`` in this process (fast); ``test_the_installed_command…`` runs it for
     real as a separate process."""
-    monkeypatch.setenv("CALDAV_BRIDGE_DATABASE_URL", database_url)
-    monkeypatch.delenv("CALDAV_BRIDGE_CONFIG", raising=False)
-
-    def run(*args: str, stdin: str = "") -> Run:
-        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
-        try:
-            code = main(list(args))
-        except SystemExit as exit_:  # argparse refusals
-            code = int(exit_.code or 0)
-        captured = capsys.readouterr()
-        return Run(code, captured.out, captured.err)
-
-    return run
-
-
-def _ok(result: Run) -> str:
-    assert result.code == 0, result.err
-    return result.out
-
-
-def _refused(result: Run, reason: str) -> None:
-    assert result.code == 2, result.out
-    assert result.err.count("\n") == 1, result.err
-    assert "Traceback" not in result.err
-    assert reason in result.err, result.err
+    return runner(database_url, capsys, monkeypatch)
 
 
 def _set_up(cli: Callable[..., Run]) -> None:
-    _ok(cli("migrate"))
-    _ok(
+    ok(cli("migrate"))
+    ok(
         cli(
             "user",
             "add",
@@ -73,10 +40,10 @@ def _set_up(cli: Callable[..., Run]) -> None:
             "--timezone",
             "Europe/Paris",
             "--password-stdin",
-            stdin="s3cret!\n",
+            stdin="s3cret-phrase\n",
         )
     )
-    _ok(
+    ok(
         cli(
             "user",
             "add",
@@ -90,7 +57,7 @@ def _set_up(cli: Callable[..., Run]) -> None:
             "--no-password",
         )
     )
-    _ok(
+    ok(
         cli(
             "resource",
             "add",
@@ -109,8 +76,8 @@ def test_the_cli_runs_an_interaction_from_creation_to_answer(
     cli: Callable[..., Run], database_url: str
 ) -> None:
     _set_up(cli)
-    assert "multi-user interactions are on" in _ok(cli("multi-user", "on"))
-    created = _ok(
+    assert "multi-user interactions are on" in ok(cli("multi-user", "on"))
+    created = ok(
         cli(
             "interaction",
             "create",
@@ -125,25 +92,25 @@ def test_the_cli_runs_an_interaction_from_creation_to_answer(
         )
     )
     assert "interaction #1 created" in created
-    assert "bob linked as invited" in _ok(cli("link", "1", "bob"))
-    assert "everest booked" in _ok(cli("book", "1", "everest"))
-    assert "bob accepted" in _ok(cli("answer", "1", "bob", "accept"))
-    assert "SEQUENCE 2" in _ok(cli("interaction", "edit", "1", "--start", "2030-01-07T14:00"))
-    agenda = _ok(cli("agenda", "bob", "--from", "2030-01-06", "--days", "3"))
+    assert "bob linked as invited" in ok(cli("link", "1", "bob"))
+    assert "everest booked" in ok(cli("book", "1", "everest"))
+    assert "bob accepted" in ok(cli("answer", "1", "bob", "accept"))
+    assert "SEQUENCE 2" in ok(cli("interaction", "edit", "1", "--start", "2030-01-07T14:00"))
+    agenda = ok(cli("agenda", "bob", "--from", "2030-01-06", "--days", "3"))
     assert "Planning" in agenda
     assert "Confirmed" in agenda
     assert "14:00–15:00" in agenda
     assert "alice: owner" in agenda
-    ics = _ok(cli("interaction", "show", "1", "--ics")).replace("\r\n ", "")
+    ics = ok(cli("interaction", "show", "1", "--ics")).replace("\r\n ", "")
     assert "PARTSTAT=ACCEPTED" in ics
     assert "CUTYPE=ROOM" in ics
     assert "SEQUENCE:2" in ics
-    assert "removed" in _ok(cli("unlink", "1", "bob", "--yes"))
-    assert "cancelled" in _ok(cli("interaction", "cancel", "1"))
+    assert "removed" in ok(cli("unlink", "1", "bob", "--yes"))
+    assert "cancelled" in ok(cli("interaction", "cancel", "1"))
     database = Database(database_url)
     with database.session() as session:
         alice = Directory(session).user("alice")
-        assert verify_password(alice.password_hash, "s3cret!")
+        assert verify_password(alice.password_hash, "s3cret-phrase")
         assert not verify_password(alice.password_hash, "wrong")
         assert not verify_password(Directory(session).user("bob").password_hash, "")
     database.dispose()
@@ -153,7 +120,7 @@ def test_refusals_print_one_line_exit_2_and_change_nothing(
     cli: Callable[..., Run], database_url: str
 ) -> None:
     _set_up(cli)
-    _ok(
+    ok(
         cli(
             "interaction",
             "create",
@@ -165,10 +132,10 @@ def test_refusals_print_one_line_exit_2_and_change_nothing(
             "2030-01-07T10:00",
         )
     )
-    _refused(cli("link", "1", "bob"), "multi-user interactions are switched off")
-    _ok(cli("multi-user", "on"))
-    _ok(cli("book", "1", "everest"))
-    _ok(
+    refused(cli("link", "1", "bob"), "multi-user interactions are switched off")
+    ok(cli("multi-user", "on"))
+    ok(cli("book", "1", "everest"))
+    ok(
         cli(
             "interaction",
             "create",
@@ -183,17 +150,17 @@ def test_refusals_print_one_line_exit_2_and_change_nothing(
     database = Database(database_url)
     with database.session() as session:
         before = session.scalar(select(func.count(OutboxMessage.id)))
-    _refused(cli("book", "2", "everest"), "already booked by interaction #1 'Board'")
-    _refused(cli("link", "1", "alice"), "cannot also be a linked user")
-    _refused(cli("link", "1", "nobody"), "no user 'nobody'")
-    _refused(cli("link", "1", "bob", "--status", "declined"), "invalid choice")
-    _refused(cli("answer", "1", "bob", "accept"), "not linked")
-    _refused(cli("interaction", "show", "99"), "no interaction #99")
-    _refused(
+    refused(cli("book", "2", "everest"), "already booked by interaction #1 'Board'")
+    refused(cli("link", "1", "alice"), "cannot also be a linked user")
+    refused(cli("link", "1", "nobody"), "no user 'nobody'")
+    refused(cli("link", "1", "bob", "--status", "declined"), "invalid choice")
+    refused(cli("answer", "1", "bob", "accept"), "not linked")
+    refused(cli("interaction", "show", "99"), "no interaction #99")
+    refused(
         cli("interaction", "create", "--owner", "bob", "--subject", "x", "--start", "2030-02-30"),
         "is not a date",
     )
-    _refused(
+    refused(
         cli(
             "interaction",
             "create",
@@ -208,15 +175,15 @@ def test_refusals_print_one_line_exit_2_and_change_nothing(
         ),
         "unknown time zone",
     )
-    _refused(cli("user", "add", "alice", "--name", "Again", "--no-password"), "already exists")
-    _refused(cli("user", "add", "Bad Login", "--name", "x", "--no-password"), "is not valid")
-    _refused(
+    refused(cli("user", "add", "alice", "--name", "Again", "--no-password"), "already exists")
+    refused(cli("user", "add", "Bad Login", "--name", "x", "--no-password"), "is not valid")
+    refused(
         cli("user", "add", "eve", "--name", "Eve", "--email", "not-an-address", "--no-password"),
         "is not an email address",
     )
-    _refused(cli("unlink", "1", "bob"), "add --yes")
-    _refused(cli("--database", "mysql://x/y", "agenda", "bob"), "unsupported database")
-    _refused(cli("no-such-command"), "invalid choice")
+    refused(cli("unlink", "1", "bob"), "add --yes")
+    refused(cli("--database", "mysql://x/y", "agenda", "bob"), "unsupported database")
+    refused(cli("no-such-command"), "invalid choice")
     with database.session() as session:
         assert session.scalar(select(func.count(OutboxMessage.id))) == before
         assert session.scalar(select(func.count(Interaction.id))) == 2
@@ -264,7 +231,7 @@ def test_the_installed_command_refuses_bad_input_without_a_traceback(tmp_path) -
 
 def test_demo_loads_once_and_shows_alices_desk(cli: Callable[..., Run]) -> None:
     first = cli("demo")
-    desk = _ok(first)
+    desk = ok(first)
     assert "demonstrations only" in first.err
     assert "Desk of Alice Martin (alice)" in desk
     assert "Invitations waiting for an answer" in desk
@@ -279,25 +246,25 @@ def test_demo_loads_once_and_shows_alices_desk(cli: Callable[..., Run]) -> None:
         assert words in desk
     second = cli("demo")
     assert "already loaded" in second.err
-    assert _ok(second) == desk
-    bob = _ok(cli("agenda", "bob"))
+    assert ok(second) == desk
+    bob = ok(cli("agenda", "bob"))
     assert "Quarterly planning" in bob
 
 
 def test_demo_refuses_a_database_that_holds_real_users(cli: Callable[..., Run]) -> None:
-    _ok(cli("migrate"))
-    _ok(cli("user", "add", "zoe", "--name", "Zoe", "--no-password"))
-    _refused(cli("demo"), "already holds users")
+    ok(cli("migrate"))
+    ok(cli("user", "add", "zoe", "--name", "Zoe", "--no-password"))
+    refused(cli("demo"), "already holds users")
 
 
 def test_book_is_refused_when_a_series_started_years_ago_holds_the_room(
     cli: Callable[..., Run],
 ) -> None:
     _set_up(cli)
-    _ok(cli("multi-user", "on"))
+    ok(cli("multi-user", "on"))
     series = ("--subject", "Weekly", "--start", "2027-01-05T10:00", "--repeat", "FREQ=WEEKLY")
-    _ok(cli("interaction", "create", "--owner", "alice", *series))
-    _ok(cli("book", "1", "everest"))
+    ok(cli("interaction", "create", "--owner", "alice", *series))
+    ok(cli("book", "1", "everest"))
     later = ("--subject", "Clash", "--start", "2030-01-08T10:30")  # a Tuesday, three years on
-    _ok(cli("interaction", "create", "--owner", "bob", *later))
-    _refused(cli("book", "2", "everest"), "already booked by interaction #1 'Weekly'")
+    ok(cli("interaction", "create", "--owner", "bob", *later))
+    refused(cli("book", "2", "everest"), "already booked by interaction #1 'Weekly'")

@@ -60,6 +60,11 @@ BAD = [
     # administration
     ["user", "add", "eve", "--name", "Eve", "--timezone", "Mars/Olympus", "--no-password"],
     ["user", "activate", "nobody"],
+    ["user", "admin", "nobody", "on"],
+    ["user", "admin", "alice", "maybe"],
+    ["user", "passwd", "alice", "--password-stdin"],  # an empty line: too short
+    ["user", "add", "eve", "--name", "Eve", "--password-stdin"],
+    ["resource", "deactivate", "nowhere"],
     [*ROOM, "--capacity", "0"],
     [*ROOM, "--capacity", "-2"],
     [*ROOM, "--capacity", "twelve"],

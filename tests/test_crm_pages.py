@@ -8,6 +8,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from caldav_bridge.domain.administration import OPERATOR, Administration
 from caldav_bridge.domain.directory import Directory
 from caldav_bridge.domain.interactions import InteractionService
 from caldav_bridge.domain.models import Interaction, LinkStatus
@@ -90,7 +91,7 @@ def test_a_wrong_login_is_refused_without_a_cookie(
 def test_an_inactive_user_cannot_log_in_and_their_session_ends(server: RunningServer) -> None:
     bob = _signed_in(server, "bob")
     with server.world.database.session(write=True) as session:
-        Directory(session).set_active("bob", False)
+        Administration(session, OPERATOR).set_active("bob", False)
     assert bob.get("").status_code == 303  # back to the login
     answer = _log_in(httpx.Client(base_url=_pages(server)), {"login": "bob", "password": "bob"})
     assert answer.status_code == 401
@@ -99,7 +100,7 @@ def test_an_inactive_user_cannot_log_in_and_their_session_ends(server: RunningSe
 def test_a_new_password_ends_the_sessions(server: RunningServer) -> None:
     bob = _signed_in(server, "bob")
     with server.world.database.session(write=True) as session:
-        Directory(session).set_password("bob", "a new password")
+        Administration(session, OPERATOR).set_password("bob", "a new password")
     assert bob.get("").status_code == 303
 
 

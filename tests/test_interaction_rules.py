@@ -9,6 +9,7 @@ from icalendar import Calendar
 from sqlalchemy import func, select
 
 from caldav_bridge.db import Database
+from caldav_bridge.domain.administration import OPERATOR, Administration
 from caldav_bridge.domain.errors import (
     BookingConflict,
     InteractionCancelled,
@@ -41,8 +42,8 @@ def _partstat(ical: str, login: str) -> str:
 
 def test_linking_is_refused_while_multi_user_interactions_are_off(world: World) -> None:
     with world.database.session(write=True) as session:
+        Administration(session, OPERATOR).set_multi_user(False)
         service = InteractionService(session)
-        service.set_multi_user(False)
         users = world.users(session)
         interaction = create(service, users["alice"])
         with pytest.raises(MultiUserDisabled, match="switched off"):
@@ -59,7 +60,7 @@ def test_multi_user_interactions_are_off_until_an_administrator_switches_them_on
     with database.session(write=True) as session:
         service = InteractionService(session)
         assert service.multi_user_enabled() is False
-        service.set_multi_user(True)
+        Administration(session, OPERATOR).set_multi_user(True)
     with database.session() as session:
         assert InteractionService(session).multi_user_enabled() is True
 

@@ -11,6 +11,7 @@ import httpx
 import pytest
 from caldav import Principal
 
+from caldav_bridge.domain.administration import OPERATOR, Administration
 from caldav_bridge.domain.directory import Directory
 from caldav_bridge.domain.models import ResourceKind
 from tests.conftest import RunningServer
@@ -34,8 +35,8 @@ def alice(server: RunningServer) -> Iterator[httpx.Client]:
     """Alice's client; dave has left (deactivated), and so has the Kilimanjaro room."""
     with server.world.database.session(write=True) as session:
         directory = Directory(session)
-        directory.set_active("dave", False)
-        directory.set_resource_active("kilimanjaro", False)
+        Administration(session, OPERATOR).set_active("dave", False)
+        Administration(session, OPERATOR).set_resource_active("kilimanjaro", False)
         directory.add_resource(
             "projector", "Projector", "projector@example.com", ResourceKind.EQUIPMENT
         )

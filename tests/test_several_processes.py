@@ -20,8 +20,8 @@ import pytest
 from sqlalchemy import select
 
 from caldav_bridge.db import Database
+from caldav_bridge.domain.administration import OPERATOR, Administration
 from caldav_bridge.domain.directory import Directory
-from caldav_bridge.domain.interactions import InteractionService
 from caldav_bridge.domain.models import Booking
 from tests.helpers import free_port, wait_for_http
 
@@ -44,7 +44,7 @@ def two_servers(postgres_database: str) -> Iterator[tuple[tuple[str, str], str]]
         directory.add_user("alice", "Alice", ["alice@example.com"], "alice", "UTC")
         directory.add_user("bob", "Bob", ["bob@example.com"], "bob", "UTC")
         directory.add_resource("everest", "Everest room", "everest@example.com")
-        InteractionService(session).set_multi_user(True)
+        Administration(session, OPERATOR).set_multi_user(True)
     database.dispose()
     env = {**os.environ, "CALDAV_BRIDGE_DATABASE_URL": postgres_database}
     gunicorn_port, serve_port = free_port(), free_port()

@@ -226,8 +226,8 @@ def _free_port() -> int:
 
 def _fresh_database(path: Path) -> tuple[str, dict[str, str]]:
     from caldav_bridge.db import Database
+    from caldav_bridge.domain.administration import OPERATOR, Administration
     from caldav_bridge.domain.directory import Directory
-    from caldav_bridge.domain.interactions import InteractionService
 
     path.unlink(missing_ok=True)
     url = f"sqlite:///{path}"
@@ -239,7 +239,7 @@ def _fresh_database(path: Path) -> tuple[str, dict[str, str]]:
         for login in USERS:
             name = f"{login.title()} Interop"
             directory.add_user(login, name, [f"{login}@example.com"], passwords[login])
-        InteractionService(session).set_multi_user(True)
+        Administration(session, OPERATOR).set_multi_user(True)
     database.dispose()
     return url, passwords
 

@@ -37,7 +37,11 @@ def check_email(value: str) -> str:
 
 
 class Directory:
-    """Reads and writes users and resources inside the caller's transaction."""
+    """Reads and writes users and resources inside the caller's transaction.
+
+    It checks what is written (names, addresses), not who writes it: the channels add users and
+    resources, and change passwords, activity and rights, through ``administration``, which
+    decides who may; set-up code that is no channel (the demo, tests) adds them here."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -130,14 +134,6 @@ class Directory:
             select(User).order_by(User.login).options(selectinload(User.emails))
         ).all()
 
-    def set_password(self, login: str, password: str) -> None:
-        if not password:
-            raise InvalidInput("the password must not be empty")
-        self.user(login).password_hash = hash_password(password)
-
-    def set_active(self, login: str, active: bool) -> None:
-        self.user(login).active = active
-
     def count_users(self) -> int:
         return self.session.scalar(select(func.count(User.id))) or 0
 
@@ -193,6 +189,3 @@ class Directory:
 
     def resources(self) -> Sequence[Resource]:
         return self.session.scalars(select(Resource).order_by(Resource.slug)).all()
-
-    def set_resource_active(self, slug: str, active: bool) -> None:
-        self.resource(slug).active = active

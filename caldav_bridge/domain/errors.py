@@ -42,6 +42,15 @@ class MultiUserDisabled(BridgeError):
         )
 
 
+class LastAdministrator(BridgeError):
+    """Taking the CRM's last active administrator away: nobody could reach its administration."""
+
+    def __init__(self, login: str) -> None:
+        super().__init__(
+            f"{login} is the last active administrator: make another user an administrator first"
+        )
+
+
 class InvalidTransition(BridgeError):
     """A status change the rules of multi-user interactions forbid."""
 
@@ -95,6 +104,7 @@ _STATUS: tuple[tuple[type[BridgeError], HTTPStatus], ...] = (
     (InteractionCancelled, HTTPStatus.CONFLICT),
     (InvalidTransition, HTTPStatus.CONFLICT),
     (MultiUserDisabled, HTTPStatus.CONFLICT),
+    (LastAdministrator, HTTPStatus.CONFLICT),
 )
 
 

@@ -7,6 +7,8 @@ from functools import cache
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from caldav_bridge.domain.errors import InvalidInput
+
 # Argon2id with one of OWASP's recommended equivalent settings (7 MiB, 5 passes): the
 # library's default takes 64 MiB per check, which would dominate a calendar server's memory.
 # Hashes made with other parameters still verify: each hash carries its own.
@@ -17,6 +19,16 @@ _hasher = PasswordHasher(time_cost=5, memory_cost=7 * 1024, parallelism=1)
 def _dummy_hash() -> str:
     """Verified against when a user has no password, so that it costs the same time."""
     return _hasher.hash("caldav-bridge: no such user")
+
+
+MINIMUM_LENGTH = 8
+
+
+def check_new_password(password: str) -> str:
+    """``password`` if a user may be given it: the one rule for the command and the pages."""
+    if len(password) < MINIMUM_LENGTH:
+        raise InvalidInput(f"a password has at least {MINIMUM_LENGTH} characters")
+    return password
 
 
 def hash_password(password: str) -> str:

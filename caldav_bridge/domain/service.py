@@ -106,9 +106,6 @@ class ServiceBase:
     def multi_user_enabled(self) -> bool:
         return crm_settings.get_flag(self.session, crm_settings.MULTI_USER)
 
-    def set_multi_user(self, enabled: bool) -> None:
-        crm_settings.set_flag(self.session, crm_settings.MULTI_USER, enabled)
-
     # ------------------------------------------------------------------ reading
 
     def get(self, interaction_id: int) -> Interaction:

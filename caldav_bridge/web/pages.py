@@ -17,6 +17,11 @@ from http import HTTPStatus
 from sqlalchemy.orm import Session
 
 from caldav_bridge.domain import links, messenger, tokens
+from caldav_bridge.domain.administration import (
+    Administration,
+    may_administer,
+    require_administrator,
+)
 from caldav_bridge.domain.directory import Directory
 from caldav_bridge.domain.errors import (
     BridgeError,
@@ -418,8 +423,7 @@ def admin(
 ) -> Page:
     user = request.user
     assert user is not None
-    if not user.is_admin:
-        raise NotAllowed("administration is for administrators")
+    require_administrator(user)
     directory = Directory(session)
 
     def feed_of(subject: tokens.FeedSubject) -> str:
@@ -442,30 +446,23 @@ def admin(
 def admin_action(session: Session, request: Request, action: str) -> Page:
     user = request.user
     assert user is not None
-    if not user.is_admin:
-        raise NotAllowed("administration is for administrators")
-    directory = Directory(session)
+    require_administrator(user)
+    directory, administration = Directory(session), Administration(session, user)
     if action == "multi-user":
-        InteractionService(session).set_multi_user(request.arg("state") == "on")
+        administration.set_multi_user(request.arg("state") == "on")
     elif action == "add-user":
-        password = request.arg("password")
-        if len(password) < 8:
-            raise InvalidInput("a password has at least 8 characters")
         email = request.arg("email")
-        directory.add_user(
+        administration.add_user(
             request.arg("login"),
             request.arg("name"),
             [email] if email else [],
-            password,
+            request.arg("password"),
             request.arg("timezone", "UTC"),
         )
     elif action == "active":
-        login = request.arg("login")
-        if login == user.login:
-            raise InvalidInput("you cannot deactivate yourself")
-        directory.set_active(login, request.arg("active") == "yes")
+        administration.set_active(request.arg("login"), request.arg("active") == "yes")
     elif action == "add-room":
-        directory.add_resource(request.arg("slug"), request.arg("name"), request.arg("email"))
+        administration.add_resource(request.arg("slug"), request.arg("name"), request.arg("email"))
     elif action == "feed":
         slug, login = request.arg("room"), request.arg("login")
         subject: tokens.FeedSubject = directory.resource(slug) if slug else directory.user(login)
@@ -542,7 +539,7 @@ def handle(session: Session, request: Request) -> Page:
                 return interaction_page(session, request, _number(parts[1]), str(exc), status)
             except BridgeError:
                 pass
-        if parts[0] == "admin" and request.user.is_admin:
+        if parts[0] == "admin" and may_administer(request.user):
             return admin(session, request, str(exc), status)
         return page(session, request, "error.html", status, error=str(exc))
 
