@@ -202,12 +202,12 @@ CHANNELS: dict[str, AnswerChannel] = {
 
 
 def _answers(
-    server: RunningServer, port: int, meeting: Meeting, login: str, answer: Answer
+    server: RunningServer, port: int, meeting: Meeting, login: str, address: str = ""
 ) -> dict[str, Said]:
-    """The same answer from ``login`` on every channel."""
-    said = {name: channel(server, meeting, login, answer) for name, channel in CHANNELS.items()}
-    address = "zoe@partner.example" if login == "zoe" else f"{login}@example.com"
-    said["email"] = _mail(port, server, meeting, address, PARTSTAT[answer])
+    """``login`` accepting on every channel (by email from ``address``, default theirs)."""
+    accept = Answer.ACCEPT
+    said = {name: channel(server, meeting, login, accept) for name, channel in CHANNELS.items()}
+    said["email"] = _mail(port, server, meeting, address or f"{login}@example.com", "ACCEPTED")
     return said
 
 
@@ -231,7 +231,7 @@ def test_an_interaction_is_answered_only_while_planned_on_every_channel(
 ) -> None:
     meeting = _meeting(server, "bob", guests=("zoe@partner.example",))
     _service_call(server, meeting, state)
-    said = _answers(server, lmtp, meeting, "bob", Answer.ACCEPT)
+    said = _answers(server, lmtp, meeting, "bob")
     assert _codes(said) == _refused_as(HTTPStatus.CONFLICT), said
     # One message, from the service, wherever the answer reached it (a client's copy of a
     # cancelled interaction is refused before it is read as an answer).
@@ -348,17 +348,11 @@ def test_each_refused_answer_gets_one_status_on_every_channel(
     server: RunningServer, lmtp: int, case: str, kind: type[BridgeError]
 ) -> None:
     meeting = _meeting(server, "bob")
-    login = "bob"
-    if case == "not a participant":
-        login = "zoe"  # a guest nobody invited, by email; dave, a CRM user, elsewhere
+    if case == "not a participant":  # dave, a CRM user; by email, a guest nobody invited
+        said = _answers(server, lmtp, meeting, "dave", "zoe@partner.example")
     else:
         _service_call(server, meeting, case)
-    said = {
-        name: channel(server, meeting, "dave" if login == "zoe" else login, Answer.ACCEPT)
-        for name, channel in CHANNELS.items()
-    }
-    address = "zoe@partner.example" if login == "zoe" else "bob@example.com"
-    said["email"] = _mail(lmtp, server, meeting, address, "ACCEPTED")
+        said = _answers(server, lmtp, meeting, "bob")
     assert _codes(said) == _refused_as(status_of(kind("refused"))), said
 
 

@@ -302,7 +302,7 @@ class InteractionService(Bookings, Answers, Participants):
             link.removed = False
             link.occurrence_answers.clear()
         for guest in interaction.guests:
-            guest.partstat = "NEEDS-ACTION"
+            guest.partstat = rules.NEEDS_ACTION
         self._rooms_for(interaction, series_of(interaction), rooms_answer=True)
         self._updated(interaction, reschedule=True, kind=NotificationKind.INVITATION)
         return True
