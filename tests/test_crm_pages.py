@@ -229,7 +229,7 @@ def test_bad_values_in_the_address_or_the_form_get_a_4xx(server: RunningServer) 
     token = _csrf(alice, f"interactions/{interaction_id}")
     answer = alice.post(
         f"interactions/{interaction_id}/link",
-        data={"login": "bob", "status": "declined", "csrf": token},
+        data={"login": "bob", "status": "maybe", "csrf": token},
     )
     assert answer.status_code == 400
 

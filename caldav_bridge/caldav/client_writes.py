@@ -27,7 +27,7 @@ from caldav_bridge.domain.interactions import InteractionService
 from caldav_bridge.domain.models import Interaction, LinkStatus, Resource, User
 from caldav_bridge.domain.participants import GuestEntry
 from caldav_bridge.domain.periods import Changes, Draft, Move, period_of
-from caldav_bridge.domain.queries import check_one_copy, name_of, placement_of
+from caldav_bridge.domain.queries import check_one_copy, name_of, placement_of, shown_to
 from caldav_bridge.domain.validation import one_line
 from caldav_bridge.ical.mapping import (
     Answer,
@@ -332,9 +332,7 @@ def _held_here(interaction: Interaction, actor: User, calendar_id: int | None, h
     """Whether the actor's calendar ``calendar_id`` shows ``interaction`` as ``href``."""
     if interaction.cancelled or placement_of(interaction, actor.id) != calendar_id:
         return False
-    link = next((k for k in interaction.links if k.user_id == actor.id), None)
-    shown = interaction.owner_id == actor.id or (link is not None and not link.removed)
-    return shown and name_of(interaction, actor.id) == href
+    return shown_to(interaction, actor.id) and name_of(interaction, actor.id) == href
 
 
 def _times(instance: Event, timezone: str) -> tuple[datetime, datetime]:

@@ -26,7 +26,7 @@ from caldav_bridge.domain.errors import InvalidInput
 from caldav_bridge.domain.interactions import InteractionService
 from caldav_bridge.domain.models import LinkStatus
 from caldav_bridge.domain.periods import Changes, Draft
-from caldav_bridge.domain.rules import link_label
+from caldav_bridge.domain.rules import ANSWER_WORDS, link_label
 from caldav_bridge.domain.typed_period import day, span
 from caldav_bridge.ical.mapping import Answer, interaction_ical, zone
 
@@ -148,10 +148,8 @@ def cmd_answer(ctx: Context, args: argparse.Namespace) -> None:
         changed = service.answer(
             Directory(session).user(args.login), interaction, Answer(args.answer)
         )
-    verb = {"accept": "accepted", "decline": "declined", "tentative": "answered tentatively"}
-    print(
-        f"{args.login} {verb[args.answer]}" if changed else f"{args.login} had already answered so"
-    )
+    verb = ANSWER_WORDS[Answer(args.answer)]
+    print(f"{args.login} {verb}" if changed else f"{args.login} had already answered so")
 
 
 def cmd_book(ctx: Context, args: argparse.Namespace) -> None:

@@ -37,10 +37,12 @@ class Answers(ServiceBase):
         on the ORGANIZER): the owner gets the messenger notice only. ``remove`` with a decline:
         the user also took the event out of their calendar (a client's DELETE)."""
         rules.require_active(user)
-        rules.require_open(interaction)
         link = self._find_link(interaction, user)
         if link is None:
             raise NotAllowed(f"{user.login} is not linked to interaction #{interaction.id}")
+        rules.require_answerable(
+            interaction, (link.status, link.tentative) != rules.ANSWERED[answer]
+        )
         self._keep_in_calendar(interaction, link, answer, remove)
         status, tentative = rules.ANSWERED[answer]
         if (link.status, link.tentative) == (status, tentative):
@@ -63,10 +65,10 @@ class Answers(ServiceBase):
         """A linked user's answer to one occurrence (its UTC start) of a recurring
         interaction: only that occurrence changes. False if it changes nothing."""
         rules.require_active(user)
-        rules.require_open(interaction)
         link = self._find_link(interaction, user)
         if link is None:
             raise NotAllowed(f"{user.login} is not linked to interaction #{interaction.id}")
+        rules.require_answerable(interaction, answer_to(link, occurrence) != rules.ANSWERED[answer])
         self._keep_in_calendar(interaction, link, answer)
         if recurrence.occurrence(series_of(interaction), occurrence) is None:
             raise InvalidInput(f"interaction #{interaction.id} has no occurrence at {occurrence}")
@@ -109,11 +111,11 @@ class Answers(ServiceBase):
     def guest_answer(self, interaction: Interaction, address: str, answer: Answer) -> bool:
         """An answer from an attendee outside the CRM (an emailed REPLY): their PARTSTAT in
         every copy; the owner is told by the messenger (the email reached them already)."""
-        rules.require_open(interaction)
         guest = next((g for g in interaction.guests if g.address == address), None)
         if guest is None:
             raise NotAllowed(f"{address} is not an attendee of interaction #{interaction.id}")
-        partstat = rules.GUEST_PARTSTAT[answer]
+        partstat = rules.PARTSTAT_OF_ANSWER[answer]
+        rules.require_answerable(interaction, guest.partstat != partstat)
         if guest.partstat == partstat:
             return False
         guest.partstat = partstat

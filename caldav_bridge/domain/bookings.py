@@ -4,7 +4,9 @@ once, checked per occurrence at any date; a client's room attendee answered at o
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, and_, select
 
 from caldav_bridge.domain import changelog, recurrence, rules
 from caldav_bridge.domain.errors import AlreadyExists, BookingConflict, NotAllowed, NotFound
@@ -16,9 +18,27 @@ from caldav_bridge.domain.models import (
     User,
 )
 from caldav_bridge.domain.outbox import describe_when
+from caldav_bridge.domain.queries import of_resource
 from caldav_bridge.domain.recurrence import Series
 from caldav_bridge.domain.service import ServiceBase, one_change
 from caldav_bridge.ical.mapping import series_of
+
+
+def taking_time(start: datetime, end: datetime) -> ColumnElement[bool]:
+    """The interactions that may take their people and rooms during [start, end): not
+    cancelled, their span (first start to last end) overlapping it. Which occurrences do is
+    for the caller (``recurrence``)."""
+    return and_(
+        Interaction.status != InteractionStatus.CANCELLED,
+        Interaction.first_starts_at < end,
+        Interaction.last_ends_at > start,
+    )
+
+
+def room_taken(resource_id: int, start: datetime, end: datetime) -> ColumnElement[bool]:
+    """The room-busy query, for the booking check and free-busy alike: the interactions the
+    resource is booked for (not those it declined) that may take it during [start, end)."""
+    return and_(of_resource(resource_id), taking_time(start, end))
 
 
 class Bookings(ServiceBase):
@@ -116,15 +136,7 @@ class Bookings(ServiceBase):
         first, last = recurrence.span(series)
         candidates = self.session.scalars(
             select(Interaction)
-            .join(Booking, Booking.interaction_id == Interaction.id)
-            .where(
-                Booking.resource_id == resource.id,
-                Booking.declined.is_(False),
-                Interaction.id != interaction.id,
-                Interaction.status != InteractionStatus.CANCELLED,
-                Interaction.first_starts_at < last,
-                Interaction.last_ends_at > first,
-            )
+            .where(room_taken(resource.id, first, last), Interaction.id != interaction.id)
             .order_by(Interaction.starts_at)
         )
         for other in candidates:

@@ -33,7 +33,7 @@ from caldav_bridge.domain.models import (
 )
 from caldav_bridge.domain.participants import Participants
 from caldav_bridge.domain.periods import Changes, Draft, Move
-from caldav_bridge.domain.queries import name_of
+from caldav_bridge.domain.queries import name_of, of_user
 from caldav_bridge.domain.service import LOADED, one_change
 from caldav_bridge.domain.validation import one_line
 from caldav_bridge.ical.mapping import series_of
@@ -73,8 +73,8 @@ class InteractionService(Bookings, Answers, Participants):
     """The interaction service: every command of every channel."""
 
     def agenda(self, user: User, start: datetime, end: datetime) -> list[AgendaEntry]:
-        """The interactions ``user`` owns or is linked to that overlap [start, end)."""
-        linked = select(InteractionLink.interaction_id).where(InteractionLink.user_id == user.id)
+        """The interactions shown to ``user`` (``queries.of_user``: owned or linked, taken
+        out of their calendar or not) that overlap [start, end)."""
         overlapping = or_(
             and_(Interaction.first_starts_at < end, Interaction.last_ends_at > start),
             and_(
@@ -85,7 +85,7 @@ class InteractionService(Bookings, Answers, Participants):
         )
         rows = self.session.scalars(
             select(Interaction)
-            .where(or_(Interaction.owner_id == user.id, Interaction.id.in_(linked)), overlapping)
+            .where(of_user(user.id, in_calendars=False), overlapping)
             .order_by(Interaction.starts_at, Interaction.id)
             .options(*LOADED)
         ).all()
@@ -302,7 +302,7 @@ class InteractionService(Bookings, Answers, Participants):
             link.removed = False
             link.occurrence_answers.clear()
         for guest in interaction.guests:
-            guest.partstat = "NEEDS-ACTION"
+            guest.partstat = rules.NEEDS_ACTION
         self._rooms_for(interaction, series_of(interaction), rooms_answer=True)
         self._updated(interaction, reschedule=True, kind=NotificationKind.INVITATION)
         return True

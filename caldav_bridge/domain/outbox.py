@@ -28,7 +28,8 @@ from caldav_bridge.domain.models import (
     User,
     utcnow,
 )
-from caldav_bridge.ical.mapping import Answer, interaction_ical, zone
+from caldav_bridge.domain.rules import ANSWER_WORDS, Answer
+from caldav_bridge.ical.mapping import interaction_ical, zone
 
 _METHOD = {
     NotificationKind.INVITATION: "REQUEST",
@@ -41,12 +42,6 @@ _METHOD = {
 
 # The iTIP messages that name only one attendee: the removed one (CANCEL), the answering one.
 _ONE_ATTENDEE = {NotificationKind.REMOVAL, NotificationKind.REPLY}
-
-_ANSWER_WORDS = {
-    Answer.ACCEPT: "accepted",
-    Answer.DECLINE: "declined",
-    Answer.TENTATIVE: "tentatively accepted",
-}
 
 
 def describe_when(interaction: Interaction, timezone: str) -> str:
@@ -233,7 +228,7 @@ class Notifier:
             assert notice.answer is not None
             who = notice.attendee
             name = who.display_name if isinstance(who, User) else (who.name or who.address)
-            words = _ANSWER_WORDS[notice.answer]
+            words = ANSWER_WORDS[notice.answer]
             when = describe_when(interaction, interaction.owner.timezone)
             if notice.occurrence is not None:
                 local = notice.occurrence.astimezone(zone(interaction.owner.timezone))

@@ -37,7 +37,7 @@ class GuestEntry:
 
     address: str
     name: str = ""
-    partstat: str = "NEEDS-ACTION"
+    partstat: str = rules.NEEDS_ACTION
     client_scheduled: bool = False
 
 

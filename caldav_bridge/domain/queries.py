@@ -1,6 +1,6 @@
-"""Which interactions each calendar shows: a user's interactions calendar and a room's bookings
-calendar, as CalDAV serves them and as their ICS feeds publish them (one rule for both); and
-what a room's bookings calendar shows of each."""
+"""Who is shown an interaction, and which interactions each calendar shows: a user's
+interactions calendar and a room's bookings calendar, as CalDAV serves them and as their ICS
+feeds publish them (one rule for both); and what a room's bookings calendar shows of each."""
 
 from __future__ import annotations
 
@@ -9,27 +9,68 @@ from dataclasses import dataclass
 from typing import Any
 
 from icalendar import Calendar, Component, Event
-from sqlalchemy import and_, case, func, or_, select, union
+from sqlalchemy import and_, case, func, or_, select, true, union
 from sqlalchemy.orm import Session
 
-from caldav_bridge.domain.errors import CalDavPrecondition, UidConflict
+from caldav_bridge.domain.errors import CalDavPrecondition, NotAllowed, UidConflict
 from caldav_bridge.domain.models import (
     Booking,
     Interaction,
     InteractionLink,
     InteractionStatus,
+    LinkStatus,
     StoredCollection,
+    User,
 )
 
+# ---------------------------------------------------------------- who is shown an interaction
+# One rule, said in SQL (``of_user``) and in Python (``shown_to``) side by side: an interaction
+# is shown to its owner and to each user linked to it; a user unlinked from it is shown it
+# nowhere. A linked user who declined it by deleting it from their calendar (``removed``) is
+# still among its participants: the CRM pages and the RSVP page show it to them, where they
+# may change their mind (answering brings it back); their calendars (CalDAV, the ICS feed) do
+# not. ``in_calendars`` says which of the two is asked.
 
-def of_user(user_id: int) -> Any:
-    """Those the user owns or is linked to, unless they took it out of their calendar."""
+
+def _kept(in_calendars: bool) -> Any:
+    """The links whose user is shown the interaction: in their calendars, those they kept."""
+    return InteractionLink.removed.is_(False) if in_calendars else true()
+
+
+def of_user(user_id: int, in_calendars: bool = True) -> Any:
+    """Those shown to the user: owned, or linked (and, ``in_calendars``, not taken out)."""
     # A union of two index lookups: an OR across the tables would scan every interaction.
     owned = select(Interaction.id).where(Interaction.owner_id == user_id)
     linked = select(InteractionLink.interaction_id).where(
-        InteractionLink.user_id == user_id, InteractionLink.removed.is_(False)
+        InteractionLink.user_id == user_id, _kept(in_calendars)
     )
     return Interaction.id.in_(union(owned, linked))
+
+
+def shown_to(interaction: Interaction, user_id: int, in_calendars: bool = True) -> bool:
+    """Whether ``interaction`` is shown to the user: ``of_user`` in Python."""
+    if interaction.owner_id == user_id:
+        return True
+    link = next((k for k in interaction.links if k.user_id == user_id), None)
+    return link is not None and not (in_calendars and link.removed)
+
+
+def require_shown(interaction: Interaction, user: User) -> None:
+    """The CRM's refusal to show an interaction to someone it is not shown to."""
+    if not shown_to(interaction, user.id, in_calendars=False):
+        raise NotAllowed("only its owner and linked users see an interaction")
+
+
+# Where a user stands in each interaction of their list, as the list filters it.
+STANDINGS = ("owner", *(s.value for s in LinkStatus), "cancelled")
+
+
+def standing(interaction: Interaction, link: InteractionLink | None) -> str:
+    """One of ``STANDINGS``: cancelled, else owner (``link`` None), else their link's status
+    (a tentative answer keeps it Invited)."""
+    if interaction.cancelled:
+        return "cancelled"
+    return "owner" if link is None else link.status.value
 
 
 def of_interactions_calendar(user_id: int) -> Any:
@@ -40,7 +81,7 @@ def of_interactions_calendar(user_id: int) -> Any:
     )
     linked = select(InteractionLink.interaction_id).where(
         InteractionLink.user_id == user_id,
-        InteractionLink.removed.is_(False),
+        _kept(in_calendars=True),
         InteractionLink.calendar_id.is_(None),
     )
     return Interaction.id.in_(union(owned, linked))
@@ -50,7 +91,7 @@ def of_calendar(collection_id: int) -> Any:
     """Those a calendar a user made holds: meetings they organise or moved there."""
     owned = select(Interaction.id).where(Interaction.calendar_id == collection_id)
     linked = select(InteractionLink.interaction_id).where(
-        InteractionLink.calendar_id == collection_id, InteractionLink.removed.is_(False)
+        InteractionLink.calendar_id == collection_id, _kept(in_calendars=True)
     )
     return Interaction.id.in_(union(owned, linked))
 

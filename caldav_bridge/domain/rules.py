@@ -1,20 +1,114 @@
 """The rules of multi-user interactions that need no database: what an answer makes of a
-link, when linking again changes a link, who may change an interaction, and the CRM's words for
-each status. The service (``interactions``) and every channel decide with these.
+link, when linking again changes a link, who may change or answer an interaction, and the CRM's
+words for each status. The service (``interactions``) and every channel decide with these.
 """
 
 from __future__ import annotations
 
-from caldav_bridge.domain.errors import InteractionCancelled, InvalidTransition, NotAllowed
-from caldav_bridge.domain.models import Interaction, InteractionLink, LinkStatus, User
-from caldav_bridge.ical.mapping import Answer
+import enum
 
-# What each answer makes of a linked user: (status, tentative).
+from caldav_bridge.domain.errors import InteractionCancelled, InvalidTransition, NotAllowed
+from caldav_bridge.domain.models import (
+    Interaction,
+    InteractionLink,
+    InteractionStatus,
+    LinkStatus,
+    User,
+)
+
+# ---------------------------------------------------------------- answers, PARTSTAT, labels
+# The one table between the CRM's answers and statuses and iCalendar's PARTSTAT (RFC 5545
+# 3.2.12), and the one wording of each: CalDAV, email, the pages, the RSVP page and the CLI
+# all read them here.
+
+
+class Answer(enum.StrEnum):
+    """What an invited user says, from any channel."""
+
+    ACCEPT = "accept"
+    DECLINE = "decline"
+    TENTATIVE = "tentative"
+
+
+NEEDS_ACTION = "NEEDS-ACTION"  # the PARTSTAT of an attendee who has not answered
+
+PARTSTAT_OF_ANSWER = {
+    Answer.ACCEPT: "ACCEPTED",
+    Answer.DECLINE: "DECLINED",
+    Answer.TENTATIVE: "TENTATIVE",
+}
+# Values seen from real clients, upper-cased first (Apple wrote CONFIRMED and lower case).
+ANSWER_OF_PARTSTAT = {
+    **{partstat: answer for answer, partstat in PARTSTAT_OF_ANSWER.items()},
+    "CONFIRMED": Answer.ACCEPT,
+}
+
+# What each answer makes of a linked user: (status, tentative). A tentative answer confirms
+# nothing: the user stays Invited (DESIGN.md section 1).
 ANSWERED = {
     Answer.ACCEPT: (LinkStatus.CONFIRMED, False),
     Answer.DECLINE: (LinkStatus.DECLINED, False),
     Answer.TENTATIVE: (LinkStatus.INVITED, True),
 }
+_ANSWER_OF_LINK = {held: answer for answer, held in ANSWERED.items()}
+
+# An answer as a notice and the CLI tell it.
+ANSWER_WORDS = {
+    Answer.ACCEPT: "accepted",
+    Answer.DECLINE: "declined",
+    Answer.TENTATIVE: "answered tentatively",
+}
+
+# An answer (None: none yet) in the CRM's words, the same for a user and for a guest.
+_LABELS = {
+    None: "Invited",
+    Answer.ACCEPT: "Confirmed",
+    Answer.DECLINE: "Declined",
+    Answer.TENTATIVE: "Invited (tentative)",
+}
+
+
+def answer_of(status: LinkStatus, tentative: bool) -> Answer | None:
+    """The answer a linked user's (status, tentative) holds; None while they have not
+    answered. Only an Invited link is tentative."""
+    return _ANSWER_OF_LINK.get((status, tentative and status is LinkStatus.INVITED))
+
+
+def partstat(status: LinkStatus, tentative: bool) -> str:
+    """A linked user's PARTSTAT."""
+    answer = answer_of(status, tentative)
+    return NEEDS_ACTION if answer is None else PARTSTAT_OF_ANSWER[answer]
+
+
+def link_label(link: InteractionLink) -> str:
+    """A linked user's status in the CRM's words, their tentative answer shown."""
+    return _LABELS[answer_of(link.status, link.tentative)]
+
+
+def guest_label(partstat: str) -> str:
+    """An outside attendee's PARTSTAT in the words ``link_label`` says a user's."""
+    return _LABELS[ANSWER_OF_PARTSTAT.get(partstat.upper())]
+
+
+def answerable(interaction: Interaction) -> bool:
+    """Attendees answer an interaction only while it is planned: not once it took place
+    (done) or was cancelled. Every channel offers and takes answers by this."""
+    return interaction.status is InteractionStatus.PLANNED
+
+
+def require_answerable(interaction: Interaction, changes: bool = True) -> None:
+    """``answerable``, or the refusal every channel gives (409), in one message. An answer
+    that ``changes`` nothing (a client saving its copy again) takes nothing, and is let be."""
+    if answerable(interaction) or not changes:
+        return
+    message = (
+        f"interaction #{interaction.id} is {interaction.status.value}: "
+        "it can be answered only while it is planned"
+    )
+    raise InteractionCancelled(message) if interaction.cancelled else InvalidTransition(message)
+
+
+# ---------------------------------------------------------------- links and changes
 
 
 def relinks(link: InteractionLink, status: LinkStatus) -> bool:
@@ -30,32 +124,6 @@ def relinks(link: InteractionLink, status: LinkStatus) -> bool:
             f"{link.user.login} declined: invite them again to ask for their agreement"
         )
     return link.status is not LinkStatus.CONFIRMED
-
-
-# What an outside attendee's answer writes in their PARTSTAT.
-GUEST_PARTSTAT = {
-    Answer.ACCEPT: "ACCEPTED",
-    Answer.DECLINE: "DECLINED",
-    Answer.TENTATIVE: "TENTATIVE",
-}
-
-
-def link_label(link: InteractionLink) -> str:
-    """The status in the CRM's words, with a client's tentative answer shown."""
-    label = link.status.value.capitalize()
-    return f"{label} (tentative)" if link.tentative else label
-
-
-_GUEST_LABELS = {
-    "ACCEPTED": "Confirmed",
-    "DECLINED": "Declined",
-    "TENTATIVE": "Confirmed (tentative)",
-}
-
-
-def guest_label(partstat: str) -> str:
-    """An outside attendee's PARTSTAT in the CRM's words, as ``link_label`` says a user's."""
-    return _GUEST_LABELS.get(partstat, "Invited")
 
 
 def require_active(user: User) -> None:

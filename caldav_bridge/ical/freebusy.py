@@ -14,15 +14,14 @@ from datetime import datetime
 from typing import Any
 
 from icalendar import Calendar, FreeBusy, vCalAddress
-from sqlalchemy import ColumnElement, and_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from caldav_bridge.domain import recurrence
+from caldav_bridge.domain.bookings import room_taken, taking_time
 from caldav_bridge.domain.models import (
-    Booking,
     Interaction,
     InteractionLink,
-    InteractionStatus,
     LinkStatus,
     OccurrenceAnswer,
     OccurrenceMove,
@@ -41,14 +40,6 @@ class Busy:
     start: datetime
     end: datetime
     kind: str  # FBTYPE: BUSY or BUSY-TENTATIVE
-
-
-def _overlapping(start: datetime, end: datetime) -> ColumnElement[bool]:
-    return and_(
-        Interaction.status != InteractionStatus.CANCELLED,
-        Interaction.first_starts_at < end,
-        Interaction.last_ends_at > start,
-    )
 
 
 _SERIES = (
@@ -105,12 +96,12 @@ def busy_user(session: Session, user: User, start: datetime, end: datetime) -> l
 
 def _busy_user(session: Session, user: User, start: datetime, end: datetime) -> list[Busy]:
     owned = session.execute(
-        select(*_SERIES).where(Interaction.owner_id == user.id, _overlapping(start, end))
+        select(*_SERIES).where(Interaction.owner_id == user.id, taking_time(start, end))
     ).all()
     linked = session.execute(
         select(*_SERIES, InteractionLink.status, InteractionLink.id)
         .join(InteractionLink, InteractionLink.interaction_id == Interaction.id)
-        .where(InteractionLink.user_id == user.id, _overlapping(start, end))
+        .where(InteractionLink.user_id == user.id, taking_time(start, end))
     ).all()
     apart = {
         (link_id, moment): status
@@ -141,15 +132,7 @@ def busy_resource(
 def _busy_resource(
     session: Session, resource: Resource, start: datetime, end: datetime
 ) -> list[Busy]:
-    rows = session.execute(
-        select(*_SERIES)
-        .join(Booking, Booking.interaction_id == Interaction.id)
-        .where(
-            Booking.resource_id == resource.id,
-            Booking.declined.is_(False),
-            _overlapping(start, end),
-        )
-    ).all()
+    rows = session.execute(select(*_SERIES).where(room_taken(resource.id, start, end))).all()
     return _clipped(_busy(session, rows, start, end), start, end)
 
 

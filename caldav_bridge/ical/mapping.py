@@ -8,7 +8,6 @@ PARTSTAT gives that attendee's answer.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -30,39 +29,11 @@ from caldav_bridge.domain.models import (
     ResourceKind,
     User,
 )
+from caldav_bridge.domain.rules import ANSWER_OF_PARTSTAT, partstat
+from caldav_bridge.domain.rules import Answer as Answer  # noqa: PLC0414 (importable here too)
 from caldav_bridge.ical import timezones
 
 PRODID = f"-//caldav-bridge//caldav-bridge {__version__}//EN"
-
-
-class Answer(enum.StrEnum):
-    """What an invited user says, from any channel."""
-
-    ACCEPT = "accept"
-    DECLINE = "decline"
-    TENTATIVE = "tentative"
-
-
-PARTSTAT_OF_ANSWER = {
-    Answer.ACCEPT: "ACCEPTED",
-    Answer.DECLINE: "DECLINED",
-    Answer.TENTATIVE: "TENTATIVE",
-}
-# Values seen from real clients, upper-cased first (Apple wrote CONFIRMED and lower case).
-_ANSWER_OF_PARTSTAT = {
-    "ACCEPTED": Answer.ACCEPT,
-    "CONFIRMED": Answer.ACCEPT,
-    "DECLINED": Answer.DECLINE,
-    "TENTATIVE": Answer.TENTATIVE,
-}
-
-
-def partstat(status: LinkStatus, tentative: bool) -> str:
-    if status is LinkStatus.CONFIRMED:
-        return "ACCEPTED"
-    if status is LinkStatus.DECLINED:
-        return "DECLINED"
-    return "TENTATIVE" if tentative else "NEEDS-ACTION"
 
 
 def normalize_address(value: str) -> str:
@@ -443,7 +414,7 @@ def attendee_answer(event: Event, addresses: Iterable[str]) -> Answer | None:
         value = str(attendee.params.get("PARTSTAT", "NEEDS-ACTION")).strip().upper()
         if value == "NEEDS-ACTION":
             return None
-        if value not in _ANSWER_OF_PARTSTAT:
+        if value not in ANSWER_OF_PARTSTAT:
             raise InvalidInput(f"PARTSTAT {value!r} is not an answer this server understands")
-        return _ANSWER_OF_PARTSTAT[value]
+        return ANSWER_OF_PARTSTAT[value]
     return None

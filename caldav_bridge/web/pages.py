@@ -9,7 +9,6 @@ CLI (so notices and calendars follow), then sends the browser back to a page (30
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from http import HTTPStatus
@@ -31,11 +30,12 @@ from caldav_bridge.domain.errors import (
     status_of,
 )
 from caldav_bridge.domain.interactions import AgendaEntry, InteractionService
-from caldav_bridge.domain.models import Interaction, InteractionStatus, LinkStatus, User
+from caldav_bridge.domain.models import Interaction, LinkStatus, User
 from caldav_bridge.domain.outbox import describe_when
 from caldav_bridge.domain.passwords import verify_password
 from caldav_bridge.domain.periods import Changes, Draft
-from caldav_bridge.domain.rules import guest_label, link_label
+from caldav_bridge.domain.queries import STANDINGS, require_shown, standing
+from caldav_bridge.domain.rules import answerable, guest_label, link_label
 from caldav_bridge.domain.typed_period import period
 from caldav_bridge.ical.mapping import Answer, location_text, zone
 from caldav_bridge.web.session import (
@@ -105,7 +105,7 @@ def _row(entry: AgendaEntry, user: User) -> Row:
         status,
         ", ".join(people),
         location_text(interaction),
-        entry.link is not None and interaction.status is InteractionStatus.PLANNED,
+        entry.link is not None and answerable(interaction),
     )
 
 
@@ -150,14 +150,7 @@ def desk(session: Session, request: Request) -> Page:
     )
 
 
-_STATUS_FILTERS: dict[str, Callable[[Row], bool]] = {
-    "": lambda row: True,
-    "owner": lambda row: row.status == "Owner",
-    "invited": lambda row: row.status.startswith("Invited"),
-    "confirmed": lambda row: row.status.startswith("Confirmed"),
-    "declined": lambda row: row.status.startswith("Declined"),
-    "cancelled": lambda row: row.status == "Cancelled",
-}
+_STATUS_FILTERS = ("", *STANDINGS)  # filtered on the value each entry holds, not on words
 
 
 def listing(session: Session, request: Request) -> Page:
@@ -175,9 +168,9 @@ def listing(session: Session, request: Request) -> Page:
     entries = InteractionService(session).agenda(
         user, _midnight(first, user), _midnight(last + timedelta(days=1), user)
     )
-    rows = [_row(e, user) for e in entries]
-    kinds = sorted({r.kind for r in rows})
-    shown = [r for r in rows if _STATUS_FILTERS[status](r) and (not kind or r.kind == kind)]
+    rows = [(_row(e, user), standing(e.interaction, e.link)) for e in entries]
+    kinds = sorted({r.kind for r, _ in rows})
+    shown = [r for r, held in rows if status in ("", held) and (not kind or r.kind == kind)]
     return page(
         session,
         request,
@@ -236,10 +229,9 @@ def interaction_page(
     assert user is not None
     service = InteractionService(session)
     interaction = service.get(interaction_id)
+    require_shown(interaction, user)
     mine = next((k for k in interaction.links if k.user_id == user.id), None)
     owner = interaction.owner_id == user.id
-    if not owner and mine is None:
-        raise NotAllowed("only its owner and linked users see an interaction")
     people = [
         Person(
             k.user.login,
@@ -265,7 +257,7 @@ def interaction_page(
         bookings=interaction.bookings,
         can_link=[u for u in directory.users() if u.active and u.id not in linked],
         rooms=[r for r in directory.resources() if r.active],
-        open=interaction.status is InteractionStatus.PLANNED,
+        open=answerable(interaction),
         multi_user=service.multi_user_enabled(),
         your_status=link_label(mine) if mine else "",
         error=error,
@@ -295,10 +287,8 @@ def interaction_action(
         )
         return Page(HTTPStatus.SEE_OTHER, location=then)
     if action == "link":
-        status = {"invited": LinkStatus.INVITED, "confirmed": LinkStatus.CONFIRMED}.get(
-            request.arg("status", "invited")
-        )
-        if status is None:
+        status = next((s for s in LinkStatus if s.value == request.arg("status", "invited")), None)
+        if status is None:  # the domain says which of the statuses the owner may give
             raise InvalidInput("link as Invited or Confirmed")
         service.link(user, interaction, directory.user(request.arg("login")), status)
         return Page(HTTPStatus.SEE_OTHER, location=f"{back}?done=linked")

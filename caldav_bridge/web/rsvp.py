@@ -16,18 +16,12 @@ from urllib.parse import quote
 from sqlalchemy.orm import Session
 
 from caldav_bridge.domain import links, tokens
-from caldav_bridge.domain.errors import (
-    BridgeError,
-    InteractionCancelled,
-    NotAllowed,
-    NotFound,
-    status_of,
-)
+from caldav_bridge.domain.errors import BridgeError, NotAllowed, NotFound, status_of
 from caldav_bridge.domain.interactions import InteractionService
-from caldav_bridge.domain.models import Interaction, InteractionStatus, User
+from caldav_bridge.domain.models import Interaction, User
 from caldav_bridge.domain.outbox import describe_when
-from caldav_bridge.domain.rules import guest_label, link_label
-from caldav_bridge.ical.mapping import Answer
+from caldav_bridge.domain.queries import shown_to
+from caldav_bridge.domain.rules import Answer, answerable, guest_label, link_label
 from caldav_bridge.web.session import Page
 from caldav_bridge.web.templating import render
 
@@ -66,8 +60,7 @@ def show(session: Session, interaction_id: int, token: str, answered: bool = Fal
     user = tokens.rsvp_user(session, token, interaction_id)
     if user is None:
         return _refusal(HTTPStatus.FORBIDDEN, _NOT_VALID)
-    linked = any(k.user_id == user.id for k in interaction.links)
-    if not linked and interaction.owner_id != user.id:  # unlinked since the link was sent
+    if not shown_to(interaction, user.id, in_calendars=False):  # unlinked since it was sent
         return _refusal(
             HTTPStatus.FORBIDDEN, "You are no longer among this interaction's participants."
         )
@@ -99,8 +92,6 @@ def _reason(refusal: BridgeError) -> str:
     """The refusal in the page's words."""
     if isinstance(refusal, NotFound):
         return "There is no such interaction."
-    if isinstance(refusal, InteractionCancelled):
-        return "This interaction was cancelled: nothing to answer."
     if isinstance(refusal, NotAllowed):
         return "You are not among this interaction's participants."
     return str(refusal)
@@ -115,7 +106,7 @@ def _view(interaction: Interaction, user: User) -> _View:
         view.participants.append(_Row(link.user.display_name, status, link.user_id == user.id))
         if link.user_id == user.id:
             view.your_status = status
-            view.can_answer = interaction.status is InteractionStatus.PLANNED
+            view.can_answer = answerable(interaction)
     for guest in interaction.guests:
         view.participants.append(_Row(guest.name or guest.address, guest_label(guest.partstat)))
     for booking in interaction.bookings:
