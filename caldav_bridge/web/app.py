@@ -108,10 +108,6 @@ class WebApplication:
             logger.info("refused %s: %s", environ.get("REQUEST_METHOD"), refused.reason)
             return text(refused.status, refused.reason)
         method = str(environ.get("REQUEST_METHOD", ""))
-        if method not in METHODS:
-            answer = refusal(HTTPStatus.METHOD_NOT_ALLOWED, f"{method} is not answered here")
-            answer.headers["Allow"] = ", ".join(METHODS)
-            return answer
         request = Request(
             environ, "GET" if method == "HEAD" else method, _route(environ["PATH_INFO"]), b""
         )
@@ -157,6 +153,15 @@ class WebApplication:
 
     def _endpoint(self, request: Request) -> Answer:
         route, database, public_url = request.route, self.database, self.public_url
+        user = self._basic_login(request)
+        if isinstance(user, Answer):
+            return user
+        if request.method not in METHODS:
+            answer = refusal(
+                HTTPStatus.METHOD_NOT_ALLOWED, f"{request.method} is not answered here"
+            )
+            answer.headers["Allow"] = ", ".join(METHODS)
+            return answer
         if request.method == "POST":
             foreign = endpoints.foreign_origin(request, public_url)
             if foreign is not None:
@@ -168,31 +173,31 @@ class WebApplication:
         if route == endpoints.CRM or route.startswith(f"{endpoints.CRM}/"):
             return endpoints.crm_page(database, public_url, request, self.gate.throttle)
         if route in (endpoints.MESSAGES, f"{endpoints.MESSAGES}/read"):
-            user = self._basic_login(request)
-            if isinstance(user, Answer):
-                return user
-            return endpoints.messages(database, request, user)
+            return endpoints.messages(database, request, user) if user else self._challenge()
         return refusal(HTTPStatus.NOT_FOUND, f"nothing at {request.header('PATH_INFO')}")
 
     def _basic_login(self, request: Request) -> str | Answer:
-        """The user the request's Basic credentials log in, or the refusal: 429 while the
-        login (or the address) has failed too often of late, else 401 with the challenge."""
+        """The user the request's Basic credentials log in ("" without any), or, as for
+        CalDAV, its refusal: 429 while the login (or the address) has failed too often of
+        late, 401 with the challenge for a wrong password, on any path."""
         credentials = self.gate.credentials(request.environ)
-        if credentials is not None and credentials[0]:
-            login, password = credentials
-            limiter, address = self.gate.throttle, request.address
-            wait = limiter.wait(login, address) if limiter is not None else 0
-            if wait:
-                logger.warning("throttled login %r from %s for %d s", login, address, wait)
-                return text(
-                    HTTPStatus.TOO_MANY_REQUESTS,
-                    throttle.reason(wait),
-                    **{"Retry-After": str(wait)},
-                )
-            user = self.gate.login(login, password, address)
-            if user:
-                return user
-            logger.warning("failed login %r from %s", login, address)
+        if credentials is None or not credentials[0]:
+            return ""
+        login, password = credentials
+        limiter, address = self.gate.throttle, request.address
+        wait = limiter.wait(login, address) if limiter is not None else 0
+        if wait:
+            logger.warning("throttled login %r from %s for %d s", login, address, wait)
+            return text(
+                HTTPStatus.TOO_MANY_REQUESTS, throttle.reason(wait), **{"Retry-After": str(wait)}
+            )
+        user = self.gate.login(login, password, address)
+        if user:
+            return user
+        logger.warning("failed login %r from %s", login, address)
+        return self._challenge()
+
+    def _challenge(self) -> Answer:
         answer = json_answer(
             HTTPStatus.UNAUTHORIZED, {"error": "log in with your calendar login (HTTP Basic)"}
         )
