@@ -16,10 +16,10 @@ import zlib
 from collections.abc import Iterable
 from http import HTTPStatus
 
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import OperationalError
 from werkzeug.http import parse_accept_header
 
-from caldav_bridge.db import Database, lost_a_race
+from caldav_bridge.db import Database, run_again_if_raced
 from caldav_bridge.domain import links, throttle
 from caldav_bridge.domain.errors import BridgeError, status_of
 from caldav_bridge.web import endpoints
@@ -111,6 +111,9 @@ class WebApplication:
         request = Request(
             environ, "GET" if method == "HEAD" else method, _route(environ["PATH_INFO"]), b""
         )
+        chunked = "chunked" in str(environ.get("HTTP_TRANSFER_ENCODING", "")).lower()
+        if method == "POST" and chunked and not environ.get("CONTENT_LENGTH"):
+            return text(HTTPStatus.LENGTH_REQUIRED, "send the body with a Content-Length")
         if method == "POST":
             request.body = self._body(environ)
             if request.body is None:
@@ -131,22 +134,15 @@ class WebApplication:
         return bytes(environ["wsgi.input"].read(length)) if length > 0 else b""
 
     def _run(self, request: Request) -> Answer:
-        """The endpoint's answer; run again when it lost a race with a concurrent request,
-        503 while the database cannot be reached, a refusal with its status (``status_of``)."""
-        for _ in range(RACE_ATTEMPTS):
-            try:
-                return self._endpoint(request)
-            except BridgeError as exc:
-                return refusal(status_of(exc), str(exc))
-            except DBAPIError as exc:
-                if not lost_a_race(exc):
-                    if isinstance(exc, OperationalError):
-                        return _unavailable(exc)
-                    raise
-                logger.info(
-                    "%s %s met a concurrent change: run again", request.method, request.route
-                )
-        return refusal(
+        """The endpoint's answer, run again when it lost a race with a concurrent request;
+        503 while the database cannot be reached; a refusal with its status (``status_of``)."""
+        try:
+            answer = run_again_if_raced(lambda: self._endpoint(request), RACE_ATTEMPTS)
+        except OperationalError as exc:
+            return _unavailable(exc)
+        except BridgeError as exc:
+            return refusal(status_of(exc), str(exc))
+        return answer or refusal(
             HTTPStatus.CONFLICT,
             "the same thing was being changed by other requests at the same moment: try again",
         )
