@@ -2,10 +2,12 @@
 (``caldav_bridge.dispatcher``); its endpoints are in ``endpoints``.
 
 It does for its requests what Radicale does for CalDAV's: the door's checks of the path and
-headers (the CalDAV side's own, through the ``Gate``), HTTP Basic login for the messenger
-endpoints (the auth plugin's check, the process's login throttle), HEAD as GET without the
-body, 405 for other methods, 503 while the database cannot be reached, gzip, Content-Length,
-and a line of log per request (the path without its query, which may carry a token).
+headers (the CalDAV side's own, through the ``Gate``), HTTP Basic login (the auth plugin's
+check and the process's login throttle: the messenger endpoints need it, and wrong credentials
+are refused on any path, as CalDAV refuses them), HEAD as GET without the body, 405 for other
+methods, 503 while the database cannot be reached, gzip by the client's Accept-Encoding,
+Content-Length, and a line of log per request (the path without its query, which may carry a
+token).
 """
 
 from __future__ import annotations

@@ -48,7 +48,7 @@ ROUTES = [
     _route("GET", "", desk.desk),
     _route("POST", "notices/read", desk.notices_read),
     _route("GET", "interactions", interactions.listing),
-    _route("GET", "interactions/new", interactions.new_form, interactions.new_refused),
+    _route("GET", "interactions/new", interactions.editor, interactions.new_refused),
     _route("POST", "interactions/new", interactions.create, interactions.new_refused),
     _route("GET", f"interactions/{_ID}", interactions.show, interactions.refused),
     _route("GET", f"interactions/{_ID}/edit", interactions.edit_form, interactions.edit_refused),

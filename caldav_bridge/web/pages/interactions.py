@@ -323,10 +323,6 @@ def _owned(session: Session, request: Request, interaction_id: str) -> Interacti
     return interaction
 
 
-def new_form(session: Session, request: Request) -> Page:
-    return editor(session, request)
-
-
 def edit_form(session: Session, request: Request, interaction_id: str) -> Page:
     return editor(session, request, _owned(session, request, interaction_id))
 
