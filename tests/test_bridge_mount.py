@@ -50,6 +50,19 @@ def radicale_storage(world: World, tmp_path: Path) -> Iterator[tuple[str, Path]]
         running.stop()
 
 
+def test_the_web_app_loads_without_radicale() -> None:
+    """Its own WSGI types: importing the web layer loads neither Radicale nor CalDAV's layer."""
+    probe = (
+        "import sys, caldav_bridge.web.app, caldav_bridge.web.pages;"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'radicale', 'plugins'}),"
+        "[m for m in sys.modules if m.startswith('caldav_bridge.caldav')])"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert loaded.stdout.split() == ["[]", "[]"]
+
+
 def _files(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
 
