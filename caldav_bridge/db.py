@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -13,6 +14,8 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from caldav_bridge.domain.errors import ConfigurationError
+
+logger = logging.getLogger("caldav_bridge")
 
 _IMMEDIATE = "caldav_bridge_immediate"
 
@@ -46,6 +49,23 @@ def lost_a_race(exc: DBAPIError) -> bool:
         getattr(exc.orig, "sqlstate", None) in _RACE_STATES
         or getattr(exc.orig, "sqlite_errorname", None) in _RACE_NAMES
     )
+
+
+_Result = TypeVar("_Result")
+
+
+def run_again_if_raced(run: Callable[[], _Result], attempts: int) -> _Result | None:
+    """What ``run()`` returns, run again while it loses a race with a concurrent transaction
+    (``lost_a_race``), ``attempts`` times in all; None when it lost each time. Any other
+    database error is raised."""
+    for _ in range(attempts):
+        try:
+            return run()
+        except DBAPIError as exc:
+            if not lost_a_race(exc):
+                raise
+            logger.info("a transaction met a concurrent change: run again")
+    return None
 
 
 def _sqlite_engine(url: str) -> Engine:

@@ -1,4 +1,5 @@
-"""The WSGI application, for running several server processes on one PostgreSQL database:
+"""The WSGI application (CalDAV, and the web app at ``/.bridge/``: ``dispatcher``), for running
+several server processes on one PostgreSQL database:
 
     CALDAV_BRIDGE_DATABASE_URL=postgresql+psycopg://… gunicorn -w 4 -b 127.0.0.1:5232 \\
         caldav_bridge.wsgi:application

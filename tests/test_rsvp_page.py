@@ -192,7 +192,10 @@ def test_bad_requests_get_a_reason(server: RunningServer) -> None:
     assert httpx.post(page, data={"token": _token(url), "answer": "maybe"}).status_code == 400
     huge = httpx.post(page, data={"token": _token(url), "answer": "accept", "x": "y" * 20_000})
     assert huge.status_code == 413
-    assert httpx.put(page, content=b"x").status_code == 401  # not a page's method: CalDAV's
+    put = httpx.put(page, content=b"x")  # not a page's method (nor CalDAV's, under /.bridge/)
+    assert put.status_code == 405
+    assert put.headers["Allow"] == "GET, HEAD, POST"
+    assert "PUT" in put.json()["error"]
     base = f"{server.url.rstrip('/')}/.bridge/interactions"
     assert httpx.get(f"{base}/999999", params={"token": _token(url)}).status_code == 404
     assert httpx.get(f"{base}/not-a-number").status_code == 404

@@ -48,7 +48,6 @@ from caldav_bridge.domain.errors import (
     status_of,
 )
 from caldav_bridge.ical import timezones
-from caldav_bridge.web import app as web
 
 logger = logging.getLogger("caldav_bridge")
 
@@ -582,7 +581,6 @@ class BridgeApplication(SchedulingApplication):
         environ = {
             **environ,
             "PATH_INFO": request_headers.path_text(environ),
-            web.THROTTLE: getattr(self._auth, "throttle", None),
         }
         length = str(environ.get("CONTENT_LENGTH") or "0")
         if length.isdigit() and int(length) > self._body_limit:
@@ -707,15 +705,6 @@ class BridgeApplication(SchedulingApplication):
         user_groups: set[str],
         request_info: dict[str, Any],
     ) -> types.WSGIResponse:
-        if path.startswith(web.PREFIX):
-            return web.handle(
-                self._bridge_storage.database,
-                self._bridge_storage.public_url,
-                "GET",
-                path,
-                user,
-                environ,
-            )
         answer = super().do_GET(environ, base_prefix, path, user, user_groups, request_info)
         return self.with_schedule_tag(answer, path)
 
@@ -932,15 +921,6 @@ class BridgeApplication(SchedulingApplication):
         user_groups: set[str],
         request_info: dict[str, Any],
     ) -> types.WSGIResponse:
-        if path.startswith(web.PREFIX):
-            return web.handle(
-                self._bridge_storage.database,
-                self._bridge_storage.public_url,
-                "POST",
-                path,
-                user,
-                environ,
-            )
         return _post(self, environ, base_prefix, path, user, user_groups, request_info)
 
     @_read_only_refused

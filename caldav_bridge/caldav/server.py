@@ -124,12 +124,13 @@ def log_to_stderr(level: str) -> None:
 
 
 def application(configuration: Any) -> Any:
-    """The WSGI application, its plugins warmed up. What start-up made lives as long as the
-    process: it is frozen out of the garbage collector's full passes, which would otherwise
-    rescan it while a large listing allocates its rows."""
-    from caldav_bridge.caldav.app import BridgeApplication
+    """The WSGI application (CalDAV, and the web app at ``/.bridge/``: ``dispatcher``), its
+    plugins warmed up. What start-up made lives as long as the process: it is frozen out of
+    the garbage collector's full passes, which would otherwise rescan it while a large listing
+    allocates its rows."""
+    from caldav_bridge.dispatcher import mounted
 
-    app = BridgeApplication(configuration)
+    app = mounted(configuration)
     gc.freeze()
     return app
 

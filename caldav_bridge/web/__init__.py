@@ -1,1 +1,2 @@
-"""The bridge's own pages under ``/.bridge/``: CRM pages, RSVP, feeds."""
+"""The bridge's own WSGI application under ``/.bridge/`` (``app``): the CRM pages, the RSVP
+page, the feeds and the messenger endpoints; no Radicale here."""
