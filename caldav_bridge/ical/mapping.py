@@ -447,3 +447,19 @@ def attendee_answer(event: Event, addresses: Iterable[str]) -> Answer | None:
             raise InvalidInput(f"PARTSTAT {value!r} is not an answer this server understands")
         return _ANSWER_OF_PARTSTAT[value]
     return None
+
+
+def message_stamp(event: Event) -> tuple[int, datetime | None]:
+    """The SEQUENCE and DTSTAMP (UTC; None when absent or a date) of an iTIP message's
+    VEVENT or of an attendee's copy: what orders answers (``rules.stale``)."""
+    try:
+        sequence = int(event.get("SEQUENCE", 0))
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"SEQUENCE is not a number: {exc}") from exc
+    try:
+        stamp = event.decoded("DTSTAMP") if "DTSTAMP" in event else None
+    except (ValueError, TypeError) as exc:
+        raise InvalidInput(f"DTSTAMP is not a date-time: {exc}") from exc
+    if not isinstance(stamp, datetime):
+        return sequence, None
+    return sequence, (stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)).astimezone(UTC)
