@@ -20,11 +20,11 @@ from caldav_bridge.domain import rules
 from caldav_bridge.domain.interactions import InteractionService
 from caldav_bridge.domain.models import LinkStatus
 from caldav_bridge.domain.periods import Changes
-from caldav_bridge.ical.mapping import normalize_address
+from caldav_bridge.ical.mapping import answer_to, normalize_address
 from caldav_bridge.mail.listener import Listener
 from tests.conftest import RunningServer, World
 from tests.helpers import RELAY, at, crm_pages, free_port, reply_mail
-from tests.test_replies import _planning, _statuses
+from tests.test_replies import SECOND, _planning, _statuses, _weekly_with_bob
 
 IMIP = ImipSettings(trusted_authserv_ids=frozenset({RELAY}))
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -81,17 +81,25 @@ def lmtp(world: World) -> Iterator[int]:
         yield port
 
 
-def _mailed(port: int, uid: str, who: str, partstat: str, sequence: int, stamp: datetime) -> str:
-    """An emailed REPLY with this DTSTAMP handed over by LMTP; the listener's answer."""
-    raw = reply_mail(uid, who, who, partstat, sequence)
+def _stamped(raw: bytes, stamp: datetime) -> bytes:
+    """``reply_mail``'s message with this DTSTAMP in each VEVENT."""
     assert b"DTSTAMP:20300101T000000Z" in raw
-    raw = raw.replace(b"DTSTAMP:20300101T000000Z", f"DTSTAMP:{stamp:%Y%m%dT%H%M%SZ}".encode())
+    return raw.replace(b"DTSTAMP:20300101T000000Z", f"DTSTAMP:{stamp:%Y%m%dT%H%M%SZ}".encode())
+
+
+def _handed(port: int, who: str, raw: bytes) -> str:
+    """The message handed over by LMTP; the listener's answer."""
     with smtplib.LMTP("127.0.0.1", port) as client:
         client.ehlo()
         client.mail(who)
         client.rcpt("crm@example.com")
         code, text = client.data(raw.replace(b"\n", b"\r\n"))
     return f"{code} {text.decode()}"
+
+
+def _mailed(port: int, uid: str, who: str, partstat: str, sequence: int, stamp: datetime) -> str:
+    """An emailed REPLY with this DTSTAMP handed over by LMTP; the listener's answer."""
+    return _handed(port, who, _stamped(reply_mail(uid, who, who, partstat, sequence), stamp))
 
 
 def _copy(world: World, uid: str, login: str, partstat: str, stamp: datetime) -> tuple[str, str]:
@@ -218,3 +226,35 @@ def test_a_guests_older_reply_is_ignored(world: World, lmtp: int) -> None:
     assert _statuses(world, uid)[1] == "ACCEPTED"
     assert "applied" in _mailed(lmtp, uid, guest, "DECLINED", 0, EARLIER + timedelta(minutes=3))
     assert _statuses(world, uid)[1] == "DECLINED"
+
+
+@pytest.mark.parametrize("channel", ["email", "caldav"])
+def test_an_older_answer_to_one_occurrence_is_ignored(
+    server: RunningServer, lmtp: int, channel: str
+) -> None:
+    uid = _weekly_with_bob(server.world)
+    bob = "bob@example.com"
+
+    def answering(partstat: str, stamp: datetime) -> bytes:
+        occurrences = ((SECOND, partstat),)
+        return _stamped(reply_mail(uid, bob, bob, "", series=False, occurrences=occurrences), stamp)
+
+    assert "applied" in _handed(lmtp, bob, answering("DECLINED", EARLIER))
+    older = EARLIER - timedelta(minutes=1)
+    if channel == "email":
+        assert "ignored" in _handed(lmtp, bob, answering("ACCEPTED", older))
+    else:
+        href, text = _copy(server.world, uid, "bob", "NEEDS-ACTION", NOW)
+        calendar = Calendar.from_ical(text)
+        (instance,) = [e for e in calendar.events if "RECURRENCE-ID" in e]
+        for attendee in instance["ATTENDEE"]:
+            if normalize_address(attendee) == "bob@example.com":
+                attendee.params["PARTSTAT"] = "ACCEPTED"
+        instance.pop("DTSTAMP")
+        instance.add("dtstamp", older)
+        assert _put(server, "bob", href, calendar.to_ical().decode()).status_code == 204
+    with server.world.database.session() as session:
+        interaction = InteractionService(session).find_by_uid(uid)
+        assert interaction is not None
+        answered = answer_to(interaction.links[0], SECOND.astimezone(UTC))
+    assert answered == (LinkStatus.DECLINED, False)

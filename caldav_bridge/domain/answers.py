@@ -79,8 +79,9 @@ class Answers(ServiceBase):
         if recurrence.occurrence(series_of(interaction), occurrence) is None:
             raise InvalidInput(f"interaction #{interaction.id} has no occurrence at {occurrence}")
         mine = next((a for a in link.occurrence_answers if a.recurrence_id == occurrence), None)
-        # Compared with the answer to this occurrence, else with the one to the series.
-        self._taken(interaction, mine or link, mine, message, user.login)
+        # Compared with the last answer to this occurrence only: an instance a client adds to
+        # its copy may carry an older DTSTAMP than the series it answers beside.
+        self._taken(interaction, mine, mine, message, user.login)
         self._keep_in_calendar(interaction, link, answer)
         wanted = rules.ANSWERED[answer]
         if answer_to(link, occurrence) == wanted:
