@@ -132,3 +132,35 @@ def test_accepting_after_deleting_brings_the_event_back(
         assert any(href.endswith(f"/{uid}.ics") for href in changed)
     status = link_status(server.world, _interaction_id(server, uid), "bob")
     assert status is (LinkStatus.INVITED if channel is _by_cli else LinkStatus.CONFIRMED)
+
+
+def test_deleting_a_meeting_that_took_place_takes_it_out_and_keeps_the_answer(
+    server: RunningServer,
+) -> None:
+    with httpx.Client(base_url=server.url, auth=("alice", "alice"), timeout=30) as alice:
+        uid = _meeting(alice)
+    interaction_id = _interaction_id(server, uid)
+    url = server.world.database.url
+    assert main(["--database", url, "answer", str(interaction_id), "bob", "accept"]) == 0
+    assert main(["--database", url, "interaction", "done", str(interaction_id)]) == 0
+    with httpx.Client(base_url=server.url, auth=("bob", "bob"), timeout=30) as bob:
+        path = f"/bob/interactions/{uid}.ics"
+        token, _ = _sync(bob, "")
+        deleted = bob.delete(path)
+        assert deleted.status_code in (200, 204), deleted.text
+        assert bob.get(path).status_code == 404
+        answer = bob.request(
+            "REPORT",
+            "/bob/interactions/",
+            content=(
+                '<sync-collection xmlns="DAV:"><sync-token>' + token + "</sync-token>"
+                "<sync-level>1</sync-level><prop><getetag/></prop></sync-collection>"
+            ),
+        )
+        gone = [
+            r.findtext(f"{{{D}}}href") or ""
+            for r in ET.fromstring(answer.content).iter(f"{{{D}}}response")
+            if r.findtext(f"{{{D}}}status", "").endswith("404 Not Found")
+        ]
+        assert any(href.endswith(f"/{uid}.ics") for href in gone), answer.text
+    assert link_status(server.world, interaction_id, "bob") is LinkStatus.CONFIRMED

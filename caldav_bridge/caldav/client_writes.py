@@ -3,25 +3,30 @@
 A PUT or DELETE of an interaction (in a user's interactions calendar, or of a meeting they
 organise or keep in a calendar of their own) is turned into calls of the interaction service,
 never written around it: the organizer creates, edits or cancels; an attendee's own PARTSTAT
-is their answer and deleting the event declines it; anything else is refused.
+is their answer and deleting the event declines it; anything else is refused. Who may write
+what is the domain's to say (``rules.is_organizer_of``, ``attendee_changes``,
+``rules.guest_partstat``, ``rules.stale``); this module reads the client's event for it.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 
 from icalendar import Calendar, Event
 
-from caldav_bridge.domain import recurrence, validation
+from caldav_bridge.domain import attendee_changes, recurrence, rules, validation
 from caldav_bridge.domain.directory import Directory
 from caldav_bridge.domain.errors import (
     AlreadyExists,
     BridgeError,
     CalDavPrecondition,
-    InteractionCancelled,
     InvalidInput,
     NotAllowed,
+    StaleMessage,
 )
 from caldav_bridge.domain.interactions import InteractionService
 from caldav_bridge.domain.models import Interaction, LinkStatus, Resource, User
@@ -35,10 +40,12 @@ from caldav_bridge.ical.mapping import (
     addresses_of,
     attendee_answer,
     event_fields,
-    location_text,
+    message_stamp,
     normalize_address,
     series_of,
 )
+
+logger = logging.getLogger("caldav_bridge.caldav.client_writes")
 
 
 @dataclass
@@ -144,26 +151,22 @@ class ClientWrites:
             raise AlreadyExists(f"{uid!r} was saved by another request at the same moment")
         if interaction is None:
             return self._create(actor, href, uid, item, calendar_id)
-        if interaction.owner_id == actor.id:
-            if interaction.cancelled and not _says_cancelled(event):
-                return self._create(actor, href, uid, item, calendar_id, interaction)  # restore
-            self._owner_edit(actor, interaction, item)
-        elif any(k.user_id == actor.id for k in interaction.links):
-            if interaction.cancelled:  # an answer or not, their copy is gone with it
-                raise InteractionCancelled(
-                    f"interaction #{interaction.id} is cancelled: only its organizer can bring "
-                    "it back"
-                )
+        if not rules.is_organizer_of(actor, interaction):
             self._attendee_save(actor, interaction, item)
+        elif interaction.cancelled and not _says_cancelled(event):
+            return self._create(actor, href, uid, item, calendar_id, interaction)  # restore
         else:
-            raise NotAllowed(f"{actor.login} is neither the organizer nor an attendee of {uid!r}")
+            self._owner_edit(actor, interaction, item)
         return interaction
 
     def delete(self, actor: User, interaction: Interaction) -> None:
-        """The organizer deleting cancels; an attendee deleting declines."""
-        if interaction.owner_id == actor.id:
+        """The organizer deleting cancels; an attendee deleting declines (a cancelled
+        interaction has left their calendar already)."""
+        if interaction.cancelled and interaction.owner_id != actor.id:
+            return
+        if rules.is_organizer_of(actor, interaction):
             self.service.cancel(actor, interaction)
-        elif not interaction.cancelled:
+        else:
             self.service.answer(actor, interaction, Answer.DECLINE, remove=True)
 
     # ------------------------------------------------------------------ the organizer
@@ -210,6 +213,16 @@ class ClientWrites:
             return
         fields, moves = _organizer_instances(event_fields(event, interaction.timezone), item)
         attendees = self._attendees(event, actor)
+        stored = {g.address: g for g in interaction.guests}
+        attendees.guests = [
+            replace(
+                guest,
+                partstat=rules.guest_partstat(
+                    stored.get(guest.address), guest.partstat, guest.client_scheduled
+                ),
+            )
+            for guest in attendees.guests
+        ]
         self.service.hold_resources(
             [*attendees.resources.values(), *(b.resource for b in interaction.bookings)]
         )
@@ -294,7 +307,15 @@ class ClientWrites:
     # ------------------------------------------------------------------ an attendee
 
     def _attendee_save(self, actor: User, interaction: Interaction, item: _Item) -> None:
-        """The attendee's answers: to the series, and to each occurrence they answered apart."""
+        """The attendee's answers: to the series, and to each occurrence they answered apart.
+
+        A copy of an older version (an older SEQUENCE: the organizer has changed the event
+        since) naturally differs from the organizer's; its answers are ignored, as an older
+        iTIP REPLY is, and so is each answer older than the one already taken (an older
+        DTSTAMP, ``rules.stale``): the PUT succeeds with the stored event kept as it is, and
+        its answer carries no ETag (``scheduling.with_schedule_tag``), so the client reads the
+        newer event back rather than losing the newer answer. A current copy that changes what
+        only the organizer may is refused (``attendee_changes.require_attendee_change``)."""
         event = item.event
         fields = event_fields(event, interaction.timezone)
         series = series_of(interaction)
@@ -304,23 +325,35 @@ class ClientWrites:
             found = recurrence.occurrence(series, rid)
             return found[1:] if found else None
 
-        moved = [i for i in item.instances if _times(i, fields.timezone) != expected(i)]
-        if _organizer_fields_changed(interaction, fields) or moved:
-            raise CalDavPrecondition(
-                "C:allowed-attendee-scheduling-object-change",
-                "only the organizer can change the time, place or subject of this interaction",
-            )
+        stamp = rules.Stamp(*message_stamp(event))
+        if rules.stale(stamp, interaction.sequence, None) is None:
+            moved = any(_times(i, fields.timezone) != expected(i) for i in item.instances)
+            attendee_changes.require_attendee_change(interaction, fields, moved)
         organizer = event.get("ORGANIZER")
         agent = str(organizer.params.get("SCHEDULE-AGENT", "SERVER")) if organizer else ""
         itip = agent.upper() == "SERVER"  # CLIENT: the attendee's client sends the REPLY
         answer = attendee_answer(event, _addresses(actor))
         if answer is not None:
-            self.service.answer(actor, interaction, answer, itip=itip)
+            with _unless_stale():
+                self.service.answer(actor, interaction, answer, itip=itip, message=stamp)
         for instance in item.instances:
             answer = attendee_answer(instance, _addresses(actor))
             if answer is not None:
                 occurrence = recurrence.instant(instance.decoded("RECURRENCE-ID"), fields.timezone)
-                self.service.answer_occurrence(actor, interaction, occurrence, answer, itip=itip)
+                message = rules.Stamp(*message_stamp(instance))
+                with _unless_stale():
+                    self.service.answer_occurrence(
+                        actor, interaction, occurrence, answer, itip=itip, message=message
+                    )
+
+
+@contextmanager
+def _unless_stale() -> Iterator[None]:
+    """An answer of an attendee's copy: a stale one is ignored (logged), the others taken."""
+    try:
+        yield
+    except StaleMessage as stale:
+        logger.info("ignored in an attendee's copy: %s", stale)
 
 
 def _says_cancelled(event: Event) -> bool:
@@ -370,16 +403,3 @@ def _typed_location(fields: EventFields, attendees: _Attendees) -> str:
     """LOCATION that only repeats the booked rooms' names is not a typed location."""
     rooms = ", ".join(r.name for r in attendees.resources.values())
     return "" if fields.location == rooms else fields.location
-
-
-def _organizer_fields_changed(interaction: Interaction, fields: EventFields) -> bool:
-    period = period_of(fields.start, fields.end, fields.timezone)
-    rule = recurrence.checked_rule(fields.rrule, interaction.timezone, period.all_day)
-    excluded = recurrence.exdate_text(fields.exdates) if rule else ""
-    return (
-        fields.subject != interaction.subject
-        or fields.location != location_text(interaction)
-        or (period.starts_at, period.ends_at, period.all_day)
-        != (interaction.starts_at, interaction.ends_at, interaction.all_day)
-        or (rule, excluded) != (interaction.rrule, interaction.exdates)
-    )

@@ -1,5 +1,10 @@
 """Attendees' answers: a linked user's, to the series or to one occurrence, and an outside
 guest's (an emailed REPLY). An answer never bumps SEQUENCE and re-invites nobody.
+
+An answer carried by an iTIP message (an emailed REPLY, an attendee's copy PUT over CalDAV)
+comes with its ``message`` stamp: one older than what is known (``rules.stale``) raises
+StaleMessage before anything changes, and each channel ignores it in its way. Every answer
+taken keeps its stamp, the pages' and the RSVP page's too (stamped now).
 """
 
 from __future__ import annotations
@@ -7,8 +12,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from caldav_bridge.domain import changelog, recurrence, rules
-from caldav_bridge.domain.errors import InvalidInput, NotAllowed
+from caldav_bridge.domain.errors import InvalidInput, NotAllowed, StaleMessage
 from caldav_bridge.domain.models import (
+    Guest,
     Interaction,
     InteractionLink,
     OccurrenceAnswer,
@@ -30,6 +36,7 @@ class Answers(ServiceBase):
         answer: Answer,
         itip: bool = True,
         remove: bool = False,
+        message: rules.Stamp | None = None,
     ) -> bool:
         """A linked user's own answer; never bumps SEQUENCE. False if it changes nothing.
 
@@ -40,9 +47,15 @@ class Answers(ServiceBase):
         link = self._find_link(interaction, user)
         if link is None:
             raise NotAllowed(f"{user.login} is not linked to interaction #{interaction.id}")
+        if remove and not interaction.cancelled and not rules.answerable(interaction):
+            # One who deletes a meeting that took place takes it out of their calendar; their
+            # answer to it stays what it was.
+            self._keep_in_calendar(interaction, link, answer, remove)
+            return False
         rules.require_answerable(
             interaction, (link.status, link.tentative) != rules.ANSWERED[answer]
         )
+        self._taken(interaction, link, link, message, user.login)
         self._keep_in_calendar(interaction, link, answer, remove)
         status, tentative = rules.ANSWERED[answer]
         if (link.status, link.tentative) == (status, tentative):
@@ -61,6 +74,7 @@ class Answers(ServiceBase):
         occurrence: datetime,
         answer: Answer,
         itip: bool = True,
+        message: rules.Stamp | None = None,
     ) -> bool:
         """A linked user's answer to one occurrence (its UTC start) of a recurring
         interaction: only that occurrence changes. False if it changes nothing."""
@@ -69,20 +83,23 @@ class Answers(ServiceBase):
         if link is None:
             raise NotAllowed(f"{user.login} is not linked to interaction #{interaction.id}")
         rules.require_answerable(interaction, answer_to(link, occurrence) != rules.ANSWERED[answer])
-        self._keep_in_calendar(interaction, link, answer)
         if recurrence.occurrence(series_of(interaction), occurrence) is None:
             raise InvalidInput(f"interaction #{interaction.id} has no occurrence at {occurrence}")
+        mine = next((a for a in link.occurrence_answers if a.recurrence_id == occurrence), None)
+        # Compared with the last answer to this occurrence only: an instance a client adds to
+        # its copy may carry an older DTSTAMP than the series it answers beside.
+        self._taken(interaction, mine, mine, message, user.login)
+        self._keep_in_calendar(interaction, link, answer)
         wanted = rules.ANSWERED[answer]
         if answer_to(link, occurrence) == wanted:
             return False
-        mine = next((a for a in link.occurrence_answers if a.recurrence_id == occurrence), None)
         if wanted == (link.status, link.tentative):  # back to the series' answer
             if mine is not None:
                 link.occurrence_answers.remove(mine)
         elif mine is None:
-            link.occurrence_answers.append(
-                OccurrenceAnswer(recurrence_id=occurrence, status=wanted[0], tentative=wanted[1])
-            )
+            mine = OccurrenceAnswer(recurrence_id=occurrence, status=wanted[0], tentative=wanted[1])
+            self._taken(interaction, None, mine, message, user.login)
+            link.occurrence_answers.append(mine)
         else:
             mine.status, mine.tentative = wanted
         interaction.modified_at = utcnow()
@@ -108,14 +125,23 @@ class Answers(ServiceBase):
             self.publish(interaction, by_organizer=False)
 
     @one_change
-    def guest_answer(self, interaction: Interaction, address: str, answer: Answer) -> bool:
+    def guest_answer(
+        self,
+        interaction: Interaction,
+        address: str,
+        answer: Answer,
+        message: rules.Stamp | None = None,
+    ) -> bool:
         """An answer from an attendee outside the CRM (an emailed REPLY): their PARTSTAT in
-        every copy; the owner is told by the messenger (the email reached them already)."""
+        every copy; the owner is told by the messenger (the email reached them already). It
+        does not change the Schedule-Tag (RFC 6638 3.2.10): the organizer's next save keeps
+        it (``rules.guest_partstat``)."""
         guest = next((g for g in interaction.guests if g.address == address), None)
         if guest is None:
             raise NotAllowed(f"{address} is not an attendee of interaction #{interaction.id}")
         partstat = rules.PARTSTAT_OF_ANSWER[answer]
         rules.require_answerable(interaction, guest.partstat != partstat)
+        self._taken(interaction, guest, guest, message, address)
         if guest.partstat == partstat:
             return False
         guest.partstat = partstat
@@ -123,3 +149,23 @@ class Answers(ServiceBase):
         self.publish(interaction, by_organizer=False)
         self.notifier.to_owner(interaction, guest, answer, itip=False)
         return True
+
+    def _taken(
+        self,
+        interaction: Interaction,
+        known: InteractionLink | OccurrenceAnswer | Guest | None,
+        keeper: InteractionLink | OccurrenceAnswer | Guest | None,
+        message: rules.Stamp | None,
+        who: str,
+    ) -> None:
+        """Refuse an answer older than the ``known`` one (StaleMessage, nothing changed), else
+        keep its stamp on ``keeper``."""
+        if message is not None:
+            reason = rules.stale(message, interaction.sequence, rules.last_answer(known))
+            if reason is not None:
+                raise StaleMessage(
+                    f"an answer of {who} to interaction #{interaction.id} is stale: {reason}"
+                )
+        if keeper is not None:
+            kept = rules.answer_stamp(message, interaction.sequence, utcnow())
+            keeper.answer_sequence, keeper.answer_dtstamp = kept

@@ -59,6 +59,11 @@ class InteractionCancelled(BridgeError):
     pass
 
 
+class StaleMessage(BridgeError):
+    """An iTIP message, or an attendee's copy, older than what is known (RFC 5546 2.1.5): it
+    is ignored, and each channel says so in its way (``rules.stale``)."""
+
+
 class PreconditionFailed(BridgeError):
     """An If-Match or If-None-Match that no longer holds when the write happens."""
 
@@ -102,6 +107,7 @@ _STATUS: tuple[tuple[type[BridgeError], HTTPStatus], ...] = (
     (AlreadyExists, HTTPStatus.CONFLICT),
     (BookingConflict, HTTPStatus.CONFLICT),
     (InteractionCancelled, HTTPStatus.CONFLICT),
+    (StaleMessage, HTTPStatus.CONFLICT),
     (InvalidTransition, HTTPStatus.CONFLICT),
     (MultiUserDisabled, HTTPStatus.CONFLICT),
     (LastAdministrator, HTTPStatus.CONFLICT),

@@ -252,6 +252,9 @@ class InteractionLink(Base):
     # interactions calendar, where invitations arrive.
     calendar_id: Mapped[int | None] = mapped_column(ForeignKey("stored_collections.id"), index=True)
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The last answer taken (``rules.stale``): the interaction's SEQUENCE then, and its DTSTAMP.
+    answer_sequence: Mapped[int | None] = mapped_column(Integer)
+    answer_dtstamp: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     interaction: Mapped[Interaction] = relationship(back_populates="links")
@@ -293,6 +296,8 @@ class OccurrenceAnswer(Base):
     recurrence_id: Mapped[datetime] = mapped_column(UTCDateTime)  # the occurrence's start
     status: Mapped[LinkStatus] = mapped_column(_enum(LinkStatus))
     tentative: Mapped[bool] = mapped_column(Boolean, default=False)
+    answer_sequence: Mapped[int | None] = mapped_column(Integer)  # see InteractionLink
+    answer_dtstamp: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     link: Mapped[InteractionLink] = relationship(back_populates="occurrence_answers")
 
@@ -309,6 +314,9 @@ class Guest(Base):
     name: Mapped[str] = mapped_column(String(200), default="")
     partstat: Mapped[str] = mapped_column(String(32), default="NEEDS-ACTION")
     client_scheduled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The guest's own last answer taken (see InteractionLink); None: they have not answered.
+    answer_sequence: Mapped[int | None] = mapped_column(Integer)
+    answer_dtstamp: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     interaction: Mapped[Interaction] = relationship(back_populates="guests")
 

@@ -6,13 +6,17 @@ words for each status. The service (``interactions``) and every channel decide w
 from __future__ import annotations
 
 import enum
+from datetime import datetime
+from typing import NamedTuple
 
 from caldav_bridge.domain.errors import InteractionCancelled, InvalidTransition, NotAllowed
 from caldav_bridge.domain.models import (
+    Guest,
     Interaction,
     InteractionLink,
     InteractionStatus,
     LinkStatus,
+    OccurrenceAnswer,
     User,
 )
 
@@ -143,3 +147,76 @@ def require_owner(actor: User, interaction: Interaction) -> None:
 def require_open(interaction: Interaction) -> None:
     if interaction.cancelled:
         raise InteractionCancelled(f"interaction #{interaction.id} is cancelled")
+
+
+# ---------------------------------------- iTIP staleness, what attendees and organizers write
+
+
+class Stamp(NamedTuple):
+    """What orders an attendee's answers (RFC 5546 2.1.5): the SEQUENCE of the version the
+    message answers and its DTSTAMP (None when it carries none)."""
+
+    sequence: int
+    dtstamp: datetime | None = None
+
+
+def stale(message: Stamp, sequence: int, last: Stamp | None) -> str | None:
+    """Why an iTIP message (an emailed REPLY, an attendee's copy PUT) is older than what is
+    known, or None: it answers an older SEQUENCE than the interaction's (``sequence``), or,
+    when the attendee's ``last`` answer taken was to this version too, its DTSTAMP is older
+    than that answer's. A SEQUENCE above the interaction's answers its version (Exchange
+    writes 5 for 1). Older messages are ignored on every channel, never applied."""
+    if message.sequence < sequence:
+        return f"it answers SEQUENCE {message.sequence}; the interaction is at SEQUENCE {sequence}"
+    if last is None or last.dtstamp is None or message.dtstamp is None or last.sequence != sequence:
+        return None
+    if message.dtstamp.replace(microsecond=0) < last.dtstamp:
+        return (
+            f"its DTSTAMP {message.dtstamp:%Y-%m-%d %H:%M:%S} UTC is older than the answer "
+            f"already taken ({last.dtstamp:%Y-%m-%d %H:%M:%S} UTC)"
+        )
+    return None
+
+
+def answer_stamp(message: Stamp | None, sequence: int, now: datetime) -> Stamp:
+    """What is kept of an answer taken: the interaction's SEQUENCE and the message's DTSTAMP,
+    to the second as iCalendar writes it. An answer without one (the CRM pages, the RSVP
+    page, a DELETE) is stamped ``now``, and so is one from a clock ahead of the server's: a
+    DTSTAMP from the future must not hold every later answer off."""
+    dtstamp = now if message is None or message.dtstamp is None else min(message.dtstamp, now)
+    return Stamp(sequence, dtstamp.replace(microsecond=0))
+
+
+def last_answer(holder: InteractionLink | OccurrenceAnswer | Guest | None) -> Stamp | None:
+    if holder is None or holder.answer_sequence is None:
+        return None
+    return Stamp(holder.answer_sequence, holder.answer_dtstamp)
+
+
+def guest_partstat(guest: Guest | None, sent: str, client_scheduled: bool) -> str:
+    """A guest's PARTSTAT when the organizer's client saves the event. A guest's own answer
+    (an emailed REPLY) is never overwritten by the organizer's copy, which may predate it (an
+    answer does not change the Schedule-Tag: RFC 6638 3.2.10, the server merges), nor by a
+    reschedule (linked users keep theirs too, ``ServiceBase._updated``). The organizer's value
+    counts for a new guest, one who has not answered, and one their client schedules itself
+    (SCHEDULE-AGENT=CLIENT: the answers go to the organizer's client)."""
+    if guest is None or guest.answer_sequence is None or client_scheduled:
+        return sent
+    return guest.partstat
+
+
+def is_organizer_of(actor: User, interaction: Interaction) -> bool:
+    """Who a client's write of ``interaction`` comes from: its organizer (True), or a linked
+    attendee, whose copy carries answers only and who cannot bring a cancelled interaction
+    back (False). Anyone else may not write it."""
+    if interaction.owner_id == actor.id:
+        return True
+    if not any(k.user_id == actor.id for k in interaction.links):
+        raise NotAllowed(
+            f"{actor.login} is neither the organizer nor an attendee of {interaction.uid!r}"
+        )
+    if interaction.cancelled:  # an answer or not, their copy is gone with it
+        raise InteractionCancelled(
+            f"interaction #{interaction.id} is cancelled: only its organizer can bring it back"
+        )
+    return False

@@ -134,6 +134,21 @@ def interaction_event(
     # RFC 6638 section 7.3: the organizer's copy says what became of each delivery; iTIP
     # messages carry no scheduling parameters.
     stored = method is None
+    _add_people(event, interaction, only_attendee, rid, stored)
+    if only_attendee is None:
+        _add_resources(event, interaction, stored)
+    return event
+
+
+def _add_people(
+    event: Event,
+    interaction: Interaction,
+    only_attendee: User | Guest | None,
+    rid: datetime | None,
+    stored: bool,
+) -> None:
+    """The owner, the linked users (with their answers to occurrence ``rid``) and the guests
+    as ATTENDEEs; only ``only_attendee`` when given."""
     only_user = only_attendee if isinstance(only_attendee, User) else None
     if only_attendee is None or (only_user is not None and only_user.id == interaction.owner_id):
         event.add(
@@ -164,20 +179,22 @@ def interaction_event(
         event.add("attendee", _person(only_user, CUTYPE="INDIVIDUAL", ROLE="REQ-PARTICIPANT"))
     if isinstance(only_attendee, Guest):
         event.add("attendee", _guest(only_attendee, stored=False))
-    if only_attendee is None:
-        for booking in interaction.bookings:
-            resource = booking.resource
-            room = _address(resource.email, f"urn:x-caldav-bridge:resource:{resource.slug}")
-            room.params.update(
-                CN=resource.name,
-                CUTYPE="ROOM" if resource.kind is ResourceKind.ROOM else "RESOURCE",
-                ROLE="NON-PARTICIPANT",
-                PARTSTAT="DECLINED" if booking.declined else "ACCEPTED",
-            )
-            if stored:
-                room.params["SCHEDULE-STATUS"] = _DELIVERED
-            event.add("attendee", room)
-    return event
+
+
+def _add_resources(event: Event, interaction: Interaction, stored: bool) -> None:
+    """The booked rooms and resources as ATTENDEEs with their answers."""
+    for booking in interaction.bookings:
+        resource = booking.resource
+        room = _address(resource.email, f"urn:x-caldav-bridge:resource:{resource.slug}")
+        room.params.update(
+            CN=resource.name,
+            CUTYPE="ROOM" if resource.kind is ResourceKind.ROOM else "RESOURCE",
+            ROLE="NON-PARTICIPANT",
+            PARTSTAT="DECLINED" if booking.declined else "ACCEPTED",
+        )
+        if stored:
+            room.params["SCHEDULE-STATUS"] = _DELIVERED
+        event.add("attendee", room)
 
 
 def series_of(interaction: Interaction) -> recurrence.Series:
@@ -418,3 +435,19 @@ def attendee_answer(event: Event, addresses: Iterable[str]) -> Answer | None:
             raise InvalidInput(f"PARTSTAT {value!r} is not an answer this server understands")
         return ANSWER_OF_PARTSTAT[value]
     return None
+
+
+def message_stamp(event: Event) -> tuple[int, datetime | None]:
+    """The SEQUENCE and DTSTAMP (UTC; None when absent or a date) of an iTIP message's
+    VEVENT or of an attendee's copy: what orders answers (``rules.stale``)."""
+    try:
+        sequence = int(event.get("SEQUENCE", 0))
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"SEQUENCE is not a number: {exc}") from exc
+    try:
+        stamp = event.decoded("DTSTAMP") if "DTSTAMP" in event else None
+    except (ValueError, TypeError) as exc:
+        raise InvalidInput(f"DTSTAMP is not a date-time: {exc}") from exc
+    if not isinstance(stamp, datetime):
+        return sequence, None
+    return sequence, (stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)).astimezone(UTC)

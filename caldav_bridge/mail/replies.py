@@ -3,9 +3,12 @@
 Replies sent from Outlook, Gmail, Thunderbird or Apple Mail arrive as email; an MTA pipes each
 one to ``caldav-bridge imip-receive``. A reply counts only for the attendee who sent it (the
 From mailbox must be the ATTENDEE it carries, or an alias configured for it) and only when the
-mail proves it (``mail_auth``); an unknown UID or an older SEQUENCE than the interaction's is
-ignored with the reason logged; a malformed message is refused. Each VEVENT answers what it
-names: the series, or with a RECURRENCE-ID one occurrence, as a CalDAV client's answer does.
+mail proves it (``mail_auth``); an unknown UID, or a stale reply (an older SEQUENCE than the
+interaction's, or an older DTSTAMP than the attendee's answer already taken: ``rules.stale``,
+decided by the service), is ignored with the reason logged and said (the listener answers 250:
+the message was taken, and nothing is to be sent again); a malformed message is refused. Each
+VEVENT answers what it names: the series, or with a RECURRENCE-ID one occurrence, as a CalDAV
+client's answer does.
 """
 
 from __future__ import annotations
@@ -20,12 +23,17 @@ from email.policy import default
 from icalendar import Calendar, Event
 
 from caldav_bridge.config import ImipSettings
-from caldav_bridge.domain import recurrence
+from caldav_bridge.domain import recurrence, rules
 from caldav_bridge.domain.directory import Directory
-from caldav_bridge.domain.errors import InvalidInput, NotAllowed
+from caldav_bridge.domain.errors import InvalidInput, NotAllowed, StaleMessage
 from caldav_bridge.domain.interactions import InteractionService
 from caldav_bridge.domain.models import Interaction
-from caldav_bridge.ical.mapping import attendee_answer, normalize_address, series_of
+from caldav_bridge.ical.mapping import (
+    attendee_answer,
+    message_stamp,
+    normalize_address,
+    series_of,
+)
 from caldav_bridge.mail import authentication as mail_auth
 
 logger = logging.getLogger("caldav_bridge.mail.replies")
@@ -101,32 +109,29 @@ def _apply(
     interaction = service.find_by_uid(uid)
     if interaction is None:
         return _ignored(f"no interaction has the UID {uid!r}")
-    try:
-        sequence = int(event.get("SEQUENCE", 0))
-    except (TypeError, ValueError) as exc:
-        raise InvalidInput(f"the REPLY's SEQUENCE is not a number: {exc}") from exc
-    if sequence < interaction.sequence:
-        return _ignored(
-            f"the reply answers SEQUENCE {sequence}; interaction #{interaction.id} is at "
-            f"{interaction.sequence}"
-        )
+    message = rules.Stamp(*message_stamp(event))
     attendee = _replying_attendee(event, sender, settings)
     answer = attendee_answer(event, [attendee])
     if answer is None:
         return _ignored(f"{attendee} has not answered yet (NEEDS-ACTION)")
     occurrence = _occurrence(event, interaction)
     user = Directory(service.session).users_by_addresses([attendee]).get(attendee)
-    if occurrence is not None:
-        if user is None:
-            raise InvalidInput(
-                f"{attendee} answered one occurrence; answers to one occurrence are kept for "
-                "CRM users only: answer the whole series"
+    if occurrence is not None and user is None:
+        raise InvalidInput(
+            f"{attendee} answered one occurrence; answers to one occurrence are kept for "
+            "CRM users only: answer the whole series"
+        )
+    try:
+        if occurrence is not None and user is not None:
+            changed = service.answer_occurrence(
+                user, interaction, occurrence, answer, itip=False, message=message
             )
-        changed = service.answer_occurrence(user, interaction, occurrence, answer, itip=False)
-    elif user is not None:
-        changed = service.answer(user, interaction, answer, itip=False)
-    else:
-        changed = service.guest_answer(interaction, attendee, answer)
+        elif user is not None:
+            changed = service.answer(user, interaction, answer, itip=False, message=message)
+        else:
+            changed = service.guest_answer(interaction, attendee, answer, message=message)
+    except StaleMessage as stale:
+        return _ignored(str(stale))
     verb = "applied" if changed else "already known"
     what = f" to {occurrence:%Y-%m-%d %H:%M} UTC" if occurrence else ""
     return Outcome(
