@@ -254,6 +254,7 @@ class BridgeApplication(
         login = self._bridge_storage.warm_up()
         if not login:
             return
+        calendar = f"/{login}/{paths.INTERACTIONS}/"
         for method, depth, body in _WARM_UP_REQUESTS:
             raw = body.encode()
             environ = {
@@ -262,7 +263,7 @@ class BridgeApplication(
                 "CONTENT_LENGTH": str(len(raw)),
                 "wsgi.input": io.BytesIO(raw),
                 "SCRIPT_NAME": "",
-                "PATH_INFO": f"/{login}/interactions/",
+                "PATH_INFO": calendar,
             }
             handler = getattr(self, f"do_{method}")
             # What Radicale records of each request, which its conditional logging reads.
@@ -273,7 +274,7 @@ class BridgeApplication(
                 "useragent": "",
                 "host": "",
             }
-            handler(environ, "", f"/{login}/interactions/", login, set(), info)
+            handler(environ, "", calendar, login, set(), info)
 
     def _handle_request(self, environ: types.WSGIEnviron) -> Any:
         """Radicale's, with the login check's database failures answered 503 too (the
@@ -281,8 +282,8 @@ class BridgeApplication(
         try:
             return super()._handle_request(environ)
         except OperationalError as exc:
-            status, headers, text, _ = _unavailable(exc)
-            body = str(text).encode()
+            status, headers, reason, _ = _unavailable(exc)
+            body = str(reason).encode()
             listed = [*dict(headers).items(), ("Content-Length", str(len(body)))]
             return f"{status} Service Unavailable", listed, [body]
 
