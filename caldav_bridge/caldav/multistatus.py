@@ -103,6 +103,32 @@ def propfind_body(props: Iterable[str]) -> bytes:
     return document(root)
 
 
+def searchable(properties: Iterable[tuple[str, str]]) -> bytes:
+    """A DAV:principal-search-property-set (RFC 3744 section 9.5): each property a principal
+    search can match (Clark name), described."""
+    root = ET.Element(f"{{{D}}}principal-search-property-set")
+    for tag, description in properties:
+        found = ET.SubElement(root, f"{{{D}}}principal-search-property")
+        ET.SubElement(ET.SubElement(found, f"{{{D}}}prop"), tag)
+        said = ET.SubElement(found, f"{{{D}}}description")
+        said.set("{http://www.w3.org/XML/1998/namespace}lang", "en")
+        said.text = description
+    return document(root)
+
+
+def schedule_response(answers: Iterable[tuple[str, str, str | None]]) -> bytes:
+    """The C:schedule-response to an outbox POST: (recipient, request status, calendar data)
+    per recipient."""
+    root = ET.Element(f"{{{C}}}schedule-response")
+    for recipient, status, data in answers:
+        response = ET.SubElement(root, f"{{{C}}}response")
+        href(ET.SubElement(response, f"{{{C}}}recipient"), recipient)
+        ET.SubElement(response, f"{{{C}}}request-status").text = status
+        if data is not None:
+            ET.SubElement(response, f"{{{C}}}calendar-data").text = data
+    return document(root)
+
+
 # ---------------------------------------------------------------------------- fast listings
 
 DATED = f"{{{D}}}getlastmodified"

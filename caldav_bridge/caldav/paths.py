@@ -102,10 +102,6 @@ class Place:
         """A principal, or one of the collections the server makes in every home."""
         return len(self.parts) == 1 or (len(self.parts) == 2 and self.child in MADE_BY_SERVER)
 
-    def server_made(self, kind: str) -> bool:
-        """Whether the path is the collection ``kind`` (one of ``MADE_BY_SERVER``) of a home."""
-        return len(self.parts) == 2 and self.child == kind
-
     def item(self) -> tuple[str, str] | None:
         """(calendar path, item name) when the path can be an item of a calendar in a home."""
         if len(self.parts) < 3:

@@ -5,7 +5,7 @@ Radicale's."""
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET  # builds XML only; requests are parsed with defusedxml
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from typing import Any
@@ -153,19 +153,6 @@ def freebusy_answers(
     return answers
 
 
-def schedule_response(answers: Iterable[tuple[str, str, str | None]]) -> bytes:
-    """The C:schedule-response to an outbox POST: (recipient, request status, calendar data)
-    per recipient."""
-    root = ET.Element(f"{{{C}}}schedule-response")
-    for recipient, status, data in answers:
-        response = ET.SubElement(root, f"{{{C}}}response")
-        multistatus.href(ET.SubElement(response, f"{{{C}}}recipient"), recipient)
-        ET.SubElement(response, f"{{{C}}}request-status").text = status
-        if data is not None:
-            ET.SubElement(response, f"{{{C}}}calendar-data").text = data
-    return multistatus.document(root)
-
-
 class PostPart(Part, ApplicationPartPost):
     def do_POST(
         self,
@@ -194,7 +181,8 @@ class PostPart(Part, ApplicationPartPost):
             sender = Directory(session).user(user)
             calendar, start, end = freebusy_request(body, sender)
             answers = freebusy_answers(session, calendar, start, end, self._own_busy)
-        return 200, {"Content-Type": "text/xml; charset=utf-8"}, schedule_response(answers), None
+        response = multistatus.schedule_response(answers)
+        return 200, {"Content-Type": multistatus.CONTENT_TYPE}, response, None
 
     def _own_busy(
         self, user: User, start: datetime, end: datetime, budget: Budget

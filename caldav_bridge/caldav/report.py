@@ -18,7 +18,7 @@ from radicale.item import filter as radicale_filter
 
 from caldav_bridge.caldav import multistatus, paths, principal_search
 from caldav_bridge.caldav.base import Busy, buffered, request_xml, text, with_body
-from caldav_bridge.caldav.multistatus import CONTENT_TYPE, C, D
+from caldav_bridge.caldav.multistatus import CONTENT_TYPE, C
 from caldav_bridge.caldav.post import as_utc, check_range
 from caldav_bridge.caldav.propfind import PropfindPart, listing_props
 from caldav_bridge.domain.errors import InvalidInput
@@ -164,14 +164,8 @@ class ReportPart(PropfindPart, ApplicationPartReport):
 
     def search_property_set_report(self) -> types.WSGIResponse:
         """RFC 3744 section 9.5: the properties principal-property-search can match."""
-        root = ET.Element(f"{{{D}}}principal-search-property-set")
-        for tag, description in principal_search.SEARCHABLE:
-            searchable = ET.SubElement(root, f"{{{D}}}principal-search-property")
-            ET.SubElement(ET.SubElement(searchable, f"{{{D}}}prop"), tag)
-            said = ET.SubElement(searchable, f"{{{D}}}description")
-            said.set("{http://www.w3.org/XML/1998/namespace}lang", "en")
-            said.text = description
-        return 200, {"Content-Type": CONTENT_TYPE}, multistatus.document(root), None
+        body = multistatus.searchable(principal_search.SEARCHABLE)
+        return 200, {"Content-Type": CONTENT_TYPE}, body, None
 
     def free_busy_query_report(
         self, root: Any, path: str, user: str, user_groups: set[str]
