@@ -14,10 +14,9 @@ from typing import Any
 from radicale import pathutils, rights
 from sqlalchemy import select
 
-from caldav_bridge.caldav.scheduling import INBOX, OUTBOX
+from caldav_bridge.caldav import paths
 from caldav_bridge.caldav.server import settings_of, shared_database
 from caldav_bridge.domain.models import Resource, User
-from caldav_bridge.ical.vcards import DIRECTORY
 
 
 class Rights(rights.BaseRights):
@@ -28,19 +27,18 @@ class Rights(rights.BaseRights):
     def authorization(self, user: str, user_groups: set[str], path: str) -> str:
         if not user:
             return ""
-        sane = pathutils.strip_path(pathutils.sanitize_path(path))
-        parts = sane.split("/") if sane else []
-        if not parts:
+        place = paths.Place.of(pathutils.sanitize_path(path))
+        if not place.parts:
             return "R"
-        if parts[0] == user:
-            if len(parts) == 1 or parts[1] == OUTBOX:  # folders, not calendars
+        if place.home == user:
+            if place.is_principal or place.child == paths.OUTBOX:  # folders, not calendars
                 return "RW"
-            return "r" if parts[1] == DIRECTORY else "rw"
-        if len(parts) > 1 and parts[1] in (INBOX, OUTBOX):
+            return "r" if place.in_directory else "rw"
+        if place.in_schedule_box:
             return ""  # nobody else reads a user's schedule inbox or posts to their outbox
         with self.database.session() as session:
-            if session.scalar(select(Resource.id).where(Resource.slug == parts[0])):
-                return "R" if len(parts) == 1 else "r"
-            if session.scalar(select(User.id).where(User.login == parts[0])):
-                return "R" if len(parts) == 1 else "f"
+            if session.scalar(select(Resource.id).where(Resource.slug == place.home)):
+                return "R" if place.is_principal else "r"
+            if session.scalar(select(User.id).where(User.login == place.home)):
+                return "R" if place.is_principal else "f"
         return ""

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from sqlalchemy import event
 
-from caldav_bridge.caldav import scheduling
+from caldav_bridge.caldav import post as outbox
 from caldav_bridge.caldav.server import shared_database
 from caldav_bridge.domain.interactions import InteractionService
 from caldav_bridge.domain.models import LinkStatus
@@ -68,10 +68,10 @@ def test_an_attendee_named_many_times_is_answered_once_for_the_work_of_once(
 
 
 def test_more_attendees_than_the_limit_are_refused_with_it(server: RunningServer) -> None:
-    addresses = [f"person{n}@elsewhere.example" for n in range(scheduling.MAX_ATTENDEES + 1)]
+    addresses = [f"person{n}@elsewhere.example" for n in range(outbox.MAX_ATTENDEES + 1)]
     refused = _post(server, freebusy_request(*addresses))
     assert refused.status_code == 400
-    assert f"at most {scheduling.MAX_ATTENDEES} attendees" in refused.text
+    assert f"at most {outbox.MAX_ATTENDEES} attendees" in refused.text
     allowed = _post(server, freebusy_request(*addresses[:-1]))
     assert allowed.status_code == 200
 
@@ -79,7 +79,7 @@ def test_more_attendees_than_the_limit_are_refused_with_it(server: RunningServer
 def test_a_range_longer_than_the_limit_is_refused_by_the_outbox_and_the_report(
     server: RunningServer,
 ) -> None:
-    days = scheduling.LONGEST_RANGE.days
+    days = outbox.LONGEST_RANGE.days
     long = _post(server, freebusy_request("bob@example.com", end="20320101T000000Z"))
     assert long.status_code == 400
     assert f"at most {days} days" in long.text
@@ -109,9 +109,9 @@ def test_a_request_past_its_work_budget_is_refused_with_the_limit(
     server: RunningServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _weekly_for_bob(server)  # 4 or 5 busy periods a month
-    monkeypatch.setattr(scheduling, "MAX_WORK", 3)
+    monkeypatch.setattr(outbox, "MAX_WORK", 3)
     refused = _post(server, freebusy_request("bob@example.com"))
     assert refused.status_code == 400
     assert "more than 3 busy periods" in refused.text
-    monkeypatch.setattr(scheduling, "MAX_WORK", 10)
+    monkeypatch.setattr(outbox, "MAX_WORK", 10)
     assert _post(server, freebusy_request("bob@example.com")).status_code == 200

@@ -3,9 +3,10 @@ be read is refused with a 4xx and the reason, before Radicale or the bridge trip
 a 500. A name in the path may hold any character but NUL and "/" (a client percent-encodes
 what a URL cannot carry), and is not a dot-segment.
 
-Each header is read with the standard library's own parser (base64, ``email`` for media
-types, ``codecs`` for charsets, ``urllib.parse`` for addresses); what Radicale then reads of
-it is the same text.
+Each header is read with a library's parser (base64, ``email`` for media types, ``codecs``
+for charsets, ``urllib.parse`` for addresses, werkzeug for Accept-Encoding, Prefer and entity
+tags), by one reader here that every layer uses; what Radicale then reads of it is the same
+text, or (Accept-Encoding, If-Match, If-None-Match) what the reader made of it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,17 @@ from http import HTTPStatus
 from urllib.parse import unquote, urlsplit
 
 from radicale import types
+from werkzeug.datastructures import ETags
+from werkzeug.http import (
+    parse_accept_header,
+    parse_etags,
+    parse_list_header,
+    parse_options_header,
+    unquote_etag,
+)
+
+from caldav_bridge.caldav import paths
+from caldav_bridge.domain.errors import PreconditionFailed
 
 
 @dataclass(frozen=True)
@@ -85,7 +97,7 @@ def path_text(environ: types.WSGIEnviron) -> str:
 def _names(path: str, what: str) -> Refusal | None:
     """Names may hold any character but NUL (refused on its own) and "/": a "." or ".."
     would climb out of the calendar, and the columns keep ``MAX_NAME`` characters."""
-    names = path.split("/")
+    names = paths.names(path)
     if any(name in (".", "..") for name in names):
         return Refusal(
             HTTPStatus.BAD_REQUEST,
@@ -180,3 +192,78 @@ def refusal(environ: types.WSGIEnviron) -> Refusal | None:
     except ValueError as exc:
         return Refusal(HTTPStatus.BAD_REQUEST, str(exc))
     return None
+
+
+# ---------------------------------------------------------------------------- what is read
+
+
+def accepts_gzip(environ: types.WSGIEnviron) -> bool:
+    """Whether Accept-Encoding (RFC 9110 12.5.3) takes gzip: named, or ``*``, with a
+    q-value above 0 (``gzip;q=0`` refuses it, whatever ``*`` says)."""
+    accepted = parse_accept_header(str(environ.get("HTTP_ACCEPT_ENCODING", "")))
+    return accepted.quality("gzip") > 0
+
+
+def preferences(environ: types.WSGIEnviron) -> dict[str, str]:
+    """The Prefer header's preferences (RFC 7240 section 2), each name (lower case) with its
+    value ("" for none): the first of a name counts, parameters are left out."""
+    found: dict[str, str] = {}
+    for element in parse_list_header(str(environ.get("HTTP_PREFER", ""))):
+        preference, _ = parse_options_header(element)
+        name, _, value = preference.partition("=")
+        found.setdefault(name.strip().lower(), value.strip().strip('"').lower())
+    return found
+
+
+def _etags(environ: types.WSGIEnviron, key: str) -> ETags | None:
+    value = str(environ.get(key, "")).strip()
+    return parse_etags(value) if value else None
+
+
+@dataclass(frozen=True)
+class Conditions:
+    """A request's If-Match and If-None-Match (RFC 9110 13.1.1, 13.1.2: lists of entity tags,
+    or ``*``) and If-Schedule-Tag-Match (RFC 6638 8.3). If-Match compares strongly (a weak
+    ``W/`` tag matches nothing), If-None-Match weakly."""
+
+    if_match: ETags | None = None
+    if_none_match: ETags | None = None
+    if_schedule_tag_match: str | None = None
+
+    def check(self, current: str | None, schedule_tag: str | None = None) -> None:
+        """Raise PreconditionFailed unless the conditions hold for an item whose ETag is
+        ``current`` (None: there is no item) and whose Schedule-Tag is ``schedule_tag``."""
+        if self.if_schedule_tag_match is not None and schedule_tag != self.if_schedule_tag_match:
+            raise PreconditionFailed(
+                "the event changed since you read it (If-Schedule-Tag-Match): read it again"
+            )
+        tag = unquote_etag(current)[0] if current is not None else None
+        if self.if_match is not None and (tag is None or not self.if_match.contains(tag)):
+            raise PreconditionFailed("the item changed since you read it (If-Match)")
+        none_match = self.if_none_match
+        if tag is not None and none_match is not None and none_match.contains_weak(tag):
+            raise PreconditionFailed("the item exists already (If-None-Match)")
+
+    def for_radicale(self, environ: types.WSGIEnviron) -> types.WSGIEnviron:
+        """``environ`` with the conditions as Radicale's own check reads them: it compares
+        If-Match with one ETag as text and knows only ``If-None-Match: *``. It is left to
+        check what it can (an If-Match for an item that does not exist, ``*`` for one that
+        does); the storage checks the conditions themselves inside the write."""
+        kept = {
+            k: v for k, v in environ.items() if k not in ("HTTP_IF_MATCH", "HTTP_IF_NONE_MATCH")
+        }
+        if self.if_match is not None:
+            kept["HTTP_IF_MATCH"] = "*"
+        if self.if_none_match is not None and self.if_none_match.star_tag:
+            kept["HTTP_IF_NONE_MATCH"] = "*"
+        return kept
+
+
+def conditions(environ: types.WSGIEnviron) -> Conditions:
+    """The request's conditions on the item it writes."""
+    schedule_tag = environ.get("HTTP_IF_SCHEDULE_TAG_MATCH")
+    return Conditions(
+        _etags(environ, "HTTP_IF_MATCH"),
+        _etags(environ, "HTTP_IF_NONE_MATCH"),
+        None if schedule_tag is None else str(schedule_tag).strip(),
+    )

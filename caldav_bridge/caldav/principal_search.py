@@ -18,17 +18,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 from sqlalchemy import and_, false, func, or_, select, true
 from sqlalchemy.orm import Session
 
+from caldav_bridge.caldav import paths
+from caldav_bridge.caldav.multistatus import CS, C, D
 from caldav_bridge.domain.models import Resource, ResourceKind, User, UserEmail
 from caldav_bridge.ical.mapping import normalize_address
-
-D = "DAV:"
-C = "urn:ietf:params:xml:ns:caldav"
-CS = "http://calendarserver.org/ns/"
 
 DEFAULT_LIMIT = 50
 MOST = 200
@@ -156,8 +153,7 @@ def _name(column: Any, text: str, match: str) -> Any:
 
 def _home(text: str) -> str:
     """The principal a URL or path names (``/bob/``, ``http://host/bob/interactions/``)."""
-    parts = [part for part in unquote(urlsplit(text).path).split("/") if part]
-    return parts[0] if parts else ""
+    return paths.Place(tuple(paths.of_url(text))).home
 
 
 def _user_condition(condition: Condition) -> Any:

@@ -31,8 +31,7 @@ from sqlalchemy.orm import Session, selectinload
 from caldav_bridge.domain import changelog
 from caldav_bridge.domain.models import Resource, ResourceKind, User, UserEmail
 
-# The path segment of the address book in every user's home, and what clients show.
-DIRECTORY = "directory"
+# What clients show of the address book in every user's home (its path: ``caldav.paths``).
 DISPLAY_NAME = "Colleagues and rooms"
 DESCRIPTION = "Everyone in the CRM, its rooms and other resources (read-only)"
 READ_ONLY = (
