@@ -154,3 +154,23 @@ def test_the_organizer_sets_the_partstat_of_a_guest_who_has_not_answered() -> No
     assert rules.guest_partstat(answered, "DECLINED", client_scheduled=True) == "DECLINED"
     assert rules.guest_partstat(silent, "ACCEPTED", client_scheduled=False) == "ACCEPTED"
     assert rules.guest_partstat(None, "TENTATIVE", client_scheduled=False) == "TENTATIVE"
+
+
+def test_a_guest_asked_again_after_a_restore_takes_the_organizers_value_until_they_answer(
+    server: RunningServer, lmtp: int
+) -> None:
+    """Bringing a cancelled meeting back asks everyone again: a guest's answer from before no
+    longer holds off the organizer's PARTSTAT for them."""
+    uid = f"{uuid.uuid4()}"
+    path = f"/alice/interactions/{uid}.ics"
+    with httpx.Client(base_url=server.url, auth=("alice", "alice")) as alice:
+        assert alice.put(path, content=_event(uid)).status_code == 201
+        assert _mailed(lmtp, uid, ZOE, "DECLINED", 0, NOW).startswith("250 2.0.0 ")
+        assert alice.delete(path).status_code in (200, 204)
+        assert alice.put(path, content=_event(uid)).status_code in (201, 204)
+        assert _partstats(alice.get(path).text)[ZOE] == "NEEDS-ACTION"
+        accepted = scheduling_event(
+            uid, attendee("bob@example.com"), attendee(ZOE, CN="Zoe", PARTSTAT="ACCEPTED")
+        )
+        assert alice.put(path, content=accepted).status_code == 204
+        assert _partstats(alice.get(path).text)[ZOE] == "ACCEPTED"

@@ -301,8 +301,10 @@ class InteractionService(Bookings, Answers, Participants):
             link.status, link.tentative, link.answered_at = LinkStatus.INVITED, False, None
             link.removed = False
             link.occurrence_answers.clear()
+            link.answer_sequence = link.answer_dtstamp = None  # no answer to this version yet
         for guest in interaction.guests:
             guest.partstat = rules.NEEDS_ACTION
+            guest.answer_sequence = guest.answer_dtstamp = None
         self._rooms_for(interaction, series_of(interaction), rooms_answer=True)
         self._updated(interaction, reschedule=True, kind=NotificationKind.INVITATION)
         return True
