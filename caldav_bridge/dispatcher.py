@@ -52,6 +52,7 @@ def mounted(configuration: Any) -> Dispatcher:
     gate = Gate(
         refusal=headers.refusal,
         credentials=headers.basic_credentials,
+        accepts_gzip=headers.accepts_gzip,
         login=_login_with(auth),
         throttle=getattr(auth, "throttle", None),
         realm=configuration.get("auth", "realm"),

@@ -63,6 +63,8 @@ def _listing(client: httpx.Client, accept_encoding: str) -> httpx.Response:
         ("gzip;q=0", False),
         ("gzip;q=0.0, *;q=0.5", False),
         ("*;q=0.5, gzip;q=0", False),
+        ("*;q=1, gzip;q=0", False),
+        ("x-gzip", True),
         ("identity", False),
         ("deflate, br", False),
         ("", False),

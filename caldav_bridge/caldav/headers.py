@@ -198,10 +198,14 @@ def refusal(environ: types.WSGIEnviron) -> Refusal | None:
 
 
 def accepts_gzip(environ: types.WSGIEnviron) -> bool:
-    """Whether Accept-Encoding (RFC 9110 12.5.3) takes gzip: named, or ``*``, with a
-    q-value above 0 (``gzip;q=0`` refuses it, whatever ``*`` says)."""
+    """Whether Accept-Encoding (RFC 9110 12.5.3) takes gzip: named (``x-gzip`` too), or else
+    ``*``, with a q-value above 0; a named q-value wins over ``*``'s (``*;q=1, gzip;q=0``
+    refuses it)."""
     accepted = parse_accept_header(str(environ.get("HTTP_ACCEPT_ENCODING", "")))
-    return accepted.quality("gzip") > 0
+    named = [quality for value, quality in accepted if value.lower() in ("gzip", "x-gzip")]
+    if named:
+        return max(named) > 0
+    return any(value == "*" and quality > 0 for value, quality in accepted)
 
 
 def preferences(environ: types.WSGIEnviron) -> dict[str, str]:

@@ -19,7 +19,6 @@ from collections.abc import Iterable
 from http import HTTPStatus
 
 from sqlalchemy.exc import OperationalError
-from werkzeug.http import parse_accept_header
 
 from caldav_bridge.db import Database, run_again_if_raced
 from caldav_bridge.domain import links, throttle
@@ -48,18 +47,13 @@ def _status_line(status: HTTPStatus) -> str:
     return f"{status.value} {status.phrase}"
 
 
-def _gzip_accepted(environ: Environ) -> bool:
-    """Whether the client takes gzip (Accept-Encoding with its q-values, "*" included)."""
-    accepted = parse_accept_header(str(environ.get("HTTP_ACCEPT_ENCODING", "")))
-    return bool(accepted["gzip"])
-
-
-def _compressed(answer: Answer, environ: Environ) -> Answer:
-    """The answer gzipped at zlib's fastest level, when it is worth it and the client takes it."""
+def _compressed(answer: Answer, environ: Environ, gzip: bool) -> Answer:
+    """The answer gzipped at zlib's fastest level, when it is worth it and the client takes it
+    (``gzip``)."""
     if len(answer.body) < COMPRESS_FROM:
         return answer
     headers = {**answer.headers, "Vary": "Accept-Encoding"}
-    if environ.get("REQUEST_METHOD") == "HEAD" or not _gzip_accepted(environ):
+    if environ.get("REQUEST_METHOD") == "HEAD" or not gzip:
         return Answer(answer.status, headers, answer.body)
     compressor = zlib.compressobj(1, wbits=16 + zlib.MAX_WBITS)
     body = compressor.compress(answer.body) + compressor.flush()
@@ -90,7 +84,7 @@ class WebApplication:
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         began = time.monotonic()
-        answer = _compressed(self.answer(environ), environ)
+        answer = _compressed(self.answer(environ), environ, self.gate.accepts_gzip(environ))
         headers = {**answer.headers, "Content-Length": str(len(answer.body))}
         start_response(_status_line(answer.status), list(headers.items()))
         logger.info(

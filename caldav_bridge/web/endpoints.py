@@ -14,6 +14,8 @@ from email.message import Message
 from http import HTTPStatus
 from urllib.parse import urlsplit
 
+from werkzeug.http import parse_etags
+
 from caldav_bridge.db import Database
 from caldav_bridge.domain import links, messenger, tokens
 from caldav_bridge.domain.directory import Directory
@@ -144,8 +146,7 @@ def feed(database: Database, request: Request, rest: str) -> Answer:
             return refusal(HTTPStatus.NOT_FOUND, "no feed at this address (revoked or mistyped)")
         etag = feeds.etag(session, subject)
         headers = {"ETag": etag, "Cache-Control": "no-cache"}
-        wanted = request.header("HTTP_IF_NONE_MATCH")
-        if etag in (t.strip() for t in wanted.split(",")) or wanted.strip() == "*":
+        if parse_etags(request.header("HTTP_IF_NONE_MATCH")).contains_weak(etag.strip('"')):
             return Answer(HTTPStatus.NOT_MODIFIED, headers)
         headers["Content-Type"] = "text/calendar; charset=utf-8"
         return Answer(HTTPStatus.OK, headers, feeds.body(session, subject))

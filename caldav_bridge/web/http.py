@@ -37,13 +37,14 @@ class Refused(Protocol):
 @dataclass(frozen=True)
 class Gate:
     """What the web app takes from the server it is mounted beside, so that its requests are
-    checked as CalDAV's are: the door's checks of the path and headers, Basic credentials read
-    as CalDAV reads them, the auth plugin's password check, the process's login throttle (one
-    count of failures for CalDAV, the messenger endpoints and the CRM's login form), and the
-    realm the Basic challenge names."""
+    checked as CalDAV's are: the door's checks of the path and headers, Basic credentials and
+    Accept-Encoding read as CalDAV reads them, the auth plugin's password check, the process's
+    login throttle (one count of failures for CalDAV, the messenger endpoints and the CRM's
+    login form), and the realm the Basic challenge names."""
 
     refusal: Callable[[Environ], Refused | None]
     credentials: Callable[[Environ], tuple[str, str] | None]
+    accepts_gzip: Callable[[Environ], bool]  # Accept-Encoding read as CalDAV reads it
     login: Callable[[str, str, str], str]  # (login, password, address): the user's login or ""
     throttle: Throttle | None
     realm: str
