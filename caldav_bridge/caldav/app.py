@@ -26,7 +26,7 @@ from radicale import types
 from radicale.app import Application
 from radicale.app import base as radicale_app_base
 from radicale.storage import BaseStorage
-from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from caldav_bridge.caldav import headers as request_headers
 from caldav_bridge.caldav import multistatus, paths
@@ -38,7 +38,7 @@ from caldav_bridge.caldav.post import PostPart
 from caldav_bridge.caldav.propfind import PropfindPart
 from caldav_bridge.caldav.put import PutPart
 from caldav_bridge.caldav.report import ReportPart
-from caldav_bridge.db import lost_a_race
+from caldav_bridge.db import run_again_if_raced
 from caldav_bridge.domain import throttle
 from caldav_bridge.domain.errors import (
     AlreadyExists,
@@ -96,32 +96,34 @@ def _refusals_answered(handler: Handler) -> Handler:
         request_info: dict[str, Any],
     ) -> types.WSGIResponse:
         raw, environ = buffered(environ)
-        for tries in range(RACE_ATTEMPTS):
+
+        def run() -> types.WSGIResponse:
             attempt = {**environ, "wsgi.input": io.BytesIO(raw)}
+            return handler(app, attempt, base_prefix, path, user, user_groups, request_info)
+
+        def run_again_if_made_meanwhile() -> types.WSGIResponse:
             try:
-                return handler(app, attempt, base_prefix, path, user, user_groups, request_info)
-            except (AlreadyExists, UidConflict) as refusal:
+                return run()
+            except (AlreadyExists, UidConflict):
                 # Made by a concurrent request after this one looked (its If-None-Match, its
                 # href): run once more, to be answered as if it had come a moment later.
-                if tries:
-                    return _refusal(environ, path, refusal)
                 logger.info(
-                    "%s %s met a concurrent creation: run again", attempt["REQUEST_METHOD"], path
+                    "%s %s met a concurrent creation: run again", environ["REQUEST_METHOD"], path
                 )
-            except BridgeError as refusal:
-                return _refusal(environ, path, refusal)
-            except DBAPIError as exc:
-                if not lost_a_race(exc):
-                    if isinstance(exc, OperationalError):
-                        return _unavailable(exc)
-                    raise
-                logger.info(
-                    "%s %s met a concurrent change: run again", attempt["REQUEST_METHOD"], path
-                )
-        return text(
-            HTTPStatus.CONFLICT,
-            "the same thing was being changed by other requests at the same moment: try again",
-        )
+                return run()
+
+        try:
+            answer = run_again_if_raced(run_again_if_made_meanwhile, RACE_ATTEMPTS)
+        except BridgeError as refusal:
+            return _refusal(environ, path, refusal)
+        except OperationalError as exc:
+            return _unavailable(exc)
+        if answer is None:
+            return text(
+                HTTPStatus.CONFLICT,
+                "the same thing was being changed by other requests at the same moment: try again",
+            )
+        return answer
 
     return answered
 

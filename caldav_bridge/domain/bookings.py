@@ -52,12 +52,7 @@ class Bookings(ServiceBase):
         if existing is not None and not existing.declined:
             raise AlreadyExists(f"{resource.name} is already booked by this interaction")
         self._check_free(resource, series_of(interaction), interaction)
-        if existing is not None:
-            existing.declined = False
-        else:
-            interaction.bookings.append(Booking(resource=resource))
-        self.session.flush()
-        self._updated(interaction, reschedule=True)
+        self._take(interaction, resource, existing)
 
     @one_change
     def ask_room(self, actor: User, interaction: Interaction, resource: Resource) -> bool:
@@ -75,13 +70,17 @@ class Bookings(ServiceBase):
                 self.session.flush()
                 self._updated(interaction, reschedule=False)
             return False
+        self._take(interaction, resource, existing)
+        return True
+
+    def _take(self, interaction: Interaction, resource: Resource, existing: Booking | None) -> None:
+        """The resource held by the interaction (its declined booking taken back, if any)."""
         if existing is not None:
             existing.declined = False
         else:
             interaction.bookings.append(Booking(resource=resource))
         self.session.flush()
         self._updated(interaction, reschedule=True)
-        return True
 
     @one_change
     def release(self, actor: User, interaction: Interaction, resource: Resource) -> None:
