@@ -3,7 +3,8 @@
 A PUT or DELETE of an interaction (in a user's interactions calendar, or of a meeting they
 organise or keep in a calendar of their own) is turned into calls of the interaction service,
 never written around it: the organizer creates, edits or cancels; an attendee's own PARTSTAT
-is their answer and deleting the event declines it; anything else is refused. Who may write
+is their answer and deleting the event declines it; each writer's own data (alarms, TRANSP) is
+kept as theirs (``domain.per_user``); anything else is refused. Who may write
 what is the domain's to say (``rules.is_organizer_of``, ``attendee_changes``,
 ``rules.guest_partstat``, ``rules.stale``); this module reads the client's event for it.
 """
@@ -19,6 +20,7 @@ from datetime import date, datetime
 from icalendar import Calendar, Event
 
 from caldav_bridge.domain import attendee_changes, recurrence, rules, validation
+from caldav_bridge.domain import per_user as own_data
 from caldav_bridge.domain.directory import Directory
 from caldav_bridge.domain.errors import (
     AlreadyExists,
@@ -34,6 +36,7 @@ from caldav_bridge.domain.participants import GuestEntry
 from caldav_bridge.domain.periods import Changes, Draft, Move, period_of
 from caldav_bridge.domain.queries import check_one_copy, name_of, placement_of, shown_to
 from caldav_bridge.domain.validation import one_line
+from caldav_bridge.ical import per_user
 from caldav_bridge.ical.mapping import (
     Answer,
     EventFields,
@@ -64,6 +67,7 @@ class _Item:
 
     event: Event
     instances: list[Event]
+    calendar: Calendar
 
 
 def parse_item(text: str) -> _Item:
@@ -90,7 +94,7 @@ def parse_item(text: str) -> _Item:
         raise InvalidInput("the events of one calendar object must share their UID")
     if instances and "RRULE" not in series[0]:
         raise InvalidInput("RECURRENCE-ID names an occurrence of an event that does not repeat")
-    return _Item(series[0], instances)
+    return _Item(series[0], instances, calendar)
 
 
 def organised_by(text: str, organizer: User) -> bool:
@@ -204,6 +208,7 @@ class ClientWrites:
         )
         interaction = self.service.create(actor, draft, uid=uid, href=href, calendar_id=calendar_id)
         self._apply_attendees(actor, interaction, attendees)
+        self._keep_own(actor, interaction, item)
         return interaction
 
     def _owner_edit(self, actor: User, interaction: Interaction, item: _Item) -> None:
@@ -247,6 +252,7 @@ class ClientWrites:
             ),
         )
         self._apply_attendees(actor, interaction, attendees)
+        self._keep_own(actor, interaction, item)
 
     def _attendees(self, event: Event, organizer: User) -> _Attendees:
         found = _Attendees()
@@ -345,6 +351,22 @@ class ClientWrites:
                     self.service.answer_occurrence(
                         actor, interaction, occurrence, answer, itip=itip, message=message
                     )
+        self._keep_own(actor, interaction, item, per_user.shared_names(interaction.ical))
+
+    def _keep_own(
+        self,
+        actor: User,
+        interaction: Interaction,
+        item: _Item,
+        shared: frozenset[str] | None = None,
+    ) -> None:
+        """The actor's own data in what they wrote (their alarms, TRANSP, their client's
+        personal X- properties: ``per_user``) is theirs, whatever else the write meant or
+        ignored (a stale copy's answer). Changing only it is no answer and no change of the
+        meeting: nobody is told, SEQUENCE and the Schedule-Tag stay; the actor's copy (and its
+        ETag) changes. ``shared``: the organizer's property names, for an attendee's copy."""
+        _, mine = per_user.split_per_user(item.calendar, interaction.timezone, shared)
+        own_data.keep(self.service.session, interaction, actor.id, mine)
 
 
 @contextmanager

@@ -18,9 +18,9 @@ from sqlalchemy import select
 from caldav_bridge.caldav import headers, paths
 from caldav_bridge.caldav.base import buffered, fields, text, with_body
 from caldav_bridge.caldav.scheduling import SchedulingPart
-from caldav_bridge.domain import recurrence, validation
+from caldav_bridge.domain import per_user, recurrence, validation
 from caldav_bridge.domain.errors import InvalidInput
-from caldav_bridge.domain.models import Interaction
+from caldav_bridge.domain.models import Interaction, User
 
 _MAX_ATTENDEES = 500
 _MAX_NESTING = 4  # VCALENDAR > VEVENT > VALARM, VTIMEZONE > STANDARD: never deeper
@@ -157,7 +157,7 @@ class PutPart(SchedulingPart, ApplicationPartPut):
         answer = super().do_PUT(environ, base_prefix, path, user, user_groups, request_info)
         answer = self._with_put_reason(answer, path, body)
         answer = self.with_schedule_tag(answer, path, written=True)
-        return self.with_representation(answer, environ, path)
+        return self.with_representation(answer, environ, path, user)
 
     def _with_put_reason(
         self, answer: types.WSGIResponse, path: str, body: str
@@ -182,10 +182,11 @@ class PutPart(SchedulingPart, ApplicationPartPut):
         return answer
 
     def with_representation(
-        self, answer: types.WSGIResponse, environ: types.WSGIEnviron, path: str
+        self, answer: types.WSGIResponse, environ: types.WSGIEnviron, path: str, user: str
     ) -> types.WSGIResponse:
         """``Prefer: return=representation`` (RFC 7240) on a PUT of a meeting: the event as
-        the server stored it, room answers and SCHEDULE-STATUS included, in the answer."""
+        the server stored it, room answers and SCHEDULE-STATUS included, in the answer: the
+        writer's copy (``per_user``)."""
         status, answered, _, xml = answer
         item = paths.Place.of(path).item()
         written = None if item is None else self._bridge_storage.written_interaction(item[1])
@@ -193,19 +194,17 @@ class PutPart(SchedulingPart, ApplicationPartPut):
         if written is None or status not in (201, 204) or not wanted:
             return answer
         with self.database_session() as session:
-            stored = session.execute(
-                select(Interaction.ical, Interaction.etag).where(
-                    Interaction.id == written.interaction_id
-                )
-            ).first()
-        if stored is None:
-            return answer
+            interaction = session.get(Interaction, written.interaction_id)
+            writer = session.scalar(select(User.id).where(User.login == user))
+            if interaction is None or writer is None:
+                return answer
+            text, etag = per_user.copy_for(session, interaction, writer)
         found = fields(answered)
         found.update(
             {
                 "Content-Type": "text/calendar",  # Radicale adds the charset
-                "ETag": stored.etag,
+                "ETag": etag,
                 "Preference-Applied": "return=representation",
             }
         )
-        return 201 if status == 201 else 200, found, stored.ical, xml
+        return 201 if status == 201 else 200, found, text, xml

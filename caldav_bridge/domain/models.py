@@ -302,6 +302,28 @@ class OccurrenceAnswer(Base):
     link: Mapped[InteractionLink] = relationship(back_populates="occurrence_answers")
 
 
+class PerUserData(Base):
+    """One user's own data of an interaction (``domain.per_user``): their alarms, TRANSP and
+    their client's personal X- properties, shown in their copy only, with that copy rendered
+    (text and ETag) whenever the interaction or their data changes."""
+
+    __tablename__ = "per_user_data"
+    __table_args__ = (UniqueConstraint("interaction_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    interaction_id: Mapped[int] = mapped_column(ForeignKey("interactions.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    # A VCALENDAR of one VEVENT per instance (RECURRENCE-ID in UTC, none for the series)
+    # holding only the user's properties and VALARMs (``ical.per_user``).
+    data: Mapped[str] = mapped_column(Text)
+    # Free-busy reads these without parsing: the series' TRANSP is TRANSPARENT, and the
+    # occurrences (UTC "YYYYMMDDTHHMMSSZ", comma-separated) the user marked the other way.
+    transparent: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    transparency_apart: Mapped[str] = mapped_column(Text, default="", server_default="")
+    ical: Mapped[str] = mapped_column(Text, default="")
+    etag: Mapped[str] = mapped_column(String(80), default="")
+
+
 class Guest(Base):
     """An attendee who is neither a CRM user nor a resource, kept as the organizer wrote it."""
 

@@ -6,7 +6,6 @@ locks every change takes in one order, and the telling of attendees.
 from __future__ import annotations
 
 import functools
-import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Concatenate, ParamSpec, TypeVar
@@ -16,7 +15,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from caldav_bridge.config import DEFAULT_PUBLIC_URL
 from caldav_bridge.db import locked
-from caldav_bridge.domain import changelog, recurrence
+from caldav_bridge.domain import changelog, per_user, recurrence
 from caldav_bridge.domain import settings as crm_settings
 from caldav_bridge.domain.errors import NotFound
 from caldav_bridge.domain.models import (
@@ -187,7 +186,8 @@ class ServiceBase:
 
     def _render_and_log(self, interaction: Interaction) -> None:
         interaction.ical = interaction_ical(interaction)
-        interaction.etag = f'"{hashlib.sha256(interaction.ical.encode()).hexdigest()}"'
+        interaction.etag = per_user.etag_of(interaction.ical)
+        per_user.render_all(self.session, interaction)
         calendars = {
             changelog.holding(k.user_id, k.calendar_id) for k in interaction.links if not k.removed
         }

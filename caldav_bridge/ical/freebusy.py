@@ -2,7 +2,8 @@
 
 One rule, used by the outbox's free-busy answers and the free-busy-query report alike: a user
 is busy during the interactions they own and those they are linked to as Confirmed, tentatively
-busy during those they are Invited to; cancelled interactions and declined links do not count.
+busy during those they are Invited to; cancelled interactions, declined links and what the user
+marked TRANSPARENT in their copy (their own TRANSP, ``domain.per_user``) do not count.
 A resource is busy during the interactions that booked it (a room that declined holds nothing).
 """
 
@@ -17,7 +18,7 @@ from icalendar import Calendar, FreeBusy, vCalAddress
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from caldav_bridge.domain import recurrence
+from caldav_bridge.domain import per_user, recurrence
 from caldav_bridge.domain.bookings import room_taken, taking_time
 from caldav_bridge.domain.models import (
     Interaction,
@@ -111,11 +112,17 @@ def _busy_user(session: Session, user: User, start: datetime, end: datetime) -> 
             ).where(OccurrenceAnswer.link_id.in_([row[8] for row in linked]))
         )
     }
-    periods = _busy(session, owned, start, end)
+    own = per_user.transparency(session, user.id)  # what the user marked TRANSPARENT
+    periods = [
+        Busy(first, last, BUSY)
+        for row, series in zip(owned, _series(session, owned), strict=True)
+        for rid, first, last in _within(series, start, end)
+        if not own.transparent(row[6], rid)
+    ]
     for row, series in zip(linked, _series(session, linked), strict=True):
         for rid, first, last in _within(series, start, end):
             status = apart.get((row[8], rid), row[7])
-            if status is not LinkStatus.DECLINED:
+            if status is not LinkStatus.DECLINED and not own.transparent(row[6], rid):
                 kind = BUSY if status is LinkStatus.CONFIRMED else TENTATIVE
                 periods.append(Busy(first, last, kind))
     return _clipped(periods, start, end)

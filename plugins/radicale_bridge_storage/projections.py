@@ -13,18 +13,18 @@ from typing import TYPE_CHECKING, Any
 from radicale import item as radicale_item
 from radicale import storage
 from radicale.item import filter as radicale_filter
-from sqlalchemy import and_, literal, or_, select
+from sqlalchemy import and_, func, literal, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from caldav_bridge.caldav import paths
 from caldav_bridge.caldav.client_writes import ClientWrites
 from caldav_bridge.db import locked
-from caldav_bridge.domain import changelog, recurrence
+from caldav_bridge.domain import changelog, per_user, recurrence
 from caldav_bridge.domain import queries as calendar_contents
 from caldav_bridge.domain.directory import Directory
 from caldav_bridge.domain.errors import NotAllowed, UidConflict
 from caldav_bridge.domain.interactions import InteractionService
-from caldav_bridge.domain.models import Interaction, Resource, User
+from caldav_bridge.domain.models import Interaction, PerUserData, Resource, User
 from caldav_bridge.ical import freebusy
 from caldav_bridge.ical.mapping import series_of
 from plugins.radicale_bridge_storage.base import (
@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     from plugins.radicale_bridge_storage import Storage
     from plugins.radicale_bridge_storage.stored import StoredCalendar
 
+_PER_USER = PerUserData.__table__
+
 # Properties of the projected calendars that clients may not change.
 _FIXED = {"tag", "C:supported-calendar-component-set"}
 
@@ -49,17 +51,40 @@ class Projection(Calendar):
     # Table columns, not ORM attributes: these classes are not mapped.
     _href = Interaction.__table__.c.href
     _uid = Interaction.__table__.c.uid
-    _etag = Interaction.__table__.c.etag
+    _etag: Any = Interaction.__table__.c.etag
     _name = literal("VCALENDAR")
     _component = literal("VEVENT")
     _modified = Interaction.__table__.c.modified_at
+    _text: Any = Interaction.__table__.c.ical
 
-    # Whose names the calendar shows (``calendar_contents.name_in``); None: the shared ones.
+    # Whose copies the calendar shows, by the names they have there
+    # (``calendar_contents.name_in``) and with that user's own data (``per_user``); None: the
+    # shared ones.
     _user_id: int | None = None
 
     def _use_names_of(self, user_id: int) -> None:
         self._user_id = user_id
         self._href = calendar_contents.name_in(user_id)
+        self._etag = func.coalesce(_PER_USER.c.etag, Interaction.__table__.c.etag)
+        self._text = func.coalesce(_PER_USER.c.ical, Interaction.__table__.c.ical)
+
+    def _with_copies(self, query: Any) -> Any:
+        """``query`` joined to the calendar user's own data, when it shows their copies."""
+        if self._user_id is None:
+            return query
+        return query.outerjoin(
+            _PER_USER,
+            and_(
+                _PER_USER.c.interaction_id == Interaction.__table__.c.id,
+                _PER_USER.c.user_id == self._user_id,
+            ),
+        )
+
+    def _copy_of(self, session: Session, interaction: Interaction) -> tuple[str, str]:
+        """The text and ETag of ``interaction`` as this calendar serves it."""
+        if self._user_id is None:
+            return interaction.ical, interaction.etag
+        return per_user.copy_for(session, interaction, self._user_id)
 
     def _name_in(self, hrefs: list[str]) -> Any:
         if self._user_id is None:
@@ -91,7 +116,7 @@ class Projection(Calendar):
         held = self.held(session, href)
         if held is None:
             return None
-        self._storage.check_conditions(held.etag, f'"{held.schedule_tag}"')
+        self._storage.check_conditions(self._copy_of(session, held)[1], f'"{held.schedule_tag}"')
         if held.uid != item.uid:
             raise UidConflict(
                 f"{href} is another meeting (UID {held.uid!r}): a new event needs a name of its own"
@@ -99,9 +124,9 @@ class Projection(Calendar):
         return held
 
     def _listing(self) -> Any:
-        return select(
+        query = select(
             self._href.label("href"),
-            Interaction.etag,
+            self._etag.label("etag"),
             Interaction.uid,
             literal("VCALENDAR").label("name"),
             literal("VEVENT").label("component"),
@@ -109,9 +134,11 @@ class Projection(Calendar):
             Interaction.last_ends_at.label("end"),
             Interaction.modified_at.label("modified"),
         ).where(self._visible())
+        return self._with_copies(query)
 
     def _text_rows(self) -> Any:
-        return select(self._href.label("href"), Interaction.ical).where(self._visible())
+        query = select(self._href.label("href"), self._text.label("ical"))
+        return self._with_copies(query).where(self._visible())
 
     def _in_period(self, start: int, end: int) -> Any:
         return and_(
@@ -153,15 +180,16 @@ class Projection(Calendar):
             if item.href in wanted:
                 yield item, True
 
-    def _item_of(self, interaction: Interaction) -> radicale_item.Item:
-        """The item as stored, from the interaction just written (no second read)."""
+    def _item_of(self, session: Session, interaction: Interaction) -> radicale_item.Item:
+        """The item as stored, from the interaction just written."""
         start = timestamp(interaction.first_starts_at)
         end = timestamp(interaction.last_ends_at)
+        text, etag = self._copy_of(session, interaction)
         return radicale_item.Item(
             collection=self._shown_in or self,
             href=self._name_of(interaction),
-            text=interaction.ical,
-            etag=interaction.etag,
+            text=text,
+            etag=etag,
             uid=interaction.uid,
             name="VCALENDAR",
             component_name="VEVENT",
@@ -230,7 +258,7 @@ class InteractionsCalendar(Projection):
             service = InteractionService(session, self._storage.public_url)
             interaction = ClientWrites(service).put(actor, href, item.serialize(), None, held)
             # Saved cancelled, it leaves the calendar: the client's next sync says so.
-            stored = self._item_of(interaction)
+            stored = self._item_of(session, interaction)
             self._storage.written(href, interaction)
         return stored, None
 

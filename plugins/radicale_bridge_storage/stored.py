@@ -160,7 +160,7 @@ class StoredCalendar(Calendar):
                 writes = ClientWrites(service)
                 interaction = writes.put(actor, href, text, self.collection_id, placed)
                 self._storage.written(href, interaction)
-                return self._placed._item_of(interaction), None
+                return self._placed._item_of(session, interaction), None
         stored = dict(self.get_multi([href]))[href]
         assert stored is not None
         return stored, None
