@@ -21,7 +21,7 @@ from caldav_bridge.ical import per_user
 from caldav_bridge.ical.mapping import normalize_address
 from caldav_bridge.mail import delivery
 from tests.conftest import Inbox, RunningServer
-from tests.helpers import event_text, freebusy_request
+from tests.helpers import event_text, freebusy_request, sync_changes
 
 C = "urn:ietf:params:xml:ns:caldav"
 PERSONAL = ("BEGIN:VALARM", "TRANSPARENT", "X-MOZ-LASTACK", "X-APPLE-TRAVEL")
@@ -54,6 +54,11 @@ def _save(server: RunningServer, login: str, uid: str, calendar: Calendar, etag:
         path = f"/{login}/interactions/{uid}.ics"
         answer = _put(client, path, calendar.to_ical(), **{"If-Match": etag})
     assert answer.status_code in (200, 204), answer.text
+
+
+def _synced(server: RunningServer, login: str, token: str = "") -> tuple[str, dict[str, int]]:
+    with _client(server, login) as client:
+        return sync_changes(client, f"/{login}/interactions/", token)
 
 
 def _meeting(server: RunningServer, rrule: str = "") -> str:
@@ -158,9 +163,13 @@ def test_bobs_alarm_and_transparency_stay_his_while_alice_moves_and_renames_it(
     calendar, before = _copy(server, "bob", uid)
     _personal(calendar.events[0])
     state = _state(server, uid)
+    tokens = {login: _synced(server, login)[0] for login in ("alice", "bob")}
     _save(server, "bob", uid, calendar, before)
-    # Only his own data changed: no answer, nobody told, SEQUENCE and Schedule-Tag kept.
+    # Only his own data changed: no answer, nobody told, SEQUENCE and Schedule-Tag kept; his
+    # calendar's sync reports his copy changed, alice's nothing.
     assert _state(server, uid) == state
+    assert _synced(server, "bob", tokens["bob"])[1] == {f"{uid}.ics": 200}
+    assert _synced(server, "alice", tokens["alice"])[1] == {}
     mine, etag = _copy(server, "bob", uid)
     assert etag != before
     assert _copy(server, "alice", uid)[1] == _copy(server, "carol", uid)[1]
