@@ -17,12 +17,12 @@ from sqlalchemy.orm import Session
 from caldav_bridge.caldav import paths
 from caldav_bridge.caldav.client_writes import ClientWrites, organised_by
 from caldav_bridge.db import locked
-from caldav_bridge.domain import changelog
+from caldav_bridge.domain import changelog, outside
 from caldav_bridge.domain import queries as calendar_contents
 from caldav_bridge.domain.directory import Directory
 from caldav_bridge.domain.errors import UidConflict
 from caldav_bridge.domain.interactions import InteractionService
-from caldav_bridge.domain.models import Interaction, StoredCollection, StoredItem
+from caldav_bridge.domain.models import Interaction, StoredCollection, StoredItem, User
 from plugins.radicale_bridge_storage.base import Calendar, Entry, save_props
 from plugins.radicale_bridge_storage.projections import PlacedInteractions
 
@@ -153,7 +153,7 @@ class StoredCalendar(Calendar):
                 self._storage.check_conditions(self._current_etag(session, href))
             actor = Directory(session).user(self.login)
             if placed is None and not organised_by(text, actor):
-                store_item(session, self.collection_id, href, item)
+                self._store_as_theirs(session, actor, href, item, text)
             else:
                 session.execute(delete(StoredItem).where(self._mine(), StoredItem.href == href))
                 service = InteractionService(session, self._storage.public_url)
@@ -164,6 +164,17 @@ class StoredCalendar(Calendar):
         stored = dict(self.get_multi([href]))[href]
         assert stored is not None
         return stored, None
+
+    def _store_as_theirs(
+        self, session: Session, actor: User, href: str, item: radicale_item.Item, text: str
+    ) -> None:
+        """Stored as written; the owner's answer to an organizer outside the CRM (their
+        PARTSTAT changed in this save) is sent to the organizer (``outside.answered``)."""
+        before = session.scalar(
+            select(StoredItem.text).where(self._mine(), StoredItem.href == href)
+        )
+        store_item(session, self.collection_id, href, item)
+        outside.answered(session, actor, before, text)
 
     def delete(self, href: str | None = None) -> None:
         if href is None:
