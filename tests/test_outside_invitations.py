@@ -22,6 +22,7 @@ from caldav_bridge.mail import delivery
 from tests.conftest import Inbox, RunningServer, World
 from tests.helpers import relay_says
 from tests.test_imip_listener import _send as send_lmtp
+from tests.test_replies import Receive, receive  # noqa: F401 - the fixture
 from tests.test_scheduling import _put
 from tests.test_stale_answers import listening
 
@@ -174,11 +175,15 @@ def test_one_occurrence_from_outside_is_stored_and_answered_alone(
 
 
 def _request_mail(
-    method: str, sender: str = "zoe@partner.example", sequence: int = 0, stamp: str = "20291220"
+    method: str,
+    sender: str = "zoe@partner.example",
+    sequence: int = 0,
+    *,
+    organizer: str = "zoe@partner.example",
+    rid: str | None = None,
 ) -> bytes:
-    text = _invitation("NEEDS-ACTION", sequence=sequence).replace(
-        "DTSTAMP:20291220T101010Z", f"DTSTAMP:{stamp}T101010Z"
-    )
+    text = _invitation("NEEDS-ACTION", sequence=sequence, rid=rid)
+    text = text.replace("zoe@partner.example", organizer)
     text = text.replace("CALSCALE:GREGORIAN", f"CALSCALE:GREGORIAN\r\nMETHOD:{method}")
     if method == "CANCEL":
         text = text.replace("SEQUENCE:", "STATUS:CANCELLED\r\nSEQUENCE:")
@@ -252,3 +257,30 @@ def test_an_accepted_emailed_request_is_answered_by_email(
         assert _put(bob, f"/bob/calendar/{UID}.ics", accepted).status_code == 204
     calendars = [c for c in _delivered(server.world, smtp) if str(c["METHOD"]) == "REPLY"]
     assert [c.events[0]["ATTENDEE"].params["PARTSTAT"] for c in calendars] == ["ACCEPTED"]
+
+
+def test_imip_receive_files_a_request_and_a_cancel_of_one_occurrence_excludes_it(
+    server: RunningServer,
+    receive: Receive,  # noqa: F811 - the fixture
+) -> None:
+    code, out = receive(_request_mail("REQUEST"))
+    assert code == 0, out
+    assert "invitation kept in /bob/calendar/" in out
+    code, out = receive(_request_mail("CANCEL", sequence=1, rid="20300115T100000"))
+    assert code == 0, out
+    [event] = Calendar.from_ical(_bobs_copy(server)).events
+    assert [d.dt.day for d in event["EXDATE"].dts] == [15]
+    assert "STATUS" not in event  # the series goes on
+    with server.world.database.session() as session:
+        bob = server.world.users(session)["bob"]
+        subjects = [n.subject for n in messenger.notices(session, bob)]
+    assert subjects == ["Cancelled: Supplier review", "Invitation: Supplier review"]
+
+
+def test_a_request_from_a_crm_user_is_left_to_the_crm(
+    world: World,
+    receive: Receive,  # noqa: F811 - the fixture
+) -> None:
+    raw = _request_mail("REQUEST", sender="alice@example.com", organizer="alice@example.com")
+    code, out = receive(raw)
+    assert (code, "not from an organizer outside the CRM" in out) == (0, True)

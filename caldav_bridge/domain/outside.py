@@ -139,20 +139,19 @@ def answered(session: Session, user: User, before: str | None, after: str) -> bo
     if "ORGANIZER" not in after or "ATTENDEE" not in after:  # most items: no parsing
         return False
     calendar = _parsed(after)
-    events = _events(calendar)
-    organizer = outside_organizer(session, events)
-    if calendar is None or organizer is None:
+    if calendar is None:
         return False
     own = addresses_of(user)
     old = {_rid(e): _partstat(e, own) for e in _events(_parsed(before))}
     changed = []
-    for event in events:
+    for event in _events(calendar):
         partstat = _partstat(event, own)
         if partstat not in rules.ANSWER_OF_PARTSTAT:
             continue
         if old.get(_rid(event), old.get(None)) != partstat:
             changed.append(event)
-    if not changed:
+    organizer = outside_organizer(session, _events(calendar)) if changed else None
+    if organizer is None:
         return False
     _queue_reply(session, user, organizer, calendar, changed, own)
     return True
@@ -176,8 +175,11 @@ def _reply(calendar: Calendar, events: list[Event], own: set[str]) -> str:
                 answer[name] = event[name]
         answer.add("dtstamp", datetime.now(UTC).replace(microsecond=0))
         attendee = _own(event, own)
+        params = getattr(attendee, "params", {})
         for param in ("SCHEDULE-STATUS", "SCHEDULE-AGENT", "RSVP"):
-            getattr(attendee, "params", {}).pop(param, None)
+            params.pop(param, None)
+        answer_given = rules.ANSWER_OF_PARTSTAT[str(params["PARTSTAT"]).upper()]
+        params["PARTSTAT"] = rules.PARTSTAT_OF_ANSWER[answer_given]  # Apple's CONFIRMED too
         answer["ATTENDEE"] = attendee
         reply.add_component(answer)
     return str(reply.to_ical().decode())
