@@ -34,7 +34,12 @@ def _client(server: RunningServer, login: str = "bob") -> httpx.Client:
     return httpx.Client(base_url=server.url, auth=(login, login), timeout=30)
 
 
-def _invitation(partstat: str, *, sequence: int = 0, rid: str | None = None) -> str:
+_ALARM = ["BEGIN:VALARM", "ACTION:DISPLAY", "DESCRIPTION:Reminder", "TRIGGER:-PT15M", "END:VALARM"]
+
+
+def _invitation(
+    partstat: str, *, sequence: int = 0, rid: str | None = None, alarm: bool = True
+) -> str:
     """Zoe's invitation as Apple Calendar saves it after Mail (no METHOD; Apple's ATTENDEE
     parameters, X-APPLE- properties, an alarm of its own), bob's PARTSTAT ``partstat``; with
     ``rid`` one occurrence only, without its series."""
@@ -65,11 +70,7 @@ def _invitation(partstat: str, *, sequence: int = 0, rid: str | None = None) -> 
             'ATTENDEE;CN="Bob Dupont";CUTYPE=INDIVIDUAL;EMAIL="bob@example.com";PARTSTAT=',
             f" {partstat};ROLE=REQ-PARTICIPANT;RSVP=TRUE;X-NUM-GUESTS=0:mailto:bob@example.com",
             "ATTENDEE;CN=Yann;PARTSTAT=NEEDS-ACTION:mailto:yann@partner.example",
-            "BEGIN:VALARM",
-            "ACTION:DISPLAY",
-            "DESCRIPTION:Reminder",
-            "TRIGGER:-PT15M",
-            "END:VALARM",
+            *(_ALARM if alarm else []),
             "END:VEVENT",
             "END:VCALENDAR",
             "",
@@ -182,7 +183,7 @@ def _request_mail(
     organizer: str = "zoe@partner.example",
     rid: str | None = None,
 ) -> bytes:
-    text = _invitation("NEEDS-ACTION", sequence=sequence, rid=rid)
+    text = _invitation("NEEDS-ACTION", sequence=sequence, rid=rid, alarm=False)
     text = text.replace("zoe@partner.example", organizer)
     text = text.replace("CALSCALE:GREGORIAN", f"CALSCALE:GREGORIAN\r\nMETHOD:{method}")
     if method == "CANCEL":
@@ -284,3 +285,22 @@ def test_a_request_from_a_crm_user_is_left_to_the_crm(
     raw = _request_mail("REQUEST", sender="alice@example.com", organizer="alice@example.com")
     code, out = receive(raw)
     assert (code, "not from an organizer outside the CRM" in out) == (0, True)
+
+
+def test_an_update_by_email_reaches_the_copy_where_the_user_keeps_it(
+    server: RunningServer,
+    receive: Receive,  # noqa: F811 - the fixture
+) -> None:
+    """Bob keeps zoe's event in "Work" with an alarm of his: her new version replaces it there
+    (no second copy in his default calendar), his alarm stays."""
+    with _client(server) as bob:
+        assert bob.request("MKCALENDAR", "/bob/work/").status_code == 201
+        assert _put(bob, f"/bob/work/{UID}.ics", _invitation("ACCEPTED")).status_code == 201
+    code, out = receive(_request_mail("REQUEST", sequence=1))
+    assert code == 0, out
+    assert "update kept in /bob/work/" in out
+    with _client(server) as bob:
+        copy = bob.get(f"/bob/work/{UID}.ics").text
+        assert bob.get(f"/bob/calendar/{UID}.ics").status_code == 404
+    assert "SEQUENCE:1" in copy
+    assert "TRIGGER:-PT15M" in copy
