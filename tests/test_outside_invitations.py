@@ -304,3 +304,17 @@ def test_an_update_by_email_reaches_the_copy_where_the_user_keeps_it(
         assert bob.get(f"/bob/calendar/{UID}.ics").status_code == 404
     assert "SEQUENCE:1" in copy
     assert "TRIGGER:-PT15M" in copy
+
+
+def test_removing_an_outside_invitation_declines_it_unless_cancelled(
+    server: RunningServer, smtp: tuple[SmtpSettings, Inbox]
+) -> None:
+    with _client(server) as bob:
+        path = f"{_default_url(bob)}{UID}.ics"
+        assert _put(bob, path, _invitation("NEEDS-ACTION")).status_code == 201
+        assert bob.delete(path).status_code in (200, 204)
+        cancelled = _invitation("ACCEPTED").replace("SEQUENCE:0", "STATUS:CANCELLED\r\nSEQUENCE:1")
+        assert _put(bob, path, cancelled).status_code == 201  # answered: one REPLY
+        assert bob.delete(path).status_code in (200, 204)  # cancelled: nothing more
+    partstats = [c.events[0]["ATTENDEE"].params["PARTSTAT"] for c in _delivered(server.world, smtp)]
+    assert partstats == ["DECLINED", "ACCEPTED"]

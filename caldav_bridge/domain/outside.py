@@ -4,7 +4,8 @@ are the user's own, kept in a calendar of theirs (their default calendar,
 occurrences alike, and answered by iMIP (RFC 6047):
 
 - the user's client changing their PARTSTAT there answers: an iTIP REPLY naming only their
-  ATTENDEE goes to the organizer through the outbox, delivered as every email (``answered``);
+  ATTENDEE goes to the organizer through the outbox, delivered as every email (``answered``),
+  and removing the copy declines (``removed``);
 - an emailed REQUEST lands in the user's default calendar, or updates their copy wherever it
   is; one older than that copy (SEQUENCE, then DTSTAMP: ``rules.stale``) is ignored. A CANCEL of
   the event marks every copy's VEVENT STATUS:CANCELLED, as Apple Calendar and Outlook do: it
@@ -154,6 +155,28 @@ def answered(session: Session, user: User, before: str | None, after: str) -> bo
     if organizer is None:
         return False
     _queue_reply(session, user, organizer, calendar, changed, own)
+    return True
+
+
+def removed(session: Session, user: User, text: str) -> bool:
+    """The user removing their copy of an outside invitation declines it, as removing an
+    interaction from one's calendar does (and CalendarServer does): a REPLY DECLINED, unless
+    it was cancelled or they declined already. True when one was queued."""
+    if "ORGANIZER" not in text or "ATTENDEE" not in text:
+        return False
+    calendar = _parsed(text)
+    events = _events(calendar)
+    whole = [e for e in events if _rid(e) is None] or events
+    if calendar is None or any(str(e.get("STATUS", "")).upper() == "CANCELLED" for e in whole):
+        return False
+    own = addresses_of(user)
+    declining = [e for e in whole if _partstat(e, own) not in (None, "DECLINED")]
+    organizer = outside_organizer(session, declining) if declining else None
+    if organizer is None:
+        return False
+    for event in declining:
+        getattr(_own(event, own), "params", {})["PARTSTAT"] = "DECLINED"
+    _queue_reply(session, user, organizer, calendar, declining, own)
     return True
 
 

@@ -191,14 +191,21 @@ class StoredCalendar(Calendar):
                 ClientWrites(service).delete(actor, service.get(placed.id))
                 return
             self._storage.check_conditions(self._current_etag(session, href))
-            gone = session.execute(
-                delete(StoredItem).where(
-                    StoredItem.collection_id == self.collection_id, StoredItem.href == href
-                )
-            )
-            if not gone.rowcount:  # type: ignore[attr-defined]
-                raise storage.ComponentNotFoundError(href)
-            changelog.record(session, {self.calendar_key}, href, deleted=True)
+            self._remove_stored(session, href)
+
+    def _remove_stored(self, session: Session, href: str) -> None:
+        """An item stored as written removed; removing an invitation from an organizer
+        outside the CRM declines it (``outside.removed``)."""
+        gone = session.execute(
+            delete(StoredItem)
+            .where(StoredItem.collection_id == self.collection_id, StoredItem.href == href)
+            .returning(StoredItem.text)
+        ).scalar()
+        if gone is None:
+            raise storage.ComponentNotFoundError(href)
+        changelog.record(session, {self.calendar_key}, href, deleted=True)
+        if "ORGANIZER" in gone:
+            outside.removed(session, Directory(session).user(self.login), gone)
 
     def get_meta(self, key: str | None = None) -> Any:
         return dict(self._props) if key is None else self._props.get(key)
