@@ -145,6 +145,7 @@ def test_an_outside_invitation_accepted_as_apple_calendar_saves_it_sends_the_rep
     [reply] = _delivered(world, smtp)
     _, inbox = smtp
     assert inbox.messages[0]["To"] == "zoe@partner.example"
+    assert inbox.messages[0]["Reply-To"] == "bob@example.com"  # answers to bob, not the CRM
     assert str(reply["METHOD"]) == "REPLY"
     [event] = reply.events
     attendee = event["ATTENDEE"]  # one ATTENDEE only: bob
