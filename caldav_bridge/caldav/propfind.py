@@ -59,6 +59,7 @@ class PropfindPart(SchedulingPart, ApplicationPartPropfind):
             )
         if free_busy_only == "home":  # their principal, not the names of their calendars
             environ = {**environ, "HTTP_DEPTH": "0"}
+        self.with_default_calendar(path, user)
         answer = self._propfind(
             environ, raw, root, base_prefix, path, user, user_groups, request_info
         )

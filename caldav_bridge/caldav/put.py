@@ -64,12 +64,14 @@ def _check_recurrence(component: Component) -> None:
             recurrence.check_object_rule(stored, component.decoded("DTSTART"))
 
 
-def _check_rules(calendar: Calendar, one_object: bool = True) -> None:
+def _check_rules(calendar: Calendar, one_object: bool = True, own: bool = False) -> None:
     """Refuse, with a reason, what Radicale would refuse without one (or not at all): values
     that are not what they claim (February 30), components without a UID or with several,
     an end before the start, nesting no calendar has, an invalid or runaway RRULE, too many
-    attendees, and occurrences (RECURRENCE-ID) sent without their series. A whole calendar
-    (a PUT on a collection: ``one_object`` False) may hold many UIDs."""
+    attendees, and occurrences (RECURRENCE-ID) sent without their series, except in a
+    calendar of the user's ``own`` (an invitation from outside to one occurrence is kept
+    there). A whole calendar (a PUT on a collection: ``one_object`` False) may hold many
+    UIDs."""
     if _nesting(calendar) > _MAX_NESTING:
         raise InvalidInput(f"components are nested more than {_MAX_NESTING} deep")
     uids: set[str] = set()
@@ -78,7 +80,7 @@ def _check_rules(calendar: Calendar, one_object: bool = True) -> None:
     if one_object and len(uids) > 1:
         raise InvalidInput("one calendar object holds one UID (RFC 4791 4.1): send one each")
     events = calendar.walk("VEVENT")
-    if events and all("RECURRENCE-ID" in e for e in events):
+    if events and not own and all("RECURRENCE-ID" in e for e in events):
         raise InvalidInput(
             "the object holds single occurrences (RECURRENCE-ID) without their series: "
             "send the whole recurring event"
@@ -146,7 +148,8 @@ class PutPart(SchedulingPart, ApplicationPartPut):
             return text(HTTPStatus.BAD_REQUEST, "the body is not valid UTF-8")
         if body.lstrip().upper().startswith("BEGIN:VCALENDAR"):
             try:
-                _check_rules(Calendar.from_ical(body), one_object=not path.endswith("/"))
+                own = paths.Place.of(path).child not in paths.MADE_BY_SERVER
+                _check_rules(Calendar.from_ical(body), not path.endswith("/"), own)
             except InvalidInput as exc:  # a TimezoneLimit is a ValueError too
                 return text(HTTPStatus.BAD_REQUEST, str(exc))
             except ValueError as exc:

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, selectinload
 from caldav_bridge.caldav import multistatus, paths
 from caldav_bridge.caldav.base import Part, Scheduled, fields
 from caldav_bridge.caldav.multistatus import CS, C, D
+from caldav_bridge.domain import outside
 from caldav_bridge.domain.directory import Directory
 from caldav_bridge.domain.models import Resource, ResourceKind, User
 from caldav_bridge.ical.mapping import USER_URN
@@ -118,7 +119,9 @@ def _fill(tag: str, kind: str, who: Principal, prefix: str) -> ET.Element | None
         ET.SubElement(element, f"{{{C}}}schedule-{kind}")
         return element
     if kind == paths.INBOX and tag == f"{{{C}}}schedule-default-calendar-URL":
-        multistatus.href(element, paths.href(prefix, who.name, paths.INTERACTIONS))
+        # The user's own calendar, not the interactions one: invitations from outside the
+        # CRM are filed there (``outside``).
+        multistatus.href(element, paths.href(prefix, who.name, outside.DEFAULT_CALENDAR))
         return element
     return None
 
@@ -174,6 +177,21 @@ class SchedulingPart(Part):
         with self.database_session() as session:
             enriched = enrich(body, base_prefix, lambda name: principal(session, name))
         return status, headers, enriched, xml
+
+    def with_default_calendar(self, path: str, user: str) -> None:
+        """Make the user's default calendar (RFC 6638 9.2) when they first look at their
+        principal, home or inbox, so that it is listed where its URL is named; again if they
+        removed it."""
+        place = paths.Place.of(path)
+        if not user or place.home != user or len(place.parts) > 2:
+            return
+        if len(place.parts) == 2 and place.schedule_box != paths.INBOX:
+            return
+        with self.database_session() as session:
+            if outside.has_default_calendar(session, user):
+                return
+        with self._bridge_storage.database.session(write=True) as session:
+            outside.default_calendar(session, Directory(session).user(user))
 
     def _schedule_tags(self, calendar: str, hrefs: list[str]) -> dict[str, str]:
         """The Schedule-Tags of the interactions among ``hrefs`` in the calendar at

@@ -119,7 +119,10 @@ def add_commands(commands: Commands) -> None:
     sub.add_argument("--unread", action="store_true", help="only those not read yet")
     sub.add_argument("--mark-read", action="store_true", help="then mark them all read")
     command(
-        commands, "imip-receive", cmd_imip_receive, "apply one emailed iTIP REPLY read on stdin"
+        commands,
+        "imip-receive",
+        cmd_imip_receive,
+        "apply one emailed iTIP message read on stdin (a REPLY; a REQUEST or CANCEL from outside)",
     )
     sub = command(commands, "worker", cmd_worker, "deliver the outbox: messenger notices and email")
     sub.add_argument("--once", action="store_true", help="one pass over what is due, then exit")
@@ -127,7 +130,10 @@ def add_commands(commands: Commands) -> None:
         "--interval", type=SECONDS, default=5.0, help="seconds between passes (default 5)"
     )
     sub = command(
-        commands, "imip-listen", cmd_imip_listen, "take emailed iTIP REPLYs by LMTP or SMTP"
+        commands,
+        "imip-listen",
+        cmd_imip_listen,
+        "take emailed iTIP messages (REPLY; REQUEST, CANCEL from outside) by LMTP or SMTP",
     )
     sub.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     sub.add_argument("--port", type=PORT, default=8024, help="port (default 8024)")

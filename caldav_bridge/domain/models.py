@@ -101,6 +101,7 @@ class NotificationKind(enum.StrEnum):
     CANCELLATION = "cancellation"
     REMOVAL = "removal"
     REPLY = "reply"
+    OUTSIDE_REPLY = "outside_reply"  # a user's answer to an organizer outside the CRM
 
 
 class OutboxState(enum.StrEnum):
@@ -376,7 +377,8 @@ class OutboxMessage(Base):
     message_id: Mapped[str] = mapped_column(String(255), unique=True)
     channel: Mapped[Channel] = mapped_column(_enum(Channel))
     kind: Mapped[NotificationKind] = mapped_column(_enum(NotificationKind))
-    interaction_id: Mapped[int] = mapped_column(
+    # None for an invitation from outside the CRM (``outside``): no interaction holds it.
+    interaction_id: Mapped[int | None] = mapped_column(
         ForeignKey("interactions.id", ondelete="CASCADE"), index=True
     )
     recipient_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)

@@ -178,7 +178,7 @@ class Notifier:
             outbox.append(
                 {
                     **common,
-                    "message_id": _message_id(),
+                    "message_id": message_id(),
                     "channel": Channel.MESSENGER,
                     "recipient_address": None,
                     "itip_method": None,
@@ -199,7 +199,7 @@ class Notifier:
             outbox.append(
                 {
                     **common,
-                    "message_id": _message_id(),
+                    "message_id": message_id(),
                     "channel": Channel.EMAIL,
                     "recipient_address": address,
                     "itip_method": method,
@@ -305,5 +305,5 @@ def _address(attendee: Attendee) -> str | None:
     return attendee.email if isinstance(attendee, User) else attendee.address
 
 
-def _message_id() -> str:
+def message_id() -> str:
     return f"<{uuid.uuid4().hex}@caldav-bridge>"

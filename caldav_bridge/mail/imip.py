@@ -12,10 +12,12 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime
 
+from icalendar import Calendar
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from caldav_bridge.domain.errors import InvalidInput
-from caldav_bridge.domain.models import OutboxMessage
+from caldav_bridge.domain.models import NotificationKind, OutboxMessage
+from caldav_bridge.ical.mapping import normalize_address
 
 _TEMPLATES = Environment(  # the notice's HTML part (``caldav_bridge/mail/templates``)
     loader=PackageLoader("caldav_bridge.mail", "templates"), autoescape=select_autoescape(["html"])
@@ -25,6 +27,15 @@ _TEMPLATES = Environment(  # the notice's HTML part (``caldav_bridge/mail/templa
 def _header(value: str) -> str:
     """A header value on one line: CR, LF and other controls become spaces."""
     return " ".join("".join(c if c.isprintable() else " " for c in value).split())
+
+
+def _answering(calendar: str) -> str | None:
+    """The address of the one ATTENDEE a REPLY names."""
+    for event in Calendar.from_ical(calendar).walk("VEVENT"):
+        found = event.get("ATTENDEE")
+        if found is not None and not isinstance(found, list):
+            return normalize_address(str(found))
+    return None
 
 
 def email_for(row: OutboxMessage, sender: str) -> EmailMessage:
@@ -37,6 +48,10 @@ def email_for(row: OutboxMessage, sender: str) -> EmailMessage:
     message["Subject"] = _header(row.subject)
     message["Date"] = format_datetime(row.created_at)
     message["Message-ID"] = _header(row.message_id)
+    if row.kind is NotificationKind.OUTSIDE_REPLY:  # answers go back to the attendee
+        attendee = _answering(row.calendar)
+        if attendee:
+            message["Reply-To"] = _header(attendee)
     message.set_content(f"{row.body}\n", charset="utf-8")
     html = _TEMPLATES.get_template("notice.html").render(
         subject=row.subject, body=row.body, link=row.link, method=row.itip_method

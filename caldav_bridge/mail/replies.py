@@ -1,4 +1,6 @@
-"""iMIP in (RFC 6047): an emailed iTIP REPLY applied through the interaction service.
+"""iMIP in (RFC 6047): an emailed iTIP REPLY applied through the interaction service, and a
+REQUEST or CANCEL from an organizer outside the CRM filed in the invited users' calendars
+(``domain.outside``), taken from the ORGANIZER's mailbox only, authenticated as replies are.
 
 Replies sent from Outlook, Gmail, Thunderbird or Apple Mail arrive as email; an MTA pipes each
 one to ``caldav-bridge imip-receive``. A reply counts only for the attendee who sent it (the
@@ -17,13 +19,14 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 from email import message_from_bytes
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import default
 
 from icalendar import Calendar, Event
 
 from caldav_bridge.config import ImipSettings
-from caldav_bridge.domain import recurrence, rules
+from caldav_bridge.domain import outside, recurrence, rules
 from caldav_bridge.domain.directory import Directory
 from caldav_bridge.domain.errors import InvalidInput, NotAllowed, StaleMessage
 from caldav_bridge.domain.interactions import InteractionService
@@ -80,8 +83,11 @@ def _receive(
     assert isinstance(message, EmailMessage)
     sender = mail_auth.sender(message, raw, settings)
     calendar = _calendar_part(message)
-    if str(calendar.get("METHOD", "")).upper() != "REPLY":
-        raise InvalidInput("only iTIP REPLY messages are taken in")
+    method = str(calendar.get("METHOD", "")).upper()
+    if method in _FROM_OUTSIDE:
+        return _invitation(service, message, raw, sender, calendar, method, settings, dnsfunc)
+    if method != "REPLY":
+        raise InvalidInput("only iTIP REPLY, REQUEST and CANCEL messages are taken in")
     events = [e for e in calendar.events if isinstance(e, Event)]
     if not events:
         raise InvalidInput("the REPLY holds no event")
@@ -92,12 +98,45 @@ def _receive(
     return Outcome(any(o.applied for o in outcomes), "; ".join(o.reason for o in outcomes))
 
 
+_FROM_OUTSIDE = ("REQUEST", "CANCEL")
+
+
+def _invitation(
+    service: InteractionService,
+    message: EmailMessage,
+    raw: bytes,
+    sender: Address,
+    calendar: Calendar,
+    method: str,
+    settings: ImipSettings,
+    dnsfunc: mail_auth.DnsFunction | None,
+) -> Outcome:
+    """A REQUEST or CANCEL from an organizer outside the CRM to CRM users (``outside``),
+    taken only from the ORGANIZER's own mailbox, authenticated as replies are."""
+    organizer = next((e["ORGANIZER"] for e in calendar.events if "ORGANIZER" in e), None)
+    if organizer is None:
+        raise InvalidInput(f"the {method} names no ORGANIZER")
+    if not mail_auth.may_answer_for(sender.addr_spec, _written(organizer), settings):
+        raise NotAllowed(f"the sender {sender.addr_spec} is not the organizer of this {method}")
+    proof = mail_auth.authenticate(message, raw, sender.domain, settings, dnsfunc)
+    logger.info("a %s from %s: %s", method, sender.addr_spec, proof)
+    reasons = outside.receive(service.session, calendar, method)
+    applied = [r for r in reasons if not r.startswith("ignored")]
+    for reason in reasons:
+        logger.info("%s", reason)
+    return Outcome(bool(applied), "; ".join(reasons))
+
+
+def _written(address: object) -> str:
+    """A calendar address as written, without spaces (GroupWise) and mailto:."""
+    written = "".join(str(address).split())
+    return written[7:] if written[:7].lower() == "mailto:" else written
+
+
 def _replying_attendee(event: Event, sender: str, settings: ImipSettings) -> str:
     """The ATTENDEE (normalized) the sender answers for."""
     for attendee in event.attendees:
-        written = "".join(str(attendee).split())
-        written = written[7:] if written[:7].lower() == "mailto:" else written
-        if mail_auth.may_answer_for(sender, written, settings):
+        if mail_auth.may_answer_for(sender, _written(attendee), settings):
             return normalize_address(attendee)
     raise NotAllowed(f"the sender {sender} is not the attendee this REPLY answers for")
 

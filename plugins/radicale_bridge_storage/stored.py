@@ -17,12 +17,12 @@ from sqlalchemy.orm import Session
 from caldav_bridge.caldav import paths
 from caldav_bridge.caldav.client_writes import ClientWrites, organised_by
 from caldav_bridge.db import locked
-from caldav_bridge.domain import changelog
+from caldav_bridge.domain import changelog, outside
 from caldav_bridge.domain import queries as calendar_contents
 from caldav_bridge.domain.directory import Directory
 from caldav_bridge.domain.errors import UidConflict
 from caldav_bridge.domain.interactions import InteractionService
-from caldav_bridge.domain.models import Interaction, StoredCollection, StoredItem
+from caldav_bridge.domain.models import Interaction, StoredCollection, StoredItem, User
 from plugins.radicale_bridge_storage.base import Calendar, Entry, save_props
 from plugins.radicale_bridge_storage.projections import PlacedInteractions
 
@@ -153,7 +153,7 @@ class StoredCalendar(Calendar):
                 self._storage.check_conditions(self._current_etag(session, href))
             actor = Directory(session).user(self.login)
             if placed is None and not organised_by(text, actor):
-                store_item(session, self.collection_id, href, item)
+                self._store_as_theirs(session, actor, href, item, text)
             else:
                 session.execute(delete(StoredItem).where(self._mine(), StoredItem.href == href))
                 service = InteractionService(session, self._storage.public_url)
@@ -164,6 +164,17 @@ class StoredCalendar(Calendar):
         stored = dict(self.get_multi([href]))[href]
         assert stored is not None
         return stored, None
+
+    def _store_as_theirs(
+        self, session: Session, actor: User, href: str, item: radicale_item.Item, text: str
+    ) -> None:
+        """Stored as written; the owner's answer to an organizer outside the CRM (their
+        PARTSTAT changed in this save) is sent to the organizer (``outside.answered``)."""
+        before = session.scalar(
+            select(StoredItem.text).where(self._mine(), StoredItem.href == href)
+        )
+        store_item(session, self.collection_id, href, item)
+        outside.answered(session, actor, before, text)
 
     def delete(self, href: str | None = None) -> None:
         if href is None:
@@ -180,14 +191,21 @@ class StoredCalendar(Calendar):
                 ClientWrites(service).delete(actor, service.get(placed.id))
                 return
             self._storage.check_conditions(self._current_etag(session, href))
-            gone = session.execute(
-                delete(StoredItem).where(
-                    StoredItem.collection_id == self.collection_id, StoredItem.href == href
-                )
-            )
-            if not gone.rowcount:  # type: ignore[attr-defined]
-                raise storage.ComponentNotFoundError(href)
-            changelog.record(session, {self.calendar_key}, href, deleted=True)
+            self._remove_stored(session, href)
+
+    def _remove_stored(self, session: Session, href: str) -> None:
+        """An item stored as written removed; removing an invitation from an organizer
+        outside the CRM declines it (``outside.removed``)."""
+        gone = session.execute(
+            delete(StoredItem)
+            .where(StoredItem.collection_id == self.collection_id, StoredItem.href == href)
+            .returning(StoredItem.text)
+        ).scalar()
+        if gone is None:
+            raise storage.ComponentNotFoundError(href)
+        changelog.record(session, {self.calendar_key}, href, deleted=True)
+        if "ORGANIZER" in gone:
+            outside.removed(session, Directory(session).user(self.login), gone)
 
     def get_meta(self, key: str | None = None) -> Any:
         return dict(self._props) if key is None else self._props.get(key)
