@@ -2,7 +2,7 @@
 and the notices of their invitations (``domain/outside.py``)
 
 Revision ID: 0015_outside_invitations
-Revises: 0012_answer_stamps
+Revises: 0014_per_user_data
 """
 
 from collections.abc import Sequence
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0015_outside_invitations"
-down_revision: str | None = "0012_answer_stamps"
+down_revision: str | None = "0014_per_user_data"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
