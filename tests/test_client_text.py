@@ -274,3 +274,13 @@ def test_radicales_bare_refusals_say_why(server: RunningServer) -> None:
     assert "does not exist" in nowhere.text
     assert "properties are set on collections" in patch.text
     assert "REPORT" in report.text
+
+
+def test_a_byte_order_mark_is_no_part_of_the_text(server: RunningServer) -> None:
+    """Windows writers start the file with a UTF-8 byte-order mark: the object is read and
+    stored without it (it marks the encoding; no calendar text has it)."""
+    text = _event()
+    with _client(server) as bob:
+        put = _put(bob, "marked.ics", b"\xef\xbb\xbf" + text.encode())
+        assert put.status_code == 201, put.text
+        assert bob.get(f"{CALENDAR}marked.ics").content == text.encode()

@@ -4,6 +4,7 @@ stored representation when the client prefers it (RFC 7240)."""
 
 from __future__ import annotations
 
+import codecs
 import re
 from collections.abc import Callable
 from http import HTTPStatus
@@ -234,7 +235,7 @@ def _refused(element: str, reason: str) -> types.WSGIResponse:
 
 def _calendar_refusal(body: str, whole: bool) -> types.WSGIResponse | None:
     """The answer to a calendar body the bridge refuses before Radicale reads it, or None."""
-    start = body.lstrip("\ufeff \t\r\n")
+    start = body.lstrip()
     bare = _BARE.match(start)
     if bare:
         return _refused(
@@ -272,15 +273,15 @@ class PutPart(SchedulingPart, ApplicationPartPut):
                 HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
                 f"a calendar object is at most {self._max_resource_size} bytes",
             )
-        try:
-            body = raw.decode("utf-8")
+        try:  # a byte-order mark (Windows writers) is no part of the text
+            body = raw.decode("utf-8-sig")
         except UnicodeDecodeError:
             return text(HTTPStatus.BAD_REQUEST, "the body is not valid UTF-8")
         refused = _calendar_refusal(body, whole=path.endswith("/"))
         if refused is not None:
             return refused
         read = for_radicale(body)
-        if read != body:
+        if read != body or raw.startswith(codecs.BOM_UTF8):
             environ = with_body(environ, read.encode())
         if isinstance(self._storage, BridgeStorage):
             self._storage.sent(_CONTROLS.sub("", body))
