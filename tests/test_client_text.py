@@ -237,10 +237,15 @@ def test_what_cannot_be_read_is_refused_with_the_reason_and_the_precondition(
 
 
 def test_radicales_bare_refusals_say_why(server: RunningServer) -> None:
-    """MKCALENDAR inside a calendar (403) or where nothing holds it (409), PROPPATCH on an
-    object (403), a REPORT Radicale cannot read (400): each with the reason."""
+    """MKCALENDAR inside a calendar (403), where nothing holds it (409) or where a calendar is
+    (409, resource-must-be-null), PROPPATCH on an object (403), a REPORT Radicale cannot read
+    (400), a second object with one UID (409, no-uid-conflict): each with the reason."""
     with _client(server) as bob:
-        assert _put(bob, "one.ics", _event()).status_code == 201
+        one = _event()
+        assert _put(bob, "one.ics", one).status_code == 201
+        twice = _put(bob, "two.ics", one)
+        again = bob.request("MKCALENDAR", CALENDAR)
+        assert (twice.status_code, again.status_code) == (409, 409)
         inside = bob.request("MKCALENDAR", f"{CALENDAR}inside/")
         nowhere = bob.request("MKCALENDAR", "/bob/missing/calendar/")
         patch = bob.request(
@@ -258,6 +263,9 @@ def test_radicales_bare_refusals_say_why(server: RunningServer) -> None:
             "</C:comp-filter></C:comp-filter></C:filter></C:calendar-query>",
         )
     answers = {"inside": inside, "nowhere": nowhere, "patch": patch, "report": report}
+    assert "exists already" in again.text
+    assert "no-uid-conflict" in twice.text
+    assert "a UID names one object" in twice.text
     assert {k: a.status_code for k, a in answers.items()} == {
         "inside": 403,
         "nowhere": 409,

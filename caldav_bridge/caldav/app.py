@@ -216,13 +216,44 @@ def _answer_changed(change: AnswerChange) -> Callable[[Handler], Handler]:
     return wrap
 
 
+# What Radicale's DAV:error answers (which name the precondition, and nothing else) mean.
+_PRECONDITIONS = {
+    "no-uid-conflict": "another object of this collection has the UID of the one sent, or {path} "
+    "holds an object with another UID: a UID names one object (RFC 4791 5.3.2.1)",
+    "resource-must-be-null": "{path} exists already",
+    "supported-report": "{path} does not answer this REPORT (RFC 3253 3.6)",
+    "valid-sync-token": "the sync-token is not one this collection gave out: sync again without "
+    "one (RFC 6578 3.2)",
+    "expand": "the expansion asked for holds more occurrences than the server expands",
+}
+
+
+def _precondition_explained(path: str, body: bytes) -> bytes | None:
+    """Radicale's DAV:error ``body`` with the reason beside the precondition, or None."""
+    if multistatus.REASON_NS.encode() in body:
+        return None
+    for name, reason in _PRECONDITIONS.items():
+        if f":{name}".encode() in body or f"<{name}".encode() in body:
+            root = DefusedET.fromstring(body)
+            ET.SubElement(root, f"{{{multistatus.REASON_NS}}}reason").text = reason.format(
+                path=path
+            )
+            return multistatus.document(root)
+    return None
+
+
 def _with_reason(
     environ: types.WSGIEnviron, path: str, user: str, answer: types.WSGIResponse
 ) -> types.WSGIResponse:
     """Radicale's bare 4xx answers with the reason, as the bridge's own refusals give it.
     Without a user, Radicale turns its bare 403 into 401: left as it is."""
-    status, _, body, _ = answer
-    if not user or not 400 <= int(status) < 500 or not isinstance(body, str):
+    status, headers, body, xml = answer
+    if not user or not 400 <= int(status) < 500:
+        return answer
+    if isinstance(body, bytes):
+        explained = _precondition_explained(path, body)
+        return answer if explained is None else (status, headers, explained, xml)
+    if not isinstance(body, str):
         return answer
     reason = _bare_reason(str(environ["REQUEST_METHOD"]), body, path)
     if reason is None:

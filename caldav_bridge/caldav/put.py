@@ -314,7 +314,7 @@ class PutPart(SchedulingPart, ApplicationPartPut):
         if failed is None:
             return answer
         cause = failed[1].__cause__ or failed[1]
-        return _refused(element, f"the object was refused: {cause}")
+        return _refused(element, f"the object was refused ({type(cause).__name__}): {cause}")
 
     def with_representation(
         self, answer: types.WSGIResponse, environ: types.WSGIEnviron, path: str
