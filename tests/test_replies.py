@@ -8,6 +8,9 @@ import io
 import sys
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from email import message_from_bytes
+from email.message import EmailMessage
+from email.policy import default
 from pathlib import Path
 
 import httpx
@@ -503,3 +506,61 @@ def test_imip_listen_without_anything_to_vouch_for_replies_does_not_start(
     monkeypatch.delenv("CALDAV_BRIDGE_CONFIG", raising=False)
     assert main(["imip-listen", "--port", "0"]) == 2
     assert "trusted_authserv_ids" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ the part the calendar is in
+
+
+def _calendar_of(raw: bytes) -> bytes:
+    message = message_from_bytes(raw, policy=default)
+    part = next(p for p in message.walk() if p.get_content_type() == "text/calendar")
+    return bytes(part.get_content().encode())
+
+
+def _attached(raw: bytes, *calendars: tuple[bytes, str, str | None]) -> bytes:
+    """``raw`` (a ``reply_mail``) with its calendar parts replaced by ``calendars``: (text,
+    content type, file name), in that order, as Gmail or a mailer that attaches a file sends."""
+    original = message_from_bytes(raw, policy=default)
+    message = EmailMessage()
+    for name in ("From", "To", "Subject"):
+        message[name] = original[name]
+    message.set_content("Accepted")
+    for calendar, kind, filename in calendars:
+        maintype, subtype = kind.split("/")
+        message.add_attachment(calendar, maintype=maintype, subtype=subtype, filename=filename)
+    top = raw[: raw.index(b"From:")] if raw.startswith(b"Authentication-Results") else b""
+    return top + bytes(message)
+
+
+@pytest.mark.parametrize(
+    ("kind", "filename"),
+    [
+        ("application/ics", "invite.ics"),
+        ("application/ics", None),
+        ("application/octet-stream", "reply.ics"),
+    ],
+)
+def test_a_reply_in_an_application_ics_part_or_an_ics_file_is_applied(
+    world: World, receive: Receive, kind: str, filename: str | None
+) -> None:
+    uid = _planning(world)
+    reply = _calendar_of(reply_mail(uid, "bob@example.com", "bob@example.com", "ACCEPTED"))
+    raw = reply_mail(uid, "bob@example.com", "bob@example.com", "ACCEPTED")
+    code, out = receive(_attached(raw, (reply, kind, filename)))
+    assert code == 0, out
+    assert _statuses(world, uid)[0] is LinkStatus.CONFIRMED
+
+
+def test_a_calendar_sent_twice_as_gmail_does_is_read_once_from_its_text_calendar_part(
+    world: World, receive: Receive
+) -> None:
+    """Gmail: inline text/calendar, then the same calendar as an application/ics attachment
+    (here made to disagree, to show which one counts)."""
+    uid = _planning(world)
+    accepted = _calendar_of(reply_mail(uid, "bob@example.com", "bob@example.com", "ACCEPTED"))
+    declined = _calendar_of(reply_mail(uid, "bob@example.com", "bob@example.com", "DECLINED"))
+    raw = reply_mail(uid, "bob@example.com", "bob@example.com", "ACCEPTED")
+    both = ((declined, "application/ics", "invite.ics"), (accepted, "text/calendar", None))
+    code, out = receive(_attached(raw, *both))
+    assert (code, out.count("applied")) == (0, 1), out
+    assert _statuses(world, uid)[0] is LinkStatus.CONFIRMED

@@ -48,14 +48,40 @@ class Outcome:
     reason: str
 
 
+# The parts a calendar travels in, most trusted first: Outlook, Apple Mail and Thunderbird send
+# text/calendar (RFC 6047); Gmail adds the same calendar as an application/ics attachment, and a
+# mailer that only attaches a file (.NET's Attachment, many web apps) names it *.ics whatever its
+# type. vCalendar 1.0 (text/x-vcalendar) is another format, and is not read.
+_CALENDAR_TYPES = ("text/calendar", "application/ics")
+
+
+def _calendar_rank(part: EmailMessage) -> int | None:
+    """How early ``part`` is read for the calendar (None: it holds none)."""
+    kind = part.get_content_type()
+    if kind in _CALENDAR_TYPES:
+        return _CALENDAR_TYPES.index(kind)
+    named = (part.get_filename() or "").lower().endswith(".ics")
+    return len(_CALENDAR_TYPES) if named and not part.is_multipart() else None
+
+
 def _calendar_part(message: EmailMessage) -> Calendar:
-    for part in message.walk():
-        if part.get_content_type() == "text/calendar":
-            try:
-                return Calendar.from_ical(part.get_content())
-            except (ValueError, LookupError) as exc:
-                raise InvalidInput(f"the calendar part is not valid iCalendar: {exc}") from exc
-    raise InvalidInput("the message has no text/calendar part")
+    """The message's calendar: its first text/calendar part, else its first application/ics
+    part, else its first attachment named *.ics (Gmail sends one calendar twice: read once)."""
+    ranked = [
+        (rank, index, part)
+        for index, part in enumerate(message.walk())
+        if isinstance(part, EmailMessage) and (rank := _calendar_rank(part)) is not None
+    ]
+    if not ranked:
+        raise InvalidInput(
+            "the message has no text/calendar part (nor application/ics, nor an .ics file)"
+        )
+    _, _, part = min(ranked, key=lambda found: found[:2])
+    content = part.get_content()
+    try:
+        return Calendar.from_ical(content if isinstance(content, str | bytes) else str(content))
+    except (ValueError, LookupError) as exc:
+        raise InvalidInput(f"the calendar part is not valid iCalendar: {exc}") from exc
 
 
 def receive(

@@ -112,6 +112,12 @@ class Storage(storage.BaseStorage):
         self.request.paging = SyncPaging(limit)
         return self.request.paging
 
+    def sent(self, text: str) -> None:
+        """Called by the application for a PUT: the object as the client wrote it, which a
+        calendar of the client's own stores and serves (Radicale is given, and re-serialises,
+        a text it can read: ``caldav.put.for_radicale``)."""
+        self.request.sent = text
+
     def check_conditions(self, current_etag: str | None, schedule_tag: str | None = None) -> None:
         """Raise PreconditionFailed unless the request's conditions hold for the item as the
         write transaction sees it, locked: checked before the write, two clients writing at

@@ -201,7 +201,7 @@ class Calendar(Node, storage.BaseCollection):
         for row in rows:
             start, end = self._bounds(row)
             items.append(
-                LazyItem(
+                self._item_type(
                     texts,
                     collection=self._shown_in or self,
                     href=row.href,
@@ -216,6 +216,8 @@ class Calendar(Node, storage.BaseCollection):
         return items
 
     _known_revision: tuple[int, datetime | None] | None = None
+    # The items' type: the text Radicale's filters parse may differ from the text served.
+    _item_type: type[LazyItem] = LazyItem
     # The collection whose items these are, when this one serves part of another's.
     _shown_in: Calendar | None = None
 

@@ -1,5 +1,6 @@
 """What the storage keeps for the request being answered, in its thread: the conditions of its
-write, the CRM-made collections it looked up, what it wrote, and a sync's DAV:limit.
+write, the CRM-made collections it looked up, what it wrote, a sync's DAV:limit, and the body
+of a PUT as the client wrote it.
 
 The application begins each request (``Storage.begin_request``); outside a request (the
 start-up warm-up, the CLI) the state is empty and keeps nothing.
@@ -31,6 +32,8 @@ class RequestState:
     known: dict[tuple[str, ...], storage.BaseCollection] | None = None
     written: dict[str, Written] = field(default_factory=dict)
     paging: SyncPaging | None = None
+    # The body of the PUT being answered, as the client wrote it (Radicale reads its own text).
+    sent: str | None = None
 
 
 class RequestLocal(threading.local):

@@ -3,6 +3,7 @@ as they came, and the meetings their owner organises or keeps in a calendar of t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from caldav_bridge.caldav import paths
 from caldav_bridge.caldav.client_writes import ClientWrites, organised_by
+from caldav_bridge.caldav.put import for_radicale
 from caldav_bridge.db import locked
 from caldav_bridge.domain import changelog, outside
 from caldav_bridge.domain import queries as calendar_contents
@@ -23,11 +25,29 @@ from caldav_bridge.domain.directory import Directory
 from caldav_bridge.domain.errors import UidConflict
 from caldav_bridge.domain.interactions import InteractionService
 from caldav_bridge.domain.models import Interaction, StoredCollection, StoredItem, User
-from plugins.radicale_bridge_storage.base import Calendar, Entry, save_props
+from plugins.radicale_bridge_storage.base import Calendar, Entry, LazyItem, save_props
 from plugins.radicale_bridge_storage.projections import PlacedInteractions
 
 if TYPE_CHECKING:
     from plugins.radicale_bridge_storage import Storage
+
+
+class ClientItem(LazyItem):
+    """An item stored as its client wrote it, and served so; Radicale's filters read it as
+    Radicale read it when it was put (``for_radicale``, then Radicale's own sanitising)."""
+
+    @property
+    def vobject_item(self) -> Any:
+        if self._vobject_item is None:
+            try:
+                objects = radicale_item.read_components(for_radicale(self.serialize()))
+            except Exception as exc:  # whatever vobject's parser raises
+                raise RuntimeError(f"Failed to parse item {self.href!r}: {exc}") from exc
+            tag = "VCALENDAR" if self.name == "VCALENDAR" else "VADDRESSBOOK"
+            with contextlib.suppress(ValueError, RuntimeError):  # as it was stored
+                radicale_item.check_and_sanitize_items(objects, 0, tag=tag)
+            self._vobject_item = objects[0]
+        return self._vobject_item
 
 
 class StoredCalendar(Calendar):
@@ -49,6 +69,7 @@ class StoredCalendar(Calendar):
     _name = StoredItem.__table__.c.name
     _component = StoredItem.__table__.c.component
     _modified = StoredItem.__table__.c.modified_at
+    _item_type = ClientItem
 
     def _mine(self) -> Any:
         return StoredItem.collection_id == self.collection_id
@@ -144,7 +165,7 @@ class StoredCalendar(Calendar):
     def upload(self, href: str, item: radicale_item.Item) -> Any:
         """A meeting the owner organises, or one the CRM holds here already, is written
         through the interaction service (RFC 6638 schedules in any calendar); anything else
-        is stored as it came."""
+        is stored as the client wrote it (the PUT's body), and served so."""
         text = item.serialize()
         with self._session(write=True) as session:
             self._check_uid(session, href, item)
@@ -152,8 +173,9 @@ class StoredCalendar(Calendar):
             if placed is None:
                 self._storage.check_conditions(self._current_etag(session, href))
             actor = Directory(session).user(self.login)
+            sent, self._storage.request.sent = self._storage.request.sent, None
             if placed is None and not organised_by(text, actor):
-                self._store_as_theirs(session, actor, href, item, text)
+                self._store_as_theirs(session, actor, href, item, sent or text)
             else:
                 session.execute(delete(StoredItem).where(self._mine(), StoredItem.href == href))
                 service = InteractionService(session, self._storage.public_url)
@@ -173,7 +195,7 @@ class StoredCalendar(Calendar):
         before = session.scalar(
             select(StoredItem.text).where(self._mine(), StoredItem.href == href)
         )
-        store_item(session, self.collection_id, href, item)
+        store_item(session, self.collection_id, href, item, text)
         outside.answered(session, actor, before, text)
 
     def delete(self, href: str | None = None) -> None:
@@ -216,8 +238,16 @@ class StoredCalendar(Calendar):
         self._props = dict(props)
 
 
-def store_item(session: Session, collection_id: int, href: str, item: radicale_item.Item) -> None:
-    text = item.serialize()
+def store_item(
+    session: Session,
+    collection_id: int,
+    href: str,
+    item: radicale_item.Item,
+    sent: str | None = None,
+) -> None:
+    """Store ``item`` as ``sent`` (the client's text, which Radicale read as ``item``), or
+    as Radicale serialises it (the items of a whole calendar PUT at once)."""
+    text = sent or item.serialize()
     start, end = item.time_range
     row = session.scalar(
         select(StoredItem).where(StoredItem.collection_id == collection_id, StoredItem.href == href)
