@@ -64,6 +64,7 @@ class _Item:
 
     event: Event
     instances: list[Event]
+    text: str  # as the client wrote it: the organizer's is kept (``keep_source``)
 
 
 def parse_item(text: str) -> _Item:
@@ -90,7 +91,7 @@ def parse_item(text: str) -> _Item:
         raise InvalidInput("the events of one calendar object must share their UID")
     if instances and "RRULE" not in series[0]:
         raise InvalidInput("RECURRENCE-ID names an occurrence of an event that does not repeat")
-    return _Item(series[0], instances)
+    return _Item(series[0], instances, text)
 
 
 def organised_by(text: str, organizer: User) -> bool:
@@ -204,6 +205,7 @@ class ClientWrites:
         )
         interaction = self.service.create(actor, draft, uid=uid, href=href, calendar_id=calendar_id)
         self._apply_attendees(actor, interaction, attendees)
+        self.service.keep_source(actor, interaction, item.text, edited=True)
         return interaction
 
     def _owner_edit(self, actor: User, interaction: Interaction, item: _Item) -> None:
@@ -229,7 +231,7 @@ class ClientWrites:
         # Rooms the event no longer names are released first, so that a move cannot conflict
         # with them; what is new is added once the interaction has its new time.
         self._release_unwanted(actor, interaction, attendees)
-        self.service.edit(
+        edited = self.service.edit(
             actor,
             interaction,
             rooms_answer=True,
@@ -247,6 +249,7 @@ class ClientWrites:
             ),
         )
         self._apply_attendees(actor, interaction, attendees)
+        self.service.keep_source(actor, interaction, item.text, edited)
 
     def _attendees(self, event: Event, organizer: User) -> _Attendees:
         found = _Attendees()
