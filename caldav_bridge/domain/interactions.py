@@ -296,9 +296,8 @@ class InteractionService(Bookings, Answers, Participants):
             self._updated(interaction, reschedule=False)
 
     @staticmethod
-    def _sent(interaction: Interaction) -> str:
-        """What an invitation to ``interaction`` says, its stamp and the client's count of
-        saves aside."""
+    def _sent(interaction: Interaction) -> list[str]:
+        """What an invitation to ``interaction`` says that is news to attendees."""
         return source.news(interaction_ical(interaction, "REQUEST", stamp=interaction.modified_at))
 
     @one_change

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from typing import Any
 
 from icalendar import Calendar, Component, Event, vCalAddress
@@ -53,15 +54,19 @@ _TEXTS = ("SUMMARY", "DESCRIPTION", "LOCATION")
 # Scheduling parameters the server sets (RFC 6638 7.3), and what only the CRM knows of a person.
 _SERVER_PARAMETERS = frozenset({"SCHEDULE-STATUS", "SCHEDULE-AGENT", "SCHEDULE-FORCE-SEND"})
 _CALENDAR_OWN = frozenset({"PRODID", "VERSION", "METHOD"})
-# The state of the organizer's own alarms (Thunderbird's), which iTIP messages do not carry,
-# and the count of their client's saves, which is no news to the attendees.
+# The state of the organizer's own alarms (Thunderbird's), which iTIP messages do not carry.
 _ALARM_STATE = ("X-MOZ-LASTACK", "X-MOZ-SNOOZE-TIME")
-_SAVES = "X-MOZ-GENERATION"
+# No news to attendees: the stamp, the client's own bookkeeping (Thunderbird's save count and
+# alarm state, Apple's travel time), and the people, whom a change concerns the CRM tells itself.
+_NO_NEWS = ("DTSTAMP", "X-MOZ-", "X-APPLE-TRAVEL-", "ORGANIZER", "ATTENDEE")
 
 Key = datetime | date | None  # a component's RECURRENCE-ID, UTC; None: the series
 
 
+@lru_cache(maxsize=256)
 def parsed(source: str) -> Calendar:
+    """The client's calendar, parsed once for the several renderings of one change (the
+    copies and each iTIP message); never changed by ``merged``, which only reads it."""
     return Calendar.from_ical(source)
 
 
@@ -312,8 +317,8 @@ def keys(source: Calendar, instant: Any) -> Iterable[Key]:
             yield key
 
 
-def news(message: str) -> str:
-    """An iTIP message's text without what changes in it that is no news to attendees."""
-    return "".join(
-        line for line in message.splitlines(keepends=True) if not line.startswith(_SAVES)
-    )
+def news(message: str) -> list[str]:
+    """What of an iTIP message's text is news to attendees, to compare two: its content lines
+    in any order, but those of ``_NO_NEWS``."""
+    unfolded = message.replace("\r\n ", "").replace("\r\n\t", "")
+    return sorted(line for line in unfolded.split("\r\n") if not line.startswith(_NO_NEWS))
