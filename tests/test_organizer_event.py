@@ -5,6 +5,7 @@ PRIVATE and CONFIDENTIAL are honoured where others look."""
 
 from __future__ import annotations
 
+import html
 import re
 import uuid
 from pathlib import Path
@@ -24,7 +25,7 @@ from caldav_bridge.mail import delivery
 from caldav_bridge.mail.delivery import SmtpSettings
 from tests.cli_run import ok, runner
 from tests.conftest import Inbox, RunningServer
-from tests.helpers import event_text
+from tests.helpers import crm_pages, event_text
 
 SAMPLES = Path("/work/shared/samples/invitations")
 IOS = SAMPLES / "apple-iphone-ios26-structured-location.ics"
@@ -396,3 +397,33 @@ def test_real_client_files_come_back_whole_in_both_copies_and_the_email(
         typed = any(c.strip() for c in categories)  # OBM writes an empty CATEGORIES
         assert [str(c) for c in served.categories] == (categories if typed else ["meeting"])
     assert _kept_lines(_emailed(server, smtp, "zoe@partner.example")) == _kept_lines(written)
+
+
+def test_a_page_edit_keeps_what_the_client_wrote_and_the_place_on_its_lines(
+    server: RunningServer,
+) -> None:
+    uid, text = _put_meeting(server)
+    with server.world.database.session() as session:
+        number = session.scalar(select(Interaction.id).where(Interaction.uid == uid))
+    pages, csrf = crm_pages(server.url, "alice")
+    editor = pages.get(f"interactions/{number}/edit").text
+
+    def field(pattern: str) -> str:
+        found = re.search(pattern, editor, flags=re.S)
+        assert found is not None, pattern
+        return html.unescape(found.group(1))
+
+    form = {
+        "subject": field(r'name="subject" value="([^"]*)"'),
+        "type": field(r'<option value="([^"]*)" selected'),
+        "start": field(r'name="start" value="([^"]*)"'),
+        "end": field(r'name="end" value="([^"]*)"'),
+        "location": field(r'<textarea name="location"[^>]*>(.*?)</textarea>').replace("\n", "\r\n"),
+        "notes": "Neu",
+        "csrf": csrf,
+    }
+    assert pages.post(f"interactions/{number}/edit", data=form).status_code == 303
+    with _client(server, "bob") as bob:
+        served = _event(bob.get(f"/bob/interactions/{uid}.ics").text)
+    assert str(served["DESCRIPTION"]) == "Neu"
+    _assert_kept(_event(text), served)
