@@ -68,6 +68,7 @@ class _Item:
     event: Event
     instances: list[Event]
     calendar: Calendar
+    text: str  # as the client wrote it: the organizer's is kept (``keep_source``)
 
 
 def parse_item(text: str) -> _Item:
@@ -94,7 +95,7 @@ def parse_item(text: str) -> _Item:
         raise InvalidInput("the events of one calendar object must share their UID")
     if instances and "RRULE" not in series[0]:
         raise InvalidInput("RECURRENCE-ID names an occurrence of an event that does not repeat")
-    return _Item(series[0], instances, calendar)
+    return _Item(series[0], instances, calendar, text)
 
 
 def organised_by(text: str, organizer: User) -> bool:
@@ -209,6 +210,7 @@ class ClientWrites:
         interaction = self.service.create(actor, draft, uid=uid, href=href, calendar_id=calendar_id)
         self._apply_attendees(actor, interaction, attendees)
         self._keep_own(actor, interaction, item)
+        self.service.keep_source(actor, interaction, _shared_text(item, interaction), edited=True)
         return interaction
 
     def _owner_edit(self, actor: User, interaction: Interaction, item: _Item) -> None:
@@ -234,7 +236,7 @@ class ClientWrites:
         # Rooms the event no longer names are released first, so that a move cannot conflict
         # with them; what is new is added once the interaction has its new time.
         self._release_unwanted(actor, interaction, attendees)
-        self.service.edit(
+        edited = self.service.edit(
             actor,
             interaction,
             rooms_answer=True,
@@ -253,6 +255,7 @@ class ClientWrites:
         )
         self._apply_attendees(actor, interaction, attendees)
         self._keep_own(actor, interaction, item)
+        self.service.keep_source(actor, interaction, _shared_text(item, interaction), edited)
 
     def _attendees(self, event: Event, organizer: User) -> _Attendees:
         found = _Attendees()
@@ -367,6 +370,13 @@ class ClientWrites:
         ETag) changes. ``shared``: the organizer's property names, for an attendee's copy."""
         _, mine = per_user.split_per_user(item.calendar, interaction.timezone, shared)
         own_data.keep(self.service.session, interaction, actor.id, mine)
+
+
+def _shared_text(item: _Item, interaction: Interaction) -> str:
+    """The organizer's event as written, without what is the organizer's own (their alarms,
+    TRANSP, their client's bookkeeping: ``per_user``), which is kept apart for them alone."""
+    shared, mine = per_user.split_per_user(item.calendar, interaction.timezone)
+    return item.text if not mine.subcomponents else shared.to_ical().decode()
 
 
 @contextmanager

@@ -36,7 +36,8 @@ from caldav_bridge.domain.periods import Changes, Draft, Move
 from caldav_bridge.domain.queries import name_of, of_user
 from caldav_bridge.domain.service import LOADED, one_change
 from caldav_bridge.domain.validation import one_line
-from caldav_bridge.ical.mapping import series_of
+from caldav_bridge.ical import source
+from caldav_bridge.ical.mapping import interaction_ical, series_of
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,17 @@ def _notes(value: str) -> str:
     # One kind of line break, as iCalendar has (RFC 5545 3.3.11): a client saving the notes
     # back unchanged does not change them.
     return value.replace("\r\n", "\n").replace("\r", "\n").replace("\ufeff", "").strip()
+
+
+def _location(value: str) -> str:
+    """The typed place, several lines allowed (Apple Calendar writes a map location's name
+    and address on lines of their own): shown as written, never in an email header."""
+    text = value.replace("\r\n", "\n").replace("\r", "\n").replace("\ufeff", "").strip()
+    for line in text.split("\n"):
+        one_line(line, "the location", 500)
+    if len(text) > 500:
+        raise InvalidInput("the location must be at most 500 characters")
+    return text
 
 
 def _kind(value: str) -> str:
@@ -161,7 +173,7 @@ class InteractionService(Bookings, Answers, Participants):
             subject=one_line(draft.subject, "the subject", 500, required=True),
             notes=_notes(draft.notes),
             kind=_kind(draft.kind),
-            location=one_line(draft.location, "the location", 500),
+            location=_location(draft.location),
             all_day=period.all_day,
             starts_at=period.starts_at,
             ends_at=period.ends_at,
@@ -233,7 +245,7 @@ class InteractionService(Bookings, Answers, Participants):
             interaction.kind = _kind(changes.kind)
         reschedule = False
         if changes.location is not None:
-            location = one_line(changes.location, "the location", 500)
+            location = _location(changes.location)
             reschedule = location != interaction.location
             interaction.location = location
         period = periods.edited_period(interaction, changes)
@@ -265,6 +277,31 @@ class InteractionService(Bookings, Answers, Participants):
             return False
         self._updated(interaction, reschedule)
         return True
+
+    @one_change
+    def keep_source(
+        self, actor: User, interaction: Interaction, text: str, edited: bool = False
+    ) -> None:
+        """Keep ``text``, the organizer's event as their client wrote it, beside the
+        interaction (``mapping``: what the CRM does not rule comes back from it). When the
+        CRM's fields did not change (not ``edited``) and what attendees are sent did (a
+        conference link, an attachment), they are sent the update."""
+        rules.require_owner(actor, interaction)
+        if text == interaction.source:
+            return
+        before = None if edited else self._sent(interaction)
+        interaction.source = text
+        news = before is not None and before != self._sent(interaction)
+        # The Schedule-Tag changes with what attendees are sent (RFC 6638 3.2.10), not with
+        # what the organizer's client keeps for itself.
+        self.publish(interaction, by_organizer=edited or news)
+        if news:
+            self._updated(interaction, reschedule=False)
+
+    @staticmethod
+    def _sent(interaction: Interaction) -> list[str]:
+        """What an invitation to ``interaction`` says that is news to attendees."""
+        return source.news(interaction_ical(interaction, "REQUEST", stamp=interaction.modified_at))
 
     @one_change
     def cancel(self, actor: User, interaction: Interaction) -> bool:

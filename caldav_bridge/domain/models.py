@@ -205,6 +205,10 @@ class Interaction(Base):
     href: Mapped[str] = mapped_column(String(255), unique=True)
     ical: Mapped[str] = mapped_column(Text, default="")
     etag: Mapped[str] = mapped_column(String(80), default="")
+    # The organizer's VCALENDAR as their client last wrote it (VTIMEZONEs included): what the
+    # CRM does not rule comes back from it (``mapping.interaction_calendar``); "" when the
+    # interaction was made in the CRM.
+    source: Mapped[str] = mapped_column(Text, default="", server_default="")
     # The owner's own name for it, when the one everyone else sees (``href``) was taken by
     # another organizer's meeting: names are per calendar, ``href`` is shared by all.
     organizer_href: Mapped[str | None] = mapped_column(String(255), index=True)

@@ -217,11 +217,41 @@ def _bare(value: Any) -> Any:
     return value
 
 
-def _booking_event(event: Component) -> Event:
+# CLASS (RFC 5545 3.8.1.3) is the organizer's wish; honouring it is the server's. As
+# CalendarServer's private events do for those who are not the owner: the time is always
+# shown (so the room or the person is seen busy), PRIVATE shows nothing else, CONFIDENTIAL a
+# generic subject in place of the real one.
+RESTRICTED = frozenset({"PRIVATE", "CONFIDENTIAL"})
+CONFIDENTIAL_SUMMARY = "Busy"
+
+
+def shown_summary(access: Any, summary: str) -> str:
+    """The SUMMARY others read of an event of access class ``access`` ("" for none)."""
+    value = str(access or "PUBLIC").strip().upper()
+    if value == "PRIVATE":
+        return ""
+    return CONFIDENTIAL_SUMMARY if value == "CONFIDENTIAL" else summary
+
+
+def restricted(calendar: Calendar) -> bool:
+    """Whether an event of ``calendar`` is PRIVATE or CONFIDENTIAL."""
+    return any(
+        str(e.get("CLASS", "")).strip().upper() in RESTRICTED for e in calendar.walk("VEVENT")
+    )
+
+
+def _booking_event(event: Component, series: Component | None) -> Event:
+    """What others read of one VEVENT; CLASS (its own, else its series') is honoured
+    (``shown_summary``): PRIVATE shows the time only, CONFIDENTIAL a generic subject."""
     kept = Event()
     for name, value in event.items():
         if name.upper() in _BOOKING_PROPERTIES:
             kept[name] = _bare(value)
+    access = event.get("CLASS", series.get("CLASS") if series is not None else None)
+    summary = shown_summary(access, str(event.get("SUMMARY", "")))
+    kept.pop("SUMMARY", None)
+    if summary:
+        kept.add("summary", summary)
     return kept
 
 
@@ -244,6 +274,7 @@ _BOOKING_TEXTS: dict[str, str] = {}
 def _booking_text(ical: str) -> str:
     calendar = Calendar.from_ical(ical)
     shown = Calendar()
+    series = next((e for e in calendar.walk("VEVENT") if "RECURRENCE-ID" not in e), None)
     for name in ("PRODID", "VERSION", "CALSCALE"):
         if name in calendar:
             shown[name] = calendar[name]
@@ -251,5 +282,5 @@ def _booking_text(ical: str) -> str:
         if component.name == "VTIMEZONE":
             shown.add_component(component)
         elif component.name == "VEVENT":
-            shown.add_component(_booking_event(component))
+            shown.add_component(_booking_event(component, series))
     return str(shown.to_ical().decode())

@@ -5,6 +5,8 @@ is busy during the interactions they own and those they are linked to as Confirm
 busy during those they are Invited to; cancelled interactions, declined links and what the user
 marked TRANSPARENT in their copy (their own TRANSP, ``domain.per_user``) do not count.
 A resource is busy during the interactions that booked it (a room that declined holds nothing).
+Free-busy gives busy time only, never a subject or a place: a PRIVATE or CONFIDENTIAL meeting
+(CLASS, RFC 5545 3.8.1.3) shows in it as every other one does.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ PARTSTAT gives that attendee's answer.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
@@ -31,17 +31,10 @@ from caldav_bridge.domain.models import (
 )
 from caldav_bridge.domain.rules import ANSWER_OF_PARTSTAT, partstat
 from caldav_bridge.domain.rules import Answer as Answer  # noqa: PLC0414 (importable here too)
-from caldav_bridge.ical import timezones
+from caldav_bridge.ical import source, timezones
+from caldav_bridge.ical.source import normalize_address as normalize_address  # noqa: PLC0414 (here too)
 
 PRODID = f"-//caldav-bridge//caldav-bridge {__version__}//EN"
-
-
-def normalize_address(value: str) -> str:
-    """``mailto:Bob@Example.com`` → ``bob@example.com``; spaces inside (GroupWise) dropped."""
-    address = "".join(str(value).split())
-    if address[:7].lower() == "mailto:":
-        address = address[7:]
-    return address.lower()
 
 
 def zone(name: str) -> ZoneInfo:
@@ -262,9 +255,10 @@ def interaction_calendar(
         calendar.add("method", method)
     if not interaction.all_day and interaction.timezone != "UTC":
         calendar.add_component(_vtimezone(interaction))
+    written = source.parsed(interaction.source) if interaction.source else None
     if occurrence is None:
         calendar.add_component(interaction_event(interaction, only_attendee, stamp, method))
-        instances = _apart(interaction)
+        instances = _apart(interaction, written)
     else:
         found = recurrence.occurrence(series_of(interaction), occurrence)
         instances = [found] if found else []
@@ -272,7 +266,14 @@ def interaction_calendar(
         calendar.add_component(
             interaction_event(interaction, only_attendee, stamp, method, occurrence=instance)
         )
-    return calendar
+    if written is None or method == "REPLY":  # a REPLY is the attendee's: no organizer's text
+        return calendar
+    return source.merged(calendar, written, _instant_in(interaction), itip=method is not None)
+
+
+def _instant_in(interaction: Interaction) -> Callable[[datetime | date], datetime]:
+    """A RECURRENCE-ID's instant, a floating or all-day one read in the interaction's zone."""
+    return lambda value: recurrence.instant(value, interaction.timezone)
 
 
 def answer_to(link: InteractionLink, occurrence: datetime | None) -> tuple[LinkStatus, bool]:
@@ -284,13 +285,19 @@ def answer_to(link: InteractionLink, occurrence: datetime | None) -> tuple[LinkS
     return link.status, link.tentative
 
 
-def _apart(interaction: Interaction) -> list[tuple[datetime, datetime, datetime]]:
-    """The occurrences (RECURRENCE-ID, start, end; UTC) that were moved, or that someone
-    answered apart from the series: each is written as an instance of its own."""
+def _apart(
+    interaction: Interaction, written: Calendar | None
+) -> list[tuple[datetime, datetime, datetime]]:
+    """The occurrences (RECURRENCE-ID, start, end; UTC) that were moved, that someone
+    answered apart from the series, or that the organizer's client wrote an instance of (its
+    own summary or description): each is written as an instance of its own."""
     if not interaction.rrule:
         return []
     apart = {a.recurrence_id for k in interaction.links for a in k.occurrence_answers}
     apart |= {m.recurrence_id for m in interaction.moves}
+    if written is not None:
+        instant = _instant_in(interaction)
+        apart |= {k for k in source.keys(written, instant) if isinstance(k, datetime)}
     if not apart:
         return []
     series = series_of(interaction)
@@ -395,7 +402,7 @@ def event_fields(event: Event, default_timezone: str) -> EventFields:
     return EventFields(
         subject=_text(event, "SUMMARY"),
         notes=_text(event, "DESCRIPTION"),
-        kind=categories[0].lower() if categories else "meeting",
+        kind=next((str(c).strip().lower() for c in categories if str(c).strip()), "meeting"),
         location=_text(event, "LOCATION"),
         start=start,
         end=end,

@@ -1,9 +1,11 @@
 """ICS feeds: a read-only subscription per user and per room at a secret URL, for clients
 without CalDAV (Outlook desktop, web calendars' "subscribe from URL").
 
-A feed holds what the CalDAV calendar shows (``calendar_contents``), as one VCALENDAR with
-REFRESH-INTERVAL (RFC 7986) and X-PUBLISHED-TTL (Outlook's name for it). Its ETag comes from
-the items' ETags, so a client's If-None-Match is answered 304 without rendering anything.
+A feed holds what the CalDAV calendar shows (``calendar_contents``; of a PRIVATE or
+CONFIDENTIAL meeting, what a bookings calendar shows: a feed is read by whoever has its URL), as
+one VCALENDAR with REFRESH-INTERVAL (RFC 7986) and X-PUBLISHED-TTL (Outlook's name for it). Its
+ETag comes from the items' ETags, so a client's If-None-Match is answered 304 without
+rendering anything.
 """
 
 from __future__ import annotations
@@ -61,7 +63,12 @@ def body(session: Session, subject: FeedSubject) -> bytes:
     for item_etag, ical in session.execute(query.order_by(Interaction.starts_at)):
         room = not isinstance(subject, User)  # its feed holds what its bookings calendar shows
         text = calendar_contents.booking_text(item_etag, ical) if room else ical
-        for component in Calendar.from_ical(text).subcomponents:
+        calendar = Calendar.from_ical(text)
+        if not room and calendar_contents.restricted(calendar):
+            # Anyone holding the feed's URL reads it: a PRIVATE or CONFIDENTIAL meeting shows
+            # what a bookings calendar shows of it (``queries.shown_summary``).
+            calendar = Calendar.from_ical(calendar_contents.booking_text(item_etag, ical))
+        for component in calendar.subcomponents:
             if component.name != "VTIMEZONE":
                 events.append(component)
                 start = component.get("DTSTART")

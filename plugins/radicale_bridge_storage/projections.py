@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from caldav_bridge.caldav import paths
 from caldav_bridge.caldav.client_writes import ClientWrites
+from caldav_bridge.caldav.put import for_radicale
 from caldav_bridge.db import locked
 from caldav_bridge.domain import changelog, per_user, recurrence
 from caldav_bridge.domain import queries as calendar_contents
@@ -256,7 +257,12 @@ class InteractionsCalendar(Projection):
                 self._storage.check_conditions(None)
             actor = Directory(session).user(self.login)
             service = InteractionService(session, self._storage.public_url)
-            interaction = ClientWrites(service).put(actor, href, item.serialize(), None, held)
+            # The organizer's event is kept as their client wrote it (``keep_source``), read as
+            # Radicale reads it (``for_radicale``), not as Radicale re-serialises it (vobject
+            # cuts a VALUE=URI value at its first comma).
+            sent, self._storage.request.sent = self._storage.request.sent, None
+            text = for_radicale(sent) if sent else item.serialize()
+            interaction = ClientWrites(service).put(actor, href, text, None, held)
             # Saved cancelled, it leaves the calendar: the client's next sync says so.
             stored = self._item_of(session, interaction)
             self._storage.written(href, interaction)

@@ -2,7 +2,7 @@
 properties) with their copy rendered
 
 Revision ID: 0014_per_user_data
-Revises: 0012_answer_stamps
+Revises: 0013_organizer_event
 """
 
 from collections.abc import Sequence
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0014_per_user_data"
-down_revision: str | None = "0012_answer_stamps"
+down_revision: str | None = "0013_organizer_event"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
