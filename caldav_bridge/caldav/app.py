@@ -16,13 +16,13 @@ import io
 import logging
 import xml.etree.ElementTree as ET
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from http import HTTPStatus
 from typing import Any, Protocol, runtime_checkable
 
 import defusedxml.ElementTree as DefusedET
 from defusedxml import DefusedXmlException
-from radicale import httputils, types
+from radicale import types
 from radicale.app import Application
 from radicale.app import base as radicale_app_base
 from radicale.storage import BaseStorage
@@ -37,6 +37,7 @@ from caldav_bridge.caldav.options import OptionsPart
 from caldav_bridge.caldav.post import PostPart
 from caldav_bridge.caldav.propfind import PropfindPart
 from caldav_bridge.caldav.put import PutPart
+from caldav_bridge.caldav.reasons import line_ends_kept, reasons_given
 from caldav_bridge.caldav.report import ReportPart
 from caldav_bridge.db import run_again_if_raced
 from caldav_bridge.domain import throttle
@@ -150,134 +151,6 @@ def _read_only_refused(handler: Handler) -> Handler:
         return handler(app, environ, base_prefix, path, user, user_groups, request_info)
 
     return checked
-
-
-# What each method does, to say what was not allowed.
-_VERBS = {
-    "PUT": "write",
-    "DELETE": "delete",
-    "MKCALENDAR": "make a calendar at",
-    "MKCOL": "make a collection at",
-    "PROPPATCH": "change the properties of",
-    "REPORT": "read",
-}
-_SETTING = "the request's properties cannot be set as sent (RFC 4791 5.3.1, RFC 5689)"
-
-
-def _bare_reason(method: str, body: str, path: str) -> str | None:
-    """Why Radicale refused ``method`` on ``path`` with one of its bare answers (``body``: it
-    logs the reason, and answers "Bad Request", "Conflict in the request." ...), or None."""
-    parent, verb = paths.parent(path), _VERBS.get(method, "change")
-    kind = "make" if method in ("MKCALENDAR", "MKCOL") else method
-    specific = {
-        (httputils.FORBIDDEN[2], "make"): f"{parent} is a calendar or address book: "
-        "collections are made in a calendar home or a folder of it",
-        (httputils.FORBIDDEN[2], "PROPPATCH"): f"{path} is a calendar object: properties "
-        "are set on collections",
-        (httputils.BAD_REQUEST[2], "make"): _SETTING,
-        (httputils.BAD_REQUEST[2], "PROPPATCH"): _SETTING,
-        (httputils.BAD_REQUEST[2], "REPORT"): "the REPORT's filter or properties cannot be "
-        "read (RFC 4791 7.8, 9.7)",
-    }
-    general = {
-        httputils.NOT_ALLOWED[2]: f"you may not {verb} {path}",
-        httputils.FORBIDDEN[2]: f"the server may not {verb} {path}",
-        httputils.CONFLICT[2]: f"{parent} does not exist: make the collection that holds "
-        f"{path} first",
-        httputils.PRECONDITION_FAILED[2]: f"{path} is not as the request's If-Match or "
-        "If-None-Match expects, or the object is larger than the server stores",
-        httputils.BAD_REQUEST[2]: f"the {method} cannot be done as sent",
-    }
-    return specific.get((body, kind)) or general.get(body)
-
-
-# What a wrapper makes of a handler's answer: (environ, path, user, answer) -> answer.
-AnswerChange = Callable[[types.WSGIEnviron, str, str, types.WSGIResponse], types.WSGIResponse]
-
-
-def _answer_changed(change: AnswerChange) -> Callable[[Handler], Handler]:
-    """A wrapper of Radicale's request handlers that passes their answer through ``change``."""
-
-    def wrap(handler: Handler) -> Handler:
-        def changed(
-            app: Application,
-            environ: types.WSGIEnviron,
-            base_prefix: str,
-            path: str,
-            user: str,
-            user_groups: set[str],
-            request_info: dict[str, Any],
-        ) -> types.WSGIResponse:
-            answer = handler(app, environ, base_prefix, path, user, user_groups, request_info)
-            return change(environ, path, user, answer)
-
-        return changed
-
-    return wrap
-
-
-# What Radicale's DAV:error answers (which name the precondition, and nothing else) mean.
-_PRECONDITIONS = {
-    "no-uid-conflict": "another object of this collection has the UID of the one sent, or {path} "
-    "holds an object with another UID: a UID names one object (RFC 4791 5.3.2.1)",
-    "resource-must-be-null": "{path} exists already",
-    "supported-report": "{path} does not answer this REPORT (RFC 3253 3.6)",
-    "valid-sync-token": "the sync-token is not one this collection gave out: sync again without "
-    "one (RFC 6578 3.2)",
-    "expand": "the expansion asked for holds more occurrences than the server expands",
-}
-
-
-def _precondition_explained(path: str, body: bytes) -> bytes | None:
-    """Radicale's DAV:error ``body`` with the reason beside the precondition, or None."""
-    if multistatus.REASON_NS.encode() in body:
-        return None
-    for name, reason in _PRECONDITIONS.items():
-        if f":{name}".encode() in body or f"<{name}".encode() in body:
-            root = DefusedET.fromstring(body)
-            ET.SubElement(root, f"{{{multistatus.REASON_NS}}}reason").text = reason.format(
-                path=path
-            )
-            return multistatus.document(root)
-    return None
-
-
-def _with_reason(
-    environ: types.WSGIEnviron, path: str, user: str, answer: types.WSGIResponse
-) -> types.WSGIResponse:
-    """Radicale's bare 4xx answers with the reason, as the bridge's own refusals give it.
-    Without a user, Radicale turns its bare 403 into 401: left as it is."""
-    status, headers, body, xml = answer
-    if not user or not 400 <= int(status) < 500:
-        return answer
-    if isinstance(body, bytes):
-        explained = _precondition_explained(path, body)
-        return answer if explained is None else (status, headers, explained, xml)
-    if not isinstance(body, str):
-        return answer
-    reason = _bare_reason(str(environ["REQUEST_METHOD"]), body, path)
-    if reason is None:
-        return answer
-    logger.info("refused %s %r: %s", environ["REQUEST_METHOD"], path, reason)
-    return text(HTTPStatus(int(status)), reason)
-
-
-def _carriage_returns_kept(
-    environ: types.WSGIEnviron, path: str, user: str, answer: types.WSGIResponse
-) -> types.WSGIResponse:
-    """A REPORT's XML answer with the carriage returns of its calendar data written
-    ``&#13;``: an XML parser reads a CR LF in text as LF (XML 1.0 section 2.11), and ``&#13;``
-    as CR. Calendar data in a multiget, a query or a sync is then the object's bytes, as GET
-    serves them (ElementTree writes the CRs of attributes so already)."""
-    status, headers, body, xml = answer
-    kind = str(dict(headers).get("Content-Type", ""))
-    if not isinstance(body, bytes) or "xml" not in kind or b"\r" not in body:
-        return answer
-    return status, headers, body.replace(b"\r", b"&#13;"), xml
-
-
-_reasons_given = _answer_changed(_with_reason)
-_line_ends_kept = _answer_changed(_carriage_returns_kept)
 
 
 _XML_METHODS = {"PROPFIND", "REPORT", "PROPPATCH", "MKCALENDAR", "MKCOL"}
@@ -508,12 +381,10 @@ class BridgeApplication(
     do_POST = _refusals_answered(PostPart.do_POST)
     do_HEAD = _refusals_answered(GetPart.do_HEAD)
     do_PROPFIND = _refusals_answered(PropfindPart.do_PROPFIND)
-    do_REPORT = _reasons_given(_line_ends_kept(_refusals_answered(ReportPart.do_REPORT)))
-    do_PUT = _read_only_refused(_reasons_given(_refusals_answered(PutPart.do_PUT)))
-    do_DELETE = _read_only_refused(_reasons_given(_refusals_answered(Application.do_DELETE)))
-    do_MKCOL = _read_only_refused(_reasons_given(_refusals_answered(MkcolPart.do_MKCOL)))
+    do_REPORT = reasons_given(line_ends_kept(_refusals_answered(ReportPart.do_REPORT)))
+    do_PUT = _read_only_refused(reasons_given(_refusals_answered(PutPart.do_PUT)))
+    do_DELETE = _read_only_refused(reasons_given(_refusals_answered(Application.do_DELETE)))
+    do_MKCOL = _read_only_refused(reasons_given(_refusals_answered(MkcolPart.do_MKCOL)))
     do_MOVE = _read_only_refused(_refusals_answered(Application.do_MOVE))
-    do_MKCALENDAR = _read_only_refused(
-        _reasons_given(_refusals_answered(Application.do_MKCALENDAR))
-    )
-    do_PROPPATCH = _read_only_refused(_reasons_given(_refusals_answered(Application.do_PROPPATCH)))
+    do_MKCALENDAR = _read_only_refused(reasons_given(_refusals_answered(Application.do_MKCALENDAR)))
+    do_PROPPATCH = _read_only_refused(reasons_given(_refusals_answered(Application.do_PROPPATCH)))
